@@ -1,0 +1,141 @@
+/**
+ * A scriptable in-memory A2A peer for tests: no HTTP, every answer chosen by the test.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Ref } from "effect"
+import type { TaskState } from "../services/A2A.js"
+import type { A2AError, GetTask, SendMessage, SendReply } from "../services/A2ATransport.js"
+import {
+  A2AResponseError,
+  A2ATransport,
+  A2ATransportError,
+  JsonRpcError,
+  MessageReply,
+  QueuedReply,
+  TaskReply
+} from "../services/A2ATransport.js"
+
+/**
+ * One scripted answer: a reply, an error, or any effect (for example `Effect.never` to hang).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Answer<A> = A | A2AError | Effect.Effect<A, A2AError>
+
+/**
+ * Answers in order (the last one repeats), or a function of the request and its index.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Script<Req, A> = ReadonlyArray<Answer<A>> | ((request: Req, index: number) => Answer<A>)
+
+/**
+ * What was sent to the scripted peer.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class A2ATransportTest extends Context.Tag("effect-a2a-delegation/A2ATransportTest")<A2ATransportTest, {
+  readonly sent: Effect.Effect<ReadonlyArray<SendMessage>>
+  readonly polled: Effect.Effect<ReadonlyArray<GetTask>>
+}>() {}
+
+const isA2AError = (value: unknown): value is A2AError =>
+  value instanceof A2ATransportError || value instanceof A2AResponseError || value instanceof JsonRpcError
+
+const run = <Req, A>(script: Script<Req, A>, request: Req, index: number): Effect.Effect<A, A2AError> => {
+  const answer = typeof script === "function" ? script(request, index) : script[Math.min(index, script.length - 1)]
+  if (answer === undefined) return Effect.die(new Error("A2ATransportTest: no answer scripted"))
+  // Errors are checked first: a tagged error is itself an Effect.
+  if (isA2AError(answer)) return Effect.fail(answer)
+  if (Effect.isEffect(answer)) return answer
+  return Effect.succeed(answer)
+}
+
+/**
+ * Provides `A2ATransport` and `A2ATransportTest`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (script: {
+  readonly send: Script<SendMessage, SendReply>
+  readonly getTask?: Script<GetTask, TaskReply> | undefined
+}): Layer.Layer<A2ATransport | A2ATransportTest> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const sent = yield* Ref.make<ReadonlyArray<SendMessage>>([])
+    const polled = yield* Ref.make<ReadonlyArray<GetTask>>([])
+    return Context.make(A2ATransport, {
+      send: (request) =>
+        Ref.modify(sent, (all) => [all.length, [...all, request]] as const).pipe(
+          Effect.flatMap((index) => run(script.send, request, index))
+        ),
+      getTask: (request) =>
+        Ref.modify(polled, (all) => [all.length, [...all, request]] as const).pipe(
+          Effect.flatMap((index) => run(script.getTask ?? [], request, index))
+        )
+    }).pipe(Context.add(A2ATransportTest, { sent: Ref.get(sent), polled: Ref.get(polled) }))
+  }))
+
+/**
+ * A `Message` reply with one text part.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const message = (text: string): MessageReply => {
+  const raw = { kind: "message", role: "agent", messageId: "reply", parts: [{ kind: "text", text }] }
+  return new MessageReply({ message: { ...raw, artifacts: [] }, raw })
+}
+
+/**
+ * A `Task` reply in the given state, with an artifact (completed) or a status message (otherwise).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const task = (state: TaskState, options: { readonly id?: string; readonly text?: string } = {}): TaskReply => {
+  const id = options.id ?? "task-1"
+  const text = options.text
+  const raw = {
+    kind: "task" as const,
+    id,
+    contextId: "ctx-1",
+    status: state !== "completed" && text !== undefined
+      ? { state, message: { kind: "message", role: "agent", parts: [{ kind: "text", text }], artifacts: [] } }
+      : { state },
+    artifacts: state === "completed" && text !== undefined ? [{ parts: [{ kind: "text", text }] }] : [],
+    parts: []
+  }
+  return new TaskReply({ task: raw, raw })
+}
+
+/**
+ * The proxy's 202 `{"queued": true}`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const queued = (
+  options: { readonly queueId?: string; readonly queueDepth?: number; readonly message?: string } = {}
+): QueuedReply => new QueuedReply(options)
+
+/**
+ * A refused connection (a retried transport failure).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const refused = (url = "http://peer.test"): A2ATransportError =>
+  new A2ATransportError({ url, reason: "ConnectionRefused", detail: "connection refused (connect ECONNREFUSED)" })
+
+/**
+ * A JSON-RPC error answer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const rpcError = (code: number, rpcMessage: string): JsonRpcError => new JsonRpcError({ code, rpcMessage })

@@ -1,0 +1,33 @@
+/**
+ * Audit events as structured Effect log lines (the default sink).
+ *
+ * @since 0.1.0
+ */
+import { Effect, Layer, LogLevel } from "effect"
+import { Audit, makeRecord } from "../services/Audit.js"
+import { nowUtc } from "../programs/runDelegation.js"
+
+/**
+ * Builds the sink; every record becomes one log line annotated with its fields.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: { readonly workspaceId: string; readonly level?: LogLevel.LogLevel | undefined }) =>
+  Audit.of({
+    log: (event) =>
+      Effect.flatMap(nowUtc, (now) =>
+        Effect.logWithLevel(options.level ?? LogLevel.Info, `audit ${event.eventType} ${event.outcome}`).pipe(
+          Effect.annotateLogs(makeRecord(options.workspaceId, event, now))
+        ))
+  })
+
+/**
+ * The log sink layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: { readonly workspaceId: string; readonly level?: LogLevel.LogLevel | undefined }
+): Layer.Layer<Audit> => Layer.succeed(Audit, make(options))

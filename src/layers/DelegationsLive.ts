@@ -1,0 +1,346 @@
+/**
+ * The `Delegations` service: a `FiberMap` of running delegations next to a
+ * `Ref` store, owned by a scoped layer. Closing the layer interrupts every
+ * running delegation, and each one records itself as failed (`interrupted`).
+ *
+ * @since 0.1.0
+ */
+import type { HttpClient } from "@effect/platform"
+import {
+  Config,
+  ConfigError,
+  Duration,
+  Effect,
+  Either,
+  Fiber,
+  FiberMap,
+  Layer,
+  Option,
+  Redacted,
+  Schedule
+} from "effect"
+import type { Scope } from "effect"
+import { bestEffort, currentTraceId } from "../programs/bestEffort.js"
+import { refreshQueued } from "../programs/refreshQueued.js"
+import type { DelegationSettings } from "../programs/runDelegation.js"
+import { linearRetry, nowUtc, runDelegation, taskPreview } from "../programs/runDelegation.js"
+import * as Store from "../programs/store.js"
+import { validate } from "../programs/validate.js"
+import type { A2ATransportError } from "../services/A2ATransport.js"
+import { A2ATransport } from "../services/A2ATransport.js"
+import { Audit } from "../services/Audit.js"
+import type { DelegationId } from "../services/Delegations.js"
+import { Delegation, DelegationNotFound, Delegations } from "../services/Delegations.js"
+import { Discovery, isHttpUrl } from "../services/Discovery.js"
+import { PlatformMirror } from "../services/PlatformMirror.js"
+import type { Permissions } from "../services/Rbac.js"
+import { Rbac } from "../services/Rbac.js"
+import * as A2ATransportHttp from "./A2ATransportHttp.js"
+import * as AuditLog from "./AuditLog.js"
+import * as DiscoveryHttp from "./DiscoveryHttp.js"
+import * as PlatformMirrorHttp from "./PlatformMirrorHttp.js"
+import * as RbacStatic from "./RbacStatic.js"
+
+/**
+ * Settings of the service itself (the services it uses are separate layers).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Settings extends DelegationSettings {
+  /** Finished delegations kept in the store (`DELEGATION_HISTORY`). */
+  readonly history: number
+}
+
+/**
+ * Default `tasks/get` polling: 0.5 s doubling, at most 10 s apart.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const defaultPollSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("500 millis").pipe(
+  Schedule.union(Schedule.spaced("10 seconds"))
+)
+
+// A UUID v4 from the Random service, so TestRandom makes ids reproducible.
+const hex = (value: number, width: number): string => value.toString(16).padStart(width, "0")
+const newId: Effect.Effect<DelegationId> = Effect.randomWith((random) =>
+  Effect.map(
+    Effect.all([
+      random.nextIntBetween(0, 0x100000000),
+      random.nextIntBetween(0, 0x100000000),
+      random.nextIntBetween(0, 0x100000000),
+      random.nextIntBetween(0, 0x100000000)
+    ]),
+    ([a, b, c, d]) => {
+      const h = hex(a, 8) + hex(b, 8) + hex(c, 8) + hex(d, 8)
+      const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${
+        h.slice(20, 32)
+      }` as DelegationId
+    }
+  )
+)
+
+/**
+ * Builds the service; its fibers live in the surrounding scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  settings: Settings
+): Effect.Effect<
+  Delegations["Type"],
+  never,
+  Scope.Scope | Discovery | A2ATransport | PlatformMirror | Audit | Rbac
+> =>
+  Effect.gen(function*() {
+    const rbac = yield* Rbac
+    const audit = yield* Audit
+    const context = yield* Effect.context<Discovery | A2ATransport | PlatformMirror | Audit>()
+    const store = yield* Store.make(settings.history)
+    const fibers = yield* FiberMap.make<string, void, never>()
+
+    const refresh = (ids: ReadonlyArray<string>) =>
+      refreshQueued(ids, store, settings).pipe(Effect.provide(context))
+
+    const found = (id: string) => (delegation: Option.Option<Delegation>) =>
+      Option.match(delegation, {
+        onNone: () => Effect.fail(new DelegationNotFound({ id })),
+        onSome: Effect.succeed
+      })
+
+    const delegate: Delegations["Type"]["delegate"] = (request) =>
+      Effect.gen(function*() {
+        yield* rbac.authorize("delegate").pipe(
+          Effect.tapError((denied) =>
+            Effect.flatMap(currentTraceId, (traceId) =>
+              audit.log({
+                eventType: "rbac",
+                action: "rbac.deny",
+                resource: String(request.workspaceId),
+                outcome: "denied",
+                traceId,
+                extra: { attempted_action: denied.action, roles: denied.roles }
+              })).pipe(bestEffort("audit"))
+          )
+        )
+        const { task, workspaceId } = yield* validate(request, settings.workspaceId)
+        const id = yield* newId
+        const now = yield* nowUtc
+        yield* store.insert(
+          new Delegation({
+            id,
+            workspaceId,
+            task: taskPreview(task),
+            status: "pending",
+            attempts: 0,
+            createdAt: now,
+            updatedAt: now
+          }, { disableValidation: true })
+        )
+        yield* FiberMap.run(
+          fibers,
+          id,
+          runDelegation({ id, target: workspaceId, task }, store, settings).pipe(Effect.provide(context))
+        )
+        return id
+      })
+
+    const status: Delegations["Type"]["status"] = (id) =>
+      Effect.flatMap(store.get(id), found(id)).pipe(
+        Effect.flatMap((delegation) =>
+          delegation.status === "queued"
+            ? Effect.zipRight(refresh([id]), Effect.flatMap(store.get(id), found(id)))
+            : Effect.succeed(delegation)
+        )
+      )
+
+    const list: Delegations["Type"]["list"] = Effect.flatMap(store.list, (all) => {
+      const queued = all.filter((d) => d.status === "queued").map((d) => d.id)
+      return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refresh(queued), store.list)
+    })
+
+    const await_: Delegations["Type"]["await"] = (id) =>
+      FiberMap.get(fibers, id).pipe(
+        Effect.flatMap(Fiber.await),
+        Effect.ignore,
+        Effect.zipRight(Effect.flatMap(store.get(id), found(id)))
+      )
+
+    return Delegations.of({ delegate, status, list, await: await_, running: FiberMap.size(fibers) })
+  })
+
+/**
+ * The service alone: provide `Discovery`, `A2ATransport`, `PlatformMirror`,
+ * `Audit` and `Rbac` yourself (live, test, or your own).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCore = (
+  settings: Settings
+): Layer.Layer<Delegations, never, Discovery | A2ATransport | PlatformMirror | Audit | Rbac> =>
+  Layer.scoped(Delegations, make(settings))
+
+/**
+ * Everything `DelegationsLive` reads from the environment, as a plain object.
+ * Durations accept Effect duration input (`"5 seconds"`, `Duration.seconds(5)`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** This workspace's id (`WORKSPACE_ID`). */
+  readonly workspaceId: string
+  /** `PLATFORM_URL`, default `http://host.docker.internal:8080`. */
+  readonly platformUrl?: string | undefined
+  /** `PLATFORM_TOKEN`: sent as a bearer on every platform call, never to a peer. */
+  readonly platformToken?: Redacted.Redacted<string> | string | undefined
+  /** `PLATFORM_ORG_ID`: sent as `X-Molecule-Org-Id` on platform calls. */
+  readonly orgId?: string | undefined
+  /** `DELEGATION_RETRY_ATTEMPTS`: A2A POSTs in total on transport failures (3). */
+  readonly retryAttempts?: number | undefined
+  /** `DELEGATION_RETRY_DELAY`: the n-th retry waits `retryDelay * n` (5 seconds). */
+  readonly retryDelay?: Duration.DurationInput | undefined
+  /** `DELEGATION_TIMEOUT`: per A2A request, per discovery, and for following a task (300 seconds). */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** `DELEGATION_HISTORY`: finished delegations kept (100). */
+  readonly history?: number | undefined
+  /** `RBAC_ROLES` (`["operator"]`). */
+  readonly roles?: ReadonlyArray<string> | undefined
+  /** `RBAC_ALLOWED_ACTIONS`: role -> actions; a listed role is decided only by its list. */
+  readonly allowedActions?: Permissions | undefined
+  /** Replaces the linear retry schedule (retryAttempts/retryDelay are then ignored). */
+  readonly retrySchedule?: Schedule.Schedule<unknown, A2ATransportError> | undefined
+  /** Replaces the `tasks/get` polling schedule. */
+  readonly pollSchedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Upper bound of each best-effort platform call (10 seconds). */
+  readonly mirrorTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options with every default applied and every value checked.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResolvedOptions extends Settings {
+  readonly platformUrl: string
+  readonly platformToken: Option.Option<Redacted.Redacted<string>>
+  readonly orgId: Option.Option<string>
+  readonly roles: ReadonlyArray<string>
+  readonly allowedActions: Permissions | undefined
+}
+
+/** `PLATFORM_URL` when none is configured. */
+export const DEFAULT_PLATFORM_URL = "http://host.docker.internal:8080"
+
+/**
+ * Applies defaults and checks values; a bad value is a `ConfigError` naming the setting.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolveOptions = (options: Options): Either.Either<ResolvedOptions, ConfigError.ConfigError> => {
+  const invalid = (key: string, message: string) => Either.left(ConfigError.InvalidData([key], message))
+  const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
+  const retryAttempts = options.retryAttempts ?? 3
+  const history = options.history ?? 100
+  const timeout = Duration.decode(options.timeout ?? "300 seconds")
+  const retryDelay = Duration.decode(options.retryDelay ?? "5 seconds")
+  const mirrorTimeout = Duration.decode(options.mirrorTimeout ?? "10 seconds")
+  if (typeof options.workspaceId !== "string" || options.workspaceId.trim() === "") {
+    return invalid("WORKSPACE_ID", "must be a non-empty workspace id")
+  }
+  if (!isHttpUrl(platformUrl)) return invalid("PLATFORM_URL", `must be an absolute http(s) URL, got ${platformUrl}`)
+  if (!Number.isInteger(retryAttempts) || retryAttempts < 1) {
+    return invalid("DELEGATION_RETRY_ATTEMPTS", "must be an integer >= 1")
+  }
+  if (!Number.isInteger(history) || history < 0) return invalid("DELEGATION_HISTORY", "must be an integer >= 0")
+  if (!Duration.greaterThan(timeout, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
+  const token = options.platformToken === undefined
+    ? Option.none()
+    : Option.some(typeof options.platformToken === "string"
+      ? Redacted.make(options.platformToken)
+      : options.platformToken)
+  return Either.right({
+    workspaceId: options.workspaceId,
+    platformUrl,
+    platformToken: Option.filter(token, (t) => Redacted.value(t) !== ""),
+    orgId: Option.filter(Option.fromNullable(options.orgId), (org) => org !== ""),
+    history,
+    timeout,
+    mirrorTimeout,
+    retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),
+    pollSchedule: options.pollSchedule ?? defaultPollSchedule,
+    roles: options.roles ?? ["operator"],
+    allowedActions: options.allowedActions
+  })
+}
+
+/**
+ * The live stack from resolved options: HTTP discovery, A2A and mirror over the
+ * host's `HttpClient`, audit to the Effect log, static RBAC.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
+  layerCore(options).pipe(
+    Layer.provide(Layer.mergeAll(
+      DiscoveryHttp.layer({ ...options, timeout: options.timeout }),
+      A2ATransportHttp.layer({ workspaceId: options.workspaceId, timeout: options.timeout }),
+      PlatformMirrorHttp.layer({ ...options, timeout: options.mirrorTimeout }),
+      AuditLog.layer({ workspaceId: options.workspaceId }),
+      RbacStatic.layer({ roles: options.roles, allowedActions: options.allowedActions })
+    ))
+  )
+
+/**
+ * The live stack from a plain options object (for hosts that do not configure
+ * through the environment), optionally with their own retry `Schedule`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Delegations, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.unwrapEffect(Effect.map(resolveOptions(options), layerResolved))
+
+/**
+ * Reads the options from `Config` (environment variables by default).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  platformUrl: Config.string("PLATFORM_URL").pipe(Config.withDefault(DEFAULT_PLATFORM_URL)),
+  workspaceId: Config.nonEmptyString("WORKSPACE_ID"),
+  platformToken: Config.option(Config.redacted("PLATFORM_TOKEN")).pipe(Config.map(Option.getOrUndefined)),
+  orgId: Config.option(Config.string("PLATFORM_ORG_ID")).pipe(Config.map(Option.getOrUndefined)),
+  retryAttempts: Config.integer("DELEGATION_RETRY_ATTEMPTS").pipe(Config.withDefault(3)),
+  retryDelay: Config.number("DELEGATION_RETRY_DELAY").pipe(
+    Config.validate({ message: "must be a number of seconds >= 0", validation: (n) => n >= 0 }),
+    Config.withDefault(5),
+    Config.map(Duration.seconds)
+  ),
+  timeout: Config.number("DELEGATION_TIMEOUT").pipe(
+    Config.validate({ message: "must be a number of seconds > 0", validation: (n) => n > 0 }),
+    Config.withDefault(300),
+    Config.map(Duration.seconds)
+  ),
+  history: Config.integer("DELEGATION_HISTORY").pipe(Config.withDefault(100)),
+  rbac: RbacStatic.config
+}).pipe(Config.map(({ rbac, ...rest }) => ({ ...rest, roles: rbac.roles, allowedActions: rbac.allowedActions })))
+
+/**
+ * The live stack configured from the environment (see the README's configuration table).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<Delegations, ConfigError.ConfigError, HttpClient.HttpClient> = Layer
+  .unwrapEffect(
+    Effect.flatMap(config, (options) => Effect.map(resolveOptions(options), layerResolved))
+  )

@@ -1,0 +1,90 @@
+/**
+ * The live discovery: `GET /registry/discover/{id}` on the platform registry.
+ *
+ * @since 0.1.0
+ */
+import { HttpClient } from "@effect/platform"
+import { Duration, Effect, Either, Layer, Schema } from "effect"
+import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/Discovery.js"
+import type { PlatformSettings } from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformClient, segment } from "./internal/http.js"
+
+/**
+ * Options of the live discovery.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends PlatformSettings {
+  /** Upper bound of one discovery request. */
+  readonly timeout: Duration.DurationInput
+}
+
+const DiscoverBody = Schema.Struct({
+  id: Schema.optional(Schema.String),
+  url: Schema.optional(Schema.NullOr(Schema.String)),
+  name: Schema.optional(Schema.NullOr(Schema.String))
+})
+const decodeBody = Schema.decodeUnknownEither(DiscoverBody)
+
+/**
+ * Builds the discovery service from the host's `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const client = platformClient(yield* HttpClient.HttpClient, options)
+    const timeout = Duration.decode(options.timeout)
+
+    const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
+      const fail = (reason: DiscoveryError["reason"], detail: string, status?: number) =>
+        Effect.fail(
+          new DiscoveryError({ workspaceId, reason, detail, ...(status === undefined ? {} : { status }) })
+        )
+      return client.get(`/registry/discover/${segment(workspaceId)}`, {
+        headers: { "X-Workspace-ID": options.workspaceId }
+      }).pipe(
+        Effect.flatMap((response) =>
+          Effect.flatMap(response.text, (text): Effect.Effect<PeerEndpoint, DiscoveryError> => {
+            if (response.status !== 200) return fail("Status", errorText(text), response.status)
+            const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
+            if (Either.isLeft(body)) return fail("Decode", "expected a JSON object with a url")
+            const { name, url } = body.right
+            if (url === undefined || url === null || url === "") return fail("NoUrl", "")
+            if (!isHttpUrl(url)) return fail("InvalidUrl", url)
+            return Effect.succeed(
+              new PeerEndpoint({ id: workspaceId, url, ...(name === undefined || name === null ? {} : { name }) }, {
+                disableValidation: true
+              })
+            )
+          })
+        ),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new DiscoveryError({
+              workspaceId,
+              reason: "Transport",
+              detail: `timed out after ${Duration.format(timeout)}`
+            })
+        }),
+        Effect.catchTags({
+          RequestError: (error) => fail("Transport", fromHttpClientError(error).detail),
+          ResponseError: (error) => fail("Transport", fromHttpClientError(error).detail)
+        })
+      )
+    }
+
+    return Discovery.of({ resolve })
+  })
+
+/**
+ * The live discovery layer; requires the host's `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Discovery, never, HttpClient.HttpClient> =>
+  Layer.effect(Discovery, make(options))

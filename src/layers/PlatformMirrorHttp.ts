@@ -1,0 +1,121 @@
+/**
+ * The live platform mirror: record, update, notify and list on the platform's HTTP API.
+ *
+ * @since 0.1.0
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import type { HttpClientResponse } from "@effect/platform"
+import { Duration, Effect, Either, Layer, Schema } from "effect"
+import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
+import type { PlatformSettings } from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformClient, segment } from "./internal/http.js"
+
+/**
+ * Options of the live mirror.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends PlatformSettings {
+  /** Upper bound of each call (the original used 10 seconds). */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/** Characters of the result sent as `response_preview`. */
+export const RESPONSE_PREVIEW = 500
+
+const decodeRows = Schema.decodeUnknownEither(Schema.Array(PlatformDelegationRow))
+
+/**
+ * Builds the mirror from the host's `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const client = platformClient(yield* HttpClient.HttpClient, options)
+    const timeout = Duration.decode(options.timeout ?? "10 seconds")
+    const self = `/workspaces/${segment(options.workspaceId)}`
+
+    const call = <A>(
+      operation: PlatformError["operation"],
+      request: HttpClientRequest.HttpClientRequest,
+      onOk: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, PlatformError>
+    ): Effect.Effect<A, PlatformError> =>
+      client.execute(request).pipe(
+        Effect.flatMap((response) =>
+          Effect.flatMap(response.text, (text) =>
+            response.status >= 200 && response.status < 300
+              ? onOk(response, text)
+              : Effect.fail(
+                new PlatformError({ operation, reason: "Status", status: response.status, detail: errorText(text) })
+              ))
+        ),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new PlatformError({ operation, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
+        }),
+        Effect.catchTags({
+          RequestError: (error) =>
+            Effect.fail(new PlatformError({ operation, reason: "Transport", detail: fromHttpClientError(error).detail })),
+          ResponseError: (error) =>
+            Effect.fail(new PlatformError({ operation, reason: "Transport", detail: fromHttpClientError(error).detail }))
+        })
+      )
+
+    const ok = () => Effect.void
+    const postJson = (path: string, body: unknown) =>
+      HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body))
+
+    return PlatformMirror.of({
+      record: (request) =>
+        call(
+          "record",
+          postJson(`${self}/delegations/record`, {
+            target_id: request.targetId,
+            task: request.task,
+            delegation_id: request.delegationId
+          }),
+          ok
+        ),
+      update: (request) =>
+        call(
+          "update",
+          postJson(`${self}/delegations/${segment(request.delegationId)}/update`, {
+            status: request.status,
+            error: request.error,
+            response_preview: truncate(request.responsePreview, RESPONSE_PREVIEW)
+          }),
+          ok
+        ),
+      notify: (request) =>
+        call(
+          "notify",
+          postJson(`${self}/notify`, {
+            message: request.message,
+            type: "delegation_complete",
+            task_id: request.delegationId,
+            target_workspace_id: request.targetId,
+            status: request.status
+          }),
+          ok
+        ),
+      list: call("list", HttpClientRequest.get(`${self}/delegations`), (_, text) => {
+        const rows = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeRows(json), String))
+        return Either.isRight(rows)
+          ? Effect.succeed(rows.right)
+          : Effect.fail(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" }))
+      })
+    })
+  })
+
+/**
+ * The live mirror layer; requires the host's `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<PlatformMirror, never, HttpClient.HttpClient> =>
+  Layer.effect(PlatformMirror, make(options))

@@ -1,0 +1,82 @@
+/**
+ * An in-memory platform for tests: keeps every call, serves scripted list rows,
+ * and can be switched to failing.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Ref } from "effect"
+import type {
+  NotifyDelegation,
+  PlatformDelegationRow,
+  RecordDelegation,
+  UpdateDelegation
+} from "../services/PlatformMirror.js"
+import { PlatformError, PlatformMirror } from "../services/PlatformMirror.js"
+
+/**
+ * Inspection and control of the in-memory platform.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class PlatformMirrorTest extends Context.Tag("effect-a2a-delegation/PlatformMirrorTest")<PlatformMirrorTest, {
+  readonly records: Effect.Effect<ReadonlyArray<RecordDelegation>>
+  readonly updates: Effect.Effect<ReadonlyArray<UpdateDelegation>>
+  readonly notifications: Effect.Effect<ReadonlyArray<NotifyDelegation>>
+  readonly listCalls: Effect.Effect<number>
+  /** Rows served by `list` from now on (newest first, like the platform). */
+  readonly setRows: (rows: ReadonlyArray<PlatformDelegationRow>) => Effect.Effect<void>
+  /** Makes every call fail (or succeed again with `false`). */
+  readonly setFailing: (failing: boolean) => Effect.Effect<void>
+}>() {}
+
+interface State {
+  readonly records: ReadonlyArray<RecordDelegation>
+  readonly updates: ReadonlyArray<UpdateDelegation>
+  readonly notifications: ReadonlyArray<NotifyDelegation>
+  readonly rows: ReadonlyArray<PlatformDelegationRow>
+  readonly listCalls: number
+  readonly failing: boolean
+}
+
+/**
+ * Provides `PlatformMirror` and `PlatformMirrorTest`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: { readonly rows?: ReadonlyArray<PlatformDelegationRow>; readonly failing?: boolean } = {}
+): Layer.Layer<PlatformMirror | PlatformMirrorTest> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const state = yield* Ref.make<State>({
+      records: [],
+      updates: [],
+      notifications: [],
+      rows: options.rows ?? [],
+      listCalls: 0,
+      failing: options.failing ?? false
+    })
+    const call = (operation: PlatformError["operation"], f: (state: State) => State) =>
+      Ref.modify(state, (current) => [current.failing, f(current)] as const).pipe(
+        Effect.flatMap((failing) =>
+          failing
+            ? Effect.fail(new PlatformError({ operation, reason: "Transport", detail: "platform unreachable" }))
+            : Effect.void
+        )
+      )
+    const read = <A>(f: (state: State) => A) => Effect.map(Ref.get(state), f)
+    return Context.make(PlatformMirror, {
+      record: (request) => call("record", (s) => ({ ...s, records: [...s.records, request] })),
+      update: (request) => call("update", (s) => ({ ...s, updates: [...s.updates, request] })),
+      notify: (request) => call("notify", (s) => ({ ...s, notifications: [...s.notifications, request] })),
+      list: call("list", (s) => ({ ...s, listCalls: s.listCalls + 1 })).pipe(Effect.zipRight(read((s) => s.rows)))
+    }).pipe(Context.add(PlatformMirrorTest, {
+      records: read((s) => s.records),
+      updates: read((s) => s.updates),
+      notifications: read((s) => s.notifications),
+      listCalls: read((s) => s.listCalls),
+      setRows: (rows) => Ref.update(state, (s) => ({ ...s, rows })),
+      setFailing: (failing) => Ref.update(state, (s) => ({ ...s, failing }))
+    }))
+  }))

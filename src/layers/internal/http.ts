@@ -1,0 +1,173 @@
+/**
+ * Shared pieces of the live HTTP layers: platform requests, error texts,
+ * `Retry-After`, and the classification of transport failures.
+ *
+ * @internal
+ */
+import type { HttpClientError } from "@effect/platform"
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import type { HttpClientResponse } from "@effect/platform"
+import { Clock, Effect, Either, Option, Redacted, Schema } from "effect"
+
+/**
+ * Where the platform is and who we are on it.
+ *
+ * @internal
+ */
+export interface PlatformSettings {
+  readonly platformUrl: string
+  readonly workspaceId: string
+  readonly platformToken: Option.Option<Redacted.Redacted<string>>
+  readonly orgId: Option.Option<string>
+}
+
+/**
+ * The host's client, narrowed to platform calls: base URL, bearer and org header.
+ * Peer calls never go through it, so the bearer never reaches a peer.
+ *
+ * @internal
+ */
+export const platformClient = (client: HttpClient.HttpClient, settings: PlatformSettings): HttpClient.HttpClient => {
+  const base = settings.platformUrl.replace(/\/+$/, "")
+  const token = Option.map(settings.platformToken, Redacted.value)
+  return HttpClient.mapRequest(client, (request) => {
+    let out = HttpClientRequest.prependUrl(request, base)
+    if (Option.isSome(token)) out = HttpClientRequest.bearerToken(out, token.value)
+    if (Option.isSome(settings.orgId)) out = HttpClientRequest.setHeader(out, "X-Molecule-Org-Id", settings.orgId.value)
+    return out
+  })
+}
+
+/**
+ * A percent-encoded path segment.
+ *
+ * @internal
+ */
+export const segment = (value: string): string => encodeURIComponent(value)
+
+const parseJsonEither = Schema.decodeUnknownEither(Schema.parseJson())
+
+/**
+ * Parses JSON text without throwing.
+ *
+ * @internal
+ */
+export const parseJson = (text: string): Either.Either<unknown, string> =>
+  Either.mapLeft(parseJsonEither(text), () => "body is not valid JSON")
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * Reads a field of a JSON object, if the value is an object.
+ *
+ * @internal
+ */
+export const field = (value: unknown, name: string): unknown => (isRecord(value) ? value[name] : undefined)
+
+/**
+ * The human-readable error of a non-2xx body: `{"error": "..."}`, a JSON-RPC
+ * error's message, or the start of the raw text.
+ *
+ * @internal
+ */
+export const errorText = (text: string): string => {
+  const json = parseJson(text)
+  if (Either.isRight(json)) {
+    const error = field(json.right, "error")
+    if (typeof error === "string") return error
+    const message = field(error, "message")
+    if (typeof message === "string") return message
+  }
+  const trimmed = text.trim()
+  return trimmed.length > 200 ? `${trimmed.slice(0, 200)}...` : trimmed
+}
+
+/**
+ * The body as text; a failure to read it is reported as a transport failure by callers.
+ *
+ * @internal
+ */
+export const bodyText = (response: HttpClientResponse.HttpClientResponse) => response.text
+
+/**
+ * `Retry-After` in milliseconds (delta-seconds or an HTTP date), else the
+ * platform's `retry_after` body field (seconds).
+ *
+ * @internal
+ */
+export const retryAfterMillis = (
+  headers: Readonly<Record<string, string>>,
+  body: unknown
+): Effect.Effect<number | undefined> =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    const header = headers["retry-after"]
+    if (header !== undefined) {
+      const trimmed = header.trim()
+      if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+      const date = Date.parse(trimmed)
+      if (!Number.isNaN(date)) return Math.max(0, date - now)
+    }
+    const fromBody = field(body, "retry_after")
+    return typeof fromBody === "number" && Number.isFinite(fromBody) && fromBody >= 0 ? fromBody * 1000 : undefined
+  })
+
+/**
+ * How a request failed before an answer arrived.
+ *
+ * @internal
+ */
+export interface TransportFailure {
+  readonly reason: "ConnectionRefused" | "ConnectionReset" | "Dns" | "Timeout" | "Network"
+  readonly detail: string
+}
+
+const codeOf = (cause: unknown): { readonly code: string | undefined; readonly message: string | undefined } => {
+  let current: unknown = cause
+  let message: string | undefined
+  for (let depth = 0; depth < 6 && current !== undefined && current !== null; depth++) {
+    const code = field(current, "code")
+    const text = current instanceof Error ? current.message : field(current, "message")
+    if (message === undefined && typeof text === "string" && text !== "") message = text
+    if (typeof code === "string") return { code, message: typeof text === "string" && text !== "" ? text : message }
+    current = current instanceof Error ? current.cause : field(current, "cause")
+  }
+  return { code: undefined, message }
+}
+
+/**
+ * Names a transport failure from the error codes Node, undici and fetch use.
+ *
+ * @internal
+ */
+export const describeTransport = (cause: unknown, fallback: string): TransportFailure => {
+  const { code, message } = codeOf(cause)
+  const raw = message ?? fallback
+  switch (code) {
+    case "ECONNREFUSED":
+      return { reason: "ConnectionRefused", detail: `connection refused (${raw})` }
+    case "ECONNRESET":
+    case "EPIPE":
+    case "UND_ERR_SOCKET":
+    case "UND_ERR_CLOSED":
+      return { reason: "ConnectionReset", detail: `connection reset (${raw})` }
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return { reason: "Dns", detail: `DNS lookup failed (${raw})` }
+    case "ETIMEDOUT":
+    case "UND_ERR_CONNECT_TIMEOUT":
+    case "UND_ERR_HEADERS_TIMEOUT":
+    case "UND_ERR_BODY_TIMEOUT":
+      return { reason: "Timeout", detail: `timed out (${raw})` }
+    default:
+      return { reason: "Network", detail: code === undefined ? raw : `${raw} (${code})` }
+  }
+}
+
+/**
+ * The transport failure behind an `HttpClientError`.
+ *
+ * @internal
+ */
+export const fromHttpClientError = (error: HttpClientError.HttpClientError): TransportFailure =>
+  describeTransport(error.cause, error.description ?? error.message)

@@ -1,0 +1,36 @@
+/**
+ * Running side work (audit, platform mirror) without letting it decide anything.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Effect } from "effect"
+import type { Duration } from "effect"
+
+/**
+ * Runs `effect` within `timeout` (when given); a failure or defect is logged as a
+ * warning and swallowed. Interruption still interrupts.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const bestEffort = (label: string, timeout?: Duration.DurationInput) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<void, never, R> =>
+  (timeout === undefined ? effect : Effect.timeout(effect, timeout)).pipe(
+    Effect.asVoid,
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.interrupt
+        : Effect.logWarning(`${label} failed; the delegation outcome is unchanged`, cause)
+    )
+  )
+
+/**
+ * The trace id of the current span, or `""` when none is recording.
+ *
+ * @since 0.1.0
+ * @category tracing
+ */
+export const currentTraceId: Effect.Effect<string> = Effect.currentSpan.pipe(
+  Effect.map((span) => span.traceId),
+  Effect.orElseSucceed(() => "")
+)

@@ -1,0 +1,398 @@
+/**
+ * The body of one delegation's background fiber.
+ *
+ * Every path ends in a defined state: completed, queued or failed (including a
+ * defect in a service, and interruption when the owning layer closes).
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, DateTime, Duration, Effect, Either, Option, Schedule } from "effect"
+import type { Tracer } from "effect"
+import type { Task } from "../services/A2A.js"
+import { answerText } from "../services/A2A.js"
+import type {
+  A2AResponseError,
+  A2ATransportError,
+  JsonRpcError,
+  QueuedReply,
+  SendReply,
+  TaskReply
+} from "../services/A2ATransport.js"
+import { A2ATransport } from "../services/A2ATransport.js"
+import type { AuditEvent } from "../services/Audit.js"
+import { Audit } from "../services/Audit.js"
+import type { DelegationFailure, DelegationId } from "../services/Delegations.js"
+import { Delegation, DelegationAborted, DelegationTimeout, PeerTaskFailed } from "../services/Delegations.js"
+import type { PeerEndpoint } from "../services/Discovery.js"
+import { Discovery } from "../services/Discovery.js"
+import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
+import { bestEffort } from "./bestEffort.js"
+import type { DelegationStore } from "./store.js"
+
+/**
+ * How the delegation program behaves; built once per `Delegations` layer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DelegationSettings {
+  /** This workspace's own id (the source of every delegation). */
+  readonly workspaceId: string
+  /** When to re-send after a transport failure; its input is the failure. */
+  readonly retrySchedule: Schedule.Schedule<unknown, A2ATransportError>
+  /** When to poll `tasks/get` while the peer's task is submitted or working. */
+  readonly pollSchedule: Schedule.Schedule<unknown, unknown>
+  /** How long a peer task may stay submitted/working (`DELEGATION_TIMEOUT`). */
+  readonly timeout: Duration.Duration
+  /** Upper bound of each best-effort platform call. */
+  readonly mirrorTimeout: Duration.Duration
+}
+
+/**
+ * One delegation to run.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DelegationInput {
+  readonly id: DelegationId
+  readonly target: string
+  /** The full task text (the store keeps only a preview). */
+  readonly task: string
+}
+
+type Outcome =
+  | { readonly _tag: "Completed"; readonly result: string }
+  | { readonly _tag: "Queued"; readonly reply: QueuedReply }
+
+/** Characters of the task kept in the store and in audit previews. */
+export const TASK_PREVIEW = 200
+
+/**
+ * The first 200 characters of a task, as a string that does not keep the full task alive.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const taskPreview = (task: string): string =>
+  // A sliced string would pin the whole (up to 1 MiB) task in memory for as long as the store keeps it.
+  task.length <= TASK_PREVIEW ? task : decoder.decode(encoder.encode(truncate(task, TASK_PREVIEW)))
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/**
+ * Current time as a UTC `DateTime`, from the `Clock` service.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const nowUtc: Effect.Effect<DateTime.Utc> = Effect.map(Clock.currentTimeMillis, DateTime.unsafeMake)
+
+/**
+ * A copy of a delegation with some fields replaced and `updatedAt` set.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const patch = (
+  delegation: Delegation,
+  fields: Partial<ConstructorParameters<typeof Delegation>[0]>,
+  updatedAt: DateTime.Utc
+): Delegation => new Delegation({ ...delegation, ...fields, updatedAt }, { disableValidation: true })
+
+/**
+ * Adds an event to the current span, if one is recording.
+ *
+ * @since 0.1.0
+ * @category tracing
+ */
+export const spanEvent = (name: string, attributes: Record<string, unknown>): Effect.Effect<void> =>
+  Effect.currentSpan.pipe(
+    Effect.flatMap((span) => Effect.map(Clock.currentTimeNanos, (now) => span.event(name, now, attributes))),
+    Effect.ignore
+  )
+
+const traceparentOf = (span: Tracer.Span): string =>
+  `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+
+/**
+ * The default retry policy of the original module: `attempts` POSTs in total,
+ * waiting `delay * n` before the n-th retry.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const linearRetry = (
+  attempts: number,
+  delay: Duration.DurationInput
+): Schedule.Schedule<unknown, A2ATransportError> =>
+  Schedule.linear(delay).pipe(Schedule.intersect(Schedule.recurs(Math.max(0, attempts - 1))))
+
+/**
+ * Wraps a host's retry schedule: honours `Retry-After` as a lower bound and adds
+ * an `a2a.retry` span event for every retry it allows.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const withRetryAfter = (
+  schedule: Schedule.Schedule<unknown, A2ATransportError>
+): Schedule.Schedule<unknown, A2ATransportError> =>
+  Schedule.intersect(schedule, Schedule.identity<A2ATransportError>()).pipe(
+    Schedule.modifyDelayEffect(([, error], delay) => {
+      const wait = error.retryAfterMillis === undefined
+        ? delay
+        : Duration.max(delay, Duration.millis(error.retryAfterMillis))
+      return spanEvent("a2a.retry", {
+        "a2a.retry.delay_ms": Duration.toMillis(wait),
+        "error.message": error.message
+      }).pipe(Effect.as(wait))
+    })
+  )
+
+const isPendingState = (state: Task["status"]["state"]): boolean =>
+  state === "submitted" || state === "working" || state === "unknown"
+
+/**
+ * Runs one delegation to its outcome and records every state change in the store.
+ * Never fails: failures become the `failed` state.
+ *
+ * @since 0.1.0
+ * @category programs
+ */
+export const runDelegation = (
+  input: DelegationInput,
+  store: DelegationStore,
+  settings: DelegationSettings
+): Effect.Effect<void, never, Discovery | A2ATransport | PlatformMirror | Audit> =>
+  Effect.gen(function*() {
+    const discovery = yield* Discovery
+    const transport = yield* A2ATransport
+    const mirror = yield* PlatformMirror
+    const audit = yield* Audit
+    const { id, target, task } = input
+    let span: Option.Option<Tracer.Span> = Option.none()
+    let traceId = ""
+    let attempts = 0
+
+    const update = (fields: Partial<ConstructorParameters<typeof Delegation>[0]>) =>
+      Effect.flatMap(nowUtc, (now) => store.update(id, (d) => patch(d, fields, now)))
+
+    // Audit and mirror are best-effort: a failure (or defect) there is logged, never an outcome.
+    const logged = Effect.annotateLogs({ delegation_id: id, target_workspace_id: target })
+    const auditEvent = (outcome: AuditEvent["outcome"], extra: Record<string, unknown>) =>
+      audit.log({ eventType: "delegation", action: "delegate", resource: target, outcome, traceId, delegationId: id, extra })
+        .pipe(bestEffort("audit"), logged)
+
+    const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Option.match(span, { onNone: () => effect, onSome: (parent) => Effect.withParentSpan(effect, parent) })
+
+    const mirrorOutcome = (status: "completed" | "failed", error: string, result: string) =>
+      Effect.all([
+        mirror.update({ delegationId: id, status, error, responsePreview: result }).pipe(
+          bestEffort("platform update", settings.mirrorTimeout),
+          logged
+        ),
+        mirror.notify({
+            delegationId: id,
+            targetId: target,
+            status,
+            message: status === "completed"
+              ? `Delegation ${id} to ${target} completed.`
+              : `Delegation ${id} to ${target} failed: ${error}`
+        }).pipe(bestEffort("platform notify", settings.mirrorTimeout), logged)
+      ], { concurrency: 2, discard: true }).pipe(underSpan)
+
+    // --- sending ---------------------------------------------------------------------------
+
+    const sendOnce = (endpoint: PeerEndpoint, traceparent: string | null) =>
+      Effect.suspend(() => {
+        attempts++
+        return update({ attempts }).pipe(
+          Effect.zipRight(spanEvent("a2a.attempt", { "a2a.attempt": attempts })),
+          Effect.zipRight(transport.send({
+            endpoint,
+            messageId: id,
+            requestId: `${id}-${attempts}`,
+            delegationId: id,
+            text: task,
+            metadata: { parent_task_id: id, source_workspace_id: settings.workspaceId, traceparent }
+          }))
+        )
+      })
+
+    const retryPolicy = withRetryAfter(settings.retrySchedule)
+
+    // Only transport failures stay in the error channel while retrying; answers are moved aside.
+    const send = (endpoint: PeerEndpoint, traceparent: string | null) =>
+      sendOnce(endpoint, traceparent).pipe(
+        Effect.map((reply): Either.Either<SendReply, A2AResponseError | JsonRpcError> => Either.right(reply)),
+        Effect.catchTags({
+          A2AResponseError: (error) => Effect.succeed(Either.left(error)),
+          JsonRpcError: (error) => Effect.succeed(Either.left(error))
+        }),
+        Effect.retry(retryPolicy),
+        Effect.flatMap((either) => either)
+      )
+
+    // --- following a task --------------------------------------------------------------------
+
+    const follow = (endpoint: PeerEndpoint, first: TaskReply) => {
+      let current = first
+      let polls = 0
+      const loop = Effect.gen(function*() {
+        const driver = yield* Schedule.driver(settings.pollSchedule)
+        yield* update({ taskId: first.task.id })
+        while (isPendingState(current.task.status.state)) {
+          const next = yield* Effect.either(driver.next(undefined))
+          if (Either.isLeft(next)) break
+          polls++
+          current = yield* transport.getTask({ endpoint, requestId: `${id}-get-${polls}`, taskId: first.task.id })
+            .pipe(Effect.catchTag("A2ATransportError", (error) =>
+              Effect.logDebug("tasks/get transport failure; polling again", error).pipe(Effect.as(current))
+            ))
+        }
+        if (isPendingState(current.task.status.state)) return yield* timeoutError()
+        return current
+      })
+      const timeoutError = () =>
+        new DelegationTimeout({
+          seconds: Duration.toSeconds(settings.timeout),
+          taskId: first.task.id,
+          lastState: current.task.status.state
+        })
+      return loop.pipe(Effect.timeoutFail({ duration: settings.timeout, onTimeout: timeoutError }))
+    }
+
+    // --- reading the answer ----------------------------------------------------------------------
+
+    const fromTask = (reply: TaskReply): Effect.Effect<Outcome, PeerTaskFailed> => {
+      const { task: peerTask } = reply
+      const state = peerTask.status.state
+      if (state === "completed") {
+        return Effect.succeed({ _tag: "Completed", result: answerText(peerTask) ?? JSON.stringify(reply.raw) })
+      }
+      const statusText = peerTask.status.message === undefined
+        ? undefined
+        : answerText({ artifacts: [], parts: peerTask.status.message.parts })
+      return Effect.fail(
+        new PeerTaskFailed({
+          reason: state === "failed" || state === "rejected" || state === "canceled" ||
+              state === "input-required" || state === "auth-required"
+            ? state
+            : "failed",
+          taskId: peerTask.id,
+          detail: statusText ?? ""
+        })
+      )
+    }
+
+    const settle = (endpoint: PeerEndpoint, reply: SendReply): Effect.Effect<Outcome, DelegationFailure> => {
+      switch (reply._tag) {
+        case "QueuedReply":
+          return Effect.succeed<Outcome>({ _tag: "Queued", reply })
+        case "MessageReply": {
+          const text = answerText(reply.message) ?? JSON.stringify(reply.raw)
+          // The original runtime reports its own crashes as a normal reply starting with this marker.
+          return text.startsWith("Agent error:")
+            ? Effect.fail(new PeerTaskFailed({ reason: "agent-error", detail: text }))
+            : Effect.succeed<Outcome>({ _tag: "Completed", result: text })
+        }
+        case "TaskReply":
+          return isPendingState(reply.task.status.state)
+            ? Effect.flatMap(follow(endpoint, reply), fromTask)
+            : fromTask(reply)
+      }
+    }
+
+    // --- the delegation ----------------------------------------------------------------------------
+
+    const body: Effect.Effect<Outcome, DelegationFailure> = Effect.gen(function*() {
+      span = yield* Effect.option(Effect.currentSpan)
+      traceId = Option.match(span, { onNone: () => "", onSome: (s) => s.traceId })
+      const traceparent = Option.match(span, { onNone: () => null, onSome: traceparentOf })
+      yield* update({ status: "in_progress", ...(traceId === "" ? {} : { traceId }) })
+      yield* auditEvent("dispatched", { task_preview: taskPreview(task) })
+      yield* mirror.record({ delegationId: id, targetId: target, task }).pipe(
+        bestEffort("platform record", settings.mirrorTimeout),
+        logged
+      )
+      const endpoint = yield* discovery.resolve(target)
+      yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
+      const reply = yield* send(endpoint, traceparent)
+      return yield* settle(endpoint, reply)
+    }).pipe(
+      // A defect in any service becomes a typed failure; interruption stays interruption.
+      Effect.catchAllCause((cause): Effect.Effect<never, DelegationFailure> => {
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure)) return Effect.fail(failure.value)
+        return Cause.isInterruptedOnly(cause)
+          ? Effect.interrupt
+          : Effect.fail(new DelegationAborted({ reason: "defect", detail: Cause.pretty(cause) }))
+      }),
+      Effect.withSpan("task_delegate", {
+        kind: "client",
+        attributes: {
+          "workspace.id": settings.workspaceId,
+          "a2a.source_workspace_id": settings.workspaceId,
+          "a2a.target_workspace_id": target,
+          "a2a.task_id": id
+        }
+      })
+    )
+
+    const completed = (result: string) =>
+      Effect.gen(function*() {
+        yield* update({ status: "completed", result })
+        yield* auditEvent("success", { attempt: attempts })
+        yield* mirrorOutcome("completed", "", result)
+      })
+
+    const queued = (reply: QueuedReply) =>
+      Effect.gen(function*() {
+        yield* update({
+          status: "queued",
+          ...(reply.queueId === undefined ? {} : { queueId: reply.queueId }),
+          ...(reply.queueDepth === undefined ? {} : { queueDepth: reply.queueDepth }),
+          ...(reply.message === undefined ? {} : { queueMessage: reply.message })
+        })
+        yield* underSpan(spanEvent("a2a.queued", { "a2a.queue_id": reply.queueId ?? "" }))
+        yield* auditEvent("queued", {
+          attempt: attempts,
+          ...(reply.queueId === undefined ? {} : { queue_id: reply.queueId }),
+          ...(reply.queueDepth === undefined ? {} : { queue_depth: reply.queueDepth })
+        })
+      })
+
+    const failed = (failure: DelegationFailure) =>
+      Effect.gen(function*() {
+        const changed = yield* Effect.flatMap(nowUtc, (now) =>
+          store.update(id, (d) =>
+            d.status !== "pending" && d.status !== "in_progress"
+              ? d
+              : patch(d, { status: "failed", error: failure.message, cause: failure }, now)))
+        if (Option.isNone(changed)) return
+        yield* auditEvent("failure", {
+          last_error: failure.message,
+          reason: failure._tag === "DiscoveryError" ? "discovery_error" : failure._tag,
+          attempt: attempts
+        })
+        yield* mirrorOutcome("failed", failure.message, "")
+      })
+
+    yield* body.pipe(
+      Effect.matchEffect({
+        onSuccess: (outcome) => outcome._tag === "Completed" ? completed(outcome.result) : queued(outcome.reply),
+        onFailure: failed
+      }),
+      Effect.onInterrupt(() =>
+        failed(
+          new DelegationAborted({
+            reason: "interrupted",
+            detail: "the Delegations layer was closed before the delegation ended"
+          })
+        )
+      )
+    )
+  })

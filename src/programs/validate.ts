@@ -1,0 +1,81 @@
+/**
+ * Input rules checked before a delegation is stored.
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import type { DelegateRequest } from "../services/Delegations.js"
+import { InvalidDelegation } from "../services/Delegations.js"
+
+/** Longest accepted workspace id. */
+export const MAX_WORKSPACE_ID_LENGTH = 128
+/** Largest accepted task, in UTF-8 bytes (the platform proxy's body limit). */
+export const MAX_TASK_BYTES = 1024 * 1024
+
+const WORKSPACE_ID = /^[A-Za-z0-9._:-]+$/
+
+/**
+ * UTF-8 length without allocating; a lone surrogate counts as the 3 bytes of U+FFFD.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const utf8Length = (text: string): number => {
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4
+        i++
+      } else bytes += 3
+    } else bytes += 3
+  }
+  return bytes
+}
+
+const invalid = (field: InvalidDelegation["field"], rule: InvalidDelegation["rule"], detail: string) =>
+  Effect.fail(new InvalidDelegation({ field, rule, detail }))
+
+/**
+ * Checks a request against the rules; `selfId` is this workspace's own id.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validate = (
+  request: DelegateRequest,
+  selfId: string
+): Effect.Effect<DelegateRequest, InvalidDelegation> => {
+  const { task, workspaceId } = request
+  if (typeof workspaceId !== "string" || workspaceId.length === 0) {
+    return invalid("workspaceId", "required", "the target workspace id must be a non-empty string")
+  }
+  if (workspaceId.length > MAX_WORKSPACE_ID_LENGTH) {
+    return invalid(
+      "workspaceId",
+      "max_length",
+      `at most ${MAX_WORKSPACE_ID_LENGTH} characters, got ${workspaceId.length}`
+    )
+  }
+  if (!WORKSPACE_ID.test(workspaceId)) {
+    return invalid("workspaceId", "pattern", "only letters, digits and . _ : - are allowed")
+  }
+  if (workspaceId === selfId) {
+    return invalid("workspaceId", "self_delegation", "a workspace cannot delegate to itself")
+  }
+  if (typeof task !== "string" || task.trim().length === 0) {
+    return invalid("task", "required", "the task must be non-empty text")
+  }
+  // A string of n UTF-16 units is at most 3n UTF-8 bytes, so most tasks skip the count.
+  if (task.length * 3 > MAX_TASK_BYTES) {
+    const bytes = utf8Length(task)
+    if (bytes > MAX_TASK_BYTES) {
+      return invalid("task", "max_bytes", `at most ${MAX_TASK_BYTES} bytes of UTF-8, got ${bytes}`)
+    }
+  }
+  return Effect.succeed(request)
+}

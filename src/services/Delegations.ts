@@ -1,0 +1,247 @@
+/**
+ * The public face of the library: start a delegation, read its state.
+ *
+ * @since 0.1.0
+ */
+import { Context, Schema } from "effect"
+import type { Effect } from "effect"
+import { A2AResponseError, A2ATransportError, JsonRpcError } from "./A2ATransport.js"
+import { DiscoveryError } from "./Discovery.js"
+import type { AccessDenied } from "./Rbac.js"
+
+/**
+ * Identifier of one delegation (a UUID v4). It is also the A2A `messageId`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DelegationId = Schema.String.pipe(Schema.brand("effect-a2a-delegation/DelegationId"))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DelegationId = typeof DelegationId.Type
+
+/**
+ * Lifecycle of a delegation. `queued` means a peer proxy accepted the request
+ * and will deliver it when the peer is free: it is not a failure.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DelegationStatus = Schema.Literal("pending", "in_progress", "queued", "completed", "failed")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DelegationStatus = typeof DelegationStatus.Type
+
+/**
+ * The peer (or its task) ended the delegation without a usable answer.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PeerTaskFailed extends Schema.TaggedError<PeerTaskFailed>("effect-a2a-delegation/PeerTaskFailed")(
+  "PeerTaskFailed",
+  {
+    reason: Schema.Literal(
+      "failed",
+      "rejected",
+      "canceled",
+      "input-required",
+      "auth-required",
+      "agent-error",
+      "platform"
+    ),
+    taskId: Schema.optional(Schema.String),
+    detail: Schema.String
+  }
+) {
+  override get message(): string {
+    switch (this.reason) {
+      case "input-required":
+      case "auth-required":
+        return `Peer needs input (${this.reason}); delegations cannot answer follow-up questions${
+          suffix(this.detail)
+        }`
+      case "agent-error":
+        return `Peer replied with an agent error: ${this.detail}`
+      case "platform":
+        return `Platform reported the delegation as failed${suffix(this.detail)}`
+      default:
+        return `Peer task ${this.reason}${suffix(this.detail)}`
+    }
+  }
+}
+
+/**
+ * The peer's task was still running when `DELEGATION_TIMEOUT` ran out.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DelegationTimeout extends Schema.TaggedError<DelegationTimeout>(
+  "effect-a2a-delegation/DelegationTimeout"
+)("DelegationTimeout", {
+  seconds: Schema.Number,
+  taskId: Schema.optional(Schema.String),
+  lastState: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    const task = this.taskId === undefined ? "" : ` ${this.taskId}`
+    return `Peer task${task} still ${this.lastState ?? "running"} after ${this.seconds}s (DELEGATION_TIMEOUT)`
+  }
+}
+
+/**
+ * The delegation fiber stopped abnormally: the layer was closed (`interrupted`)
+ * or a service died (`defect`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DelegationAborted extends Schema.TaggedError<DelegationAborted>(
+  "effect-a2a-delegation/DelegationAborted"
+)("DelegationAborted", {
+  reason: Schema.Literal("interrupted", "defect"),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.reason === "interrupted"
+      ? `interrupted: ${this.detail}`
+      : `Internal error: ${this.detail}`
+  }
+}
+
+/**
+ * Why a delegation failed, kept typed next to its readable `error` text.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DelegationFailure = Schema.Union(
+  DiscoveryError,
+  A2ATransportError,
+  A2AResponseError,
+  JsonRpcError,
+  PeerTaskFailed,
+  DelegationTimeout,
+  DelegationAborted
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DelegationFailure = typeof DelegationFailure.Type
+
+/**
+ * One delegation as the store keeps it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/Delegation")({
+  id: DelegationId,
+  /** The peer workspace the task was handed to. */
+  workspaceId: Schema.String,
+  /** The first 200 characters of the task. */
+  task: Schema.String,
+  status: DelegationStatus,
+  /** The peer's answer (completed only). */
+  result: Schema.optional(Schema.String),
+  /** A readable failure message (failed only). */
+  error: Schema.optional(Schema.String),
+  /** The typed failure behind `error`. */
+  cause: Schema.optional(DelegationFailure),
+  /** A2A `message/send` POSTs made so far. */
+  attempts: Schema.Int,
+  /** The peer's A2A task id, when it answered with a Task. */
+  taskId: Schema.optional(Schema.String),
+  /** The proxy's `queue_id` (queued only). */
+  queueId: Schema.optional(Schema.String),
+  /** The proxy's `queue_depth` (queued only). */
+  queueDepth: Schema.optional(Schema.Int),
+  /** The proxy's `message` (queued only). */
+  queueMessage: Schema.optional(Schema.String),
+  /** The OpenTelemetry trace id of the delegation's `task_delegate` span. */
+  traceId: Schema.optional(Schema.String),
+  createdAt: Schema.DateTimeUtc,
+  updatedAt: Schema.DateTimeUtc
+}) {
+  /** True once the delegation can no longer change by itself (completed or failed). */
+  get isFinished(): boolean {
+    return this.status === "completed" || this.status === "failed"
+  }
+}
+
+/**
+ * What `delegate` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DelegateRequest {
+  /** The peer workspace id. */
+  readonly workspaceId: string
+  /** The task, as plain text. */
+  readonly task: string
+}
+
+/**
+ * Input that cannot become a delegation; nothing was stored.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidDelegation extends Schema.TaggedError<InvalidDelegation>(
+  "effect-a2a-delegation/InvalidDelegation"
+)("InvalidDelegation", {
+  field: Schema.Literal("workspaceId", "task"),
+  rule: Schema.Literal("required", "max_length", "pattern", "self_delegation", "max_bytes"),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid ${this.field} (${this.rule}): ${this.detail}`
+  }
+}
+
+/**
+ * No delegation with this id is stored (never created, or evicted from history).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DelegationNotFound extends Schema.TaggedError<DelegationNotFound>(
+  "effect-a2a-delegation/DelegationNotFound"
+)("DelegationNotFound", { id: Schema.String }) {
+  override get message(): string {
+    return `No delegation found with id ${this.id}`
+  }
+}
+
+/**
+ * The delegation runtime.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations")<Delegations, {
+  /** Checks RBAC and input, stores the delegation and starts it in the background; no network I/O. */
+  readonly delegate: (
+    request: DelegateRequest
+  ) => Effect.Effect<DelegationId, AccessDenied | InvalidDelegation>
+  /** The stored delegation; a `queued` one is refreshed from the platform first. */
+  readonly status: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
+  /** Every stored delegation, oldest first; `queued` ones are refreshed with one platform call. */
+  readonly list: Effect.Effect<ReadonlyArray<Delegation>>
+  /** Waits until the delegation leaves `pending`/`in_progress`, then returns it. */
+  readonly await: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
+  /** Delegations whose background fiber is still running. */
+  readonly running: Effect.Effect<number>
+}>() {}
+
+const suffix = (detail: string): string => (detail === "" ? "" : `: ${detail}`)

@@ -1,0 +1,73 @@
+/**
+ * Finds where a peer workspace listens for A2A.
+ *
+ * @since 0.1.0
+ */
+import { Context, Schema } from "effect"
+import type { Effect } from "effect"
+
+/**
+ * A discovered peer: its A2A JSON-RPC endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class PeerEndpoint extends Schema.Class<PeerEndpoint>("effect-a2a-delegation/PeerEndpoint")({
+  id: Schema.String,
+  url: Schema.String,
+  name: Schema.optional(Schema.String)
+}) {}
+
+/**
+ * Discovery did not yield a usable peer URL.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a2a-delegation/DiscoveryError")(
+  "DiscoveryError",
+  {
+    workspaceId: Schema.String,
+    reason: Schema.Literal("Status", "NoUrl", "InvalidUrl", "Transport", "Decode"),
+    status: Schema.optional(Schema.Int),
+    detail: Schema.String
+  }
+) {
+  override get message(): string {
+    switch (this.reason) {
+      case "Status":
+        return `Discovery failed: HTTP ${this.status ?? 0}${this.detail === "" ? "" : ` (${this.detail})`}`
+      case "NoUrl":
+        return `No URL for workspace ${this.workspaceId}`
+      case "InvalidUrl":
+        return `Discovery failed: peer URL is not absolute http(s): ${JSON.stringify(this.detail)}`
+      case "Transport":
+        return `Discovery error: ${this.detail}`
+      case "Decode":
+        return `Discovery failed: unreadable reply (${this.detail})`
+    }
+  }
+}
+
+/**
+ * Resolves a workspace id to its A2A endpoint.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Discovery extends Context.Tag("effect-a2a-delegation/Discovery")<Discovery, {
+  /** Looks the peer up; never retried by the delegation program. */
+  readonly resolve: (workspaceId: string) => Effect.Effect<PeerEndpoint, DiscoveryError>
+}>() {}
+
+/**
+ * True for an absolute `http:` or `https:` URL.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const isHttpUrl = (url: string): boolean => {
+  if (!URL.canParse(url)) return false
+  const protocol = new URL(url).protocol
+  return protocol === "http:" || protocol === "https:"
+}

@@ -1,0 +1,16 @@
+import { fileURLToPath } from "node:url"
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  resolve: {
+    alias: {
+      // Tests import the package by name, as users do; it resolves to the sources.
+      "effect-a2a-delegation": fileURLToPath(new URL("./src/index.ts", import.meta.url))
+    }
+  },
+  test: {
+    include: ["test/**/*.test.ts"],
+    setupFiles: ["./test/setup.ts"],
+    testTimeout: 20_000
+  }
+})
