@@ -291,7 +291,11 @@ export const runDelegation = (
     const settle = (endpoint: PeerEndpoint, reply: SendReply): Effect.Effect<Outcome, DelegationFailure> => {
       switch (reply._tag) {
         case "QueuedReply":
-          return Effect.succeed<Outcome>({ _tag: "Queued", reply })
+          return spanEvent("a2a.queued", {
+            "a2a.attempt": attempts,
+            ...(reply.queueId === undefined ? {} : { "a2a.queue_id": reply.queueId }),
+            ...(reply.queueDepth === undefined ? {} : { "a2a.queue_depth": reply.queueDepth })
+          }).pipe(Effect.as<Outcome>({ _tag: "Queued", reply }))
         case "MessageReply": {
           const text = answerText(reply.message) ?? JSON.stringify(reply.raw)
           // The original runtime reports its own crashes as a normal reply starting with this marker.
@@ -357,7 +361,6 @@ export const runDelegation = (
           ...(reply.queueDepth === undefined ? {} : { queueDepth: reply.queueDepth }),
           ...(reply.message === undefined ? {} : { queueMessage: reply.message })
         })
-        yield* underSpan(spanEvent("a2a.queued", { "a2a.queue_id": reply.queueId ?? "" }))
         yield* auditEvent("queued", {
           attempt: attempts,
           ...(reply.queueId === undefined ? {} : { queue_id: reply.queueId }),
