@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, Effect, Layer, Ref } from "effect"
 import type { TaskState } from "../services/A2A.js"
 import type { A2AError, GetTask, SendMessage, SendReply } from "../services/A2ATransport.js"
 import {
@@ -66,18 +66,21 @@ export const layer = (script: {
   readonly getTask?: Script<GetTask, TaskReply> | undefined
 }): Layer.Layer<A2ATransport | A2ATransportTest> =>
   Layer.effectContext(Effect.gen(function*() {
-    const sent = yield* Ref.make<ReadonlyArray<SendMessage>>([])
-    const polled = yield* Ref.make<ReadonlyArray<GetTask>>([])
+    const sent = yield* Ref.make(Chunk.empty<SendMessage>())
+    const polled = yield* Ref.make(Chunk.empty<GetTask>())
     return Context.make(A2ATransport, {
       send: (request) =>
-        Ref.modify(sent, (all) => [all.length, [...all, request]] as const).pipe(
+        Ref.modify(sent, (all) => [Chunk.size(all), Chunk.append(all, request)] as const).pipe(
           Effect.flatMap((index) => run(script.send, request, index))
         ),
       getTask: (request) =>
-        Ref.modify(polled, (all) => [all.length, [...all, request]] as const).pipe(
+        Ref.modify(polled, (all) => [Chunk.size(all), Chunk.append(all, request)] as const).pipe(
           Effect.flatMap((index) => run(script.getTask ?? [], request, index))
         )
-    }).pipe(Context.add(A2ATransportTest, { sent: Ref.get(sent), polled: Ref.get(polled) }))
+    }).pipe(Context.add(A2ATransportTest, {
+      sent: Effect.map(Ref.get(sent), Chunk.toReadonlyArray),
+      polled: Effect.map(Ref.get(polled), Chunk.toReadonlyArray)
+    }))
   }))
 
 /**

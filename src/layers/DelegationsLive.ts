@@ -23,14 +23,14 @@ import type { Scope } from "effect"
 import { bestEffort, currentTraceId } from "../programs/bestEffort.js"
 import { refreshQueued } from "../programs/refreshQueued.js"
 import type { DelegationSettings } from "../programs/runDelegation.js"
-import { linearRetry, nowUtc, runDelegation, taskPreview } from "../programs/runDelegation.js"
+import { linearRetry, nowUtc, patch, runDelegation, taskPreview } from "../programs/runDelegation.js"
 import * as Store from "../programs/store.js"
 import { validate } from "../programs/validate.js"
 import type { A2ATransportError } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import { Audit } from "../services/Audit.js"
 import type { DelegationId } from "../services/Delegations.js"
-import { Delegation, DelegationNotFound, Delegations } from "../services/Delegations.js"
+import { Delegation, DelegationAborted, DelegationNotFound, Delegations } from "../services/Delegations.js"
 import { Discovery, isHttpUrl } from "../services/Discovery.js"
 import { PlatformMirror } from "../services/PlatformMirror.js"
 import type { Permissions } from "../services/Rbac.js"
@@ -144,6 +144,16 @@ export const make = (
           fibers,
           id,
           runDelegation({ id, target: workspaceId, task }, store, settings).pipe(Effect.provide(context))
+        ).pipe(
+          // A closed layer (or an interrupted caller) means the fiber never started: do not leave it pending.
+          Effect.onInterrupt(() =>
+            Effect.flatMap(nowUtc, (now) =>
+              store.update(id, (d) => {
+                if (d.status !== "pending") return d
+                const cause = new DelegationAborted({ reason: "interrupted", detail: "the Delegations layer is closed" })
+                return patch(d, { status: "failed", error: cause.message, cause }, now)
+              }))
+          )
         )
         return id
       })

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, Effect, Layer, Ref } from "effect"
 import { Discovery, DiscoveryError, PeerEndpoint } from "../services/Discovery.js"
 
 /**
@@ -27,9 +27,9 @@ export const layer = (
   peers: Readonly<Record<string, string | DiscoveryError>>
 ): Layer.Layer<Discovery | DiscoveryTest> =>
   Layer.effectContext(Effect.gen(function*() {
-    const lookups = yield* Ref.make<ReadonlyArray<string>>([])
+    const lookups = yield* Ref.make(Chunk.empty<string>())
     const resolve = (workspaceId: string) =>
-      Ref.update(lookups, (all) => [...all, workspaceId]).pipe(Effect.zipRight(Effect.suspend(() => {
+      Ref.update(lookups, Chunk.append(workspaceId)).pipe(Effect.zipRight(Effect.suspend(() => {
         const peer = Object.hasOwn(peers, workspaceId) ? peers[workspaceId] : undefined
         if (peer === undefined) {
           return Effect.fail(
@@ -45,5 +45,5 @@ export const layer = (
           ? Effect.succeed(new PeerEndpoint({ id: workspaceId, url: peer }))
           : Effect.fail(peer)
       })))
-    return Context.make(Discovery, { resolve }).pipe(Context.add(DiscoveryTest, { lookups: Ref.get(lookups) }))
+    return Context.make(Discovery, { resolve }).pipe(Context.add(DiscoveryTest, { lookups: Effect.map(Ref.get(lookups), Chunk.toReadonlyArray) }))
   }))

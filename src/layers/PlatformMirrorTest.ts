@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, Effect, Layer, Ref } from "effect"
 import type {
   NotifyDelegation,
   PlatformDelegationRow,
@@ -31,9 +31,9 @@ export class PlatformMirrorTest extends Context.Tag("effect-a2a-delegation/Platf
 }>() {}
 
 interface State {
-  readonly records: ReadonlyArray<RecordDelegation>
-  readonly updates: ReadonlyArray<UpdateDelegation>
-  readonly notifications: ReadonlyArray<NotifyDelegation>
+  readonly records: Chunk.Chunk<RecordDelegation>
+  readonly updates: Chunk.Chunk<UpdateDelegation>
+  readonly notifications: Chunk.Chunk<NotifyDelegation>
   readonly rows: ReadonlyArray<PlatformDelegationRow>
   readonly listCalls: number
   readonly failing: boolean
@@ -50,9 +50,9 @@ export const layer = (
 ): Layer.Layer<PlatformMirror | PlatformMirrorTest> =>
   Layer.effectContext(Effect.gen(function*() {
     const state = yield* Ref.make<State>({
-      records: [],
-      updates: [],
-      notifications: [],
+      records: Chunk.empty(),
+      updates: Chunk.empty(),
+      notifications: Chunk.empty(),
       rows: options.rows ?? [],
       listCalls: 0,
       failing: options.failing ?? false
@@ -67,14 +67,14 @@ export const layer = (
       )
     const read = <A>(f: (state: State) => A) => Effect.map(Ref.get(state), f)
     return Context.make(PlatformMirror, {
-      record: (request) => call("record", (s) => ({ ...s, records: [...s.records, request] })),
-      update: (request) => call("update", (s) => ({ ...s, updates: [...s.updates, request] })),
-      notify: (request) => call("notify", (s) => ({ ...s, notifications: [...s.notifications, request] })),
+      record: (request) => call("record", (s) => ({ ...s, records: Chunk.append(s.records, request) })),
+      update: (request) => call("update", (s) => ({ ...s, updates: Chunk.append(s.updates, request) })),
+      notify: (request) => call("notify", (s) => ({ ...s, notifications: Chunk.append(s.notifications, request) })),
       list: call("list", (s) => ({ ...s, listCalls: s.listCalls + 1 })).pipe(Effect.zipRight(read((s) => s.rows)))
     }).pipe(Context.add(PlatformMirrorTest, {
-      records: read((s) => s.records),
-      updates: read((s) => s.updates),
-      notifications: read((s) => s.notifications),
+      records: read((s) => Chunk.toReadonlyArray(s.records)),
+      updates: read((s) => Chunk.toReadonlyArray(s.updates)),
+      notifications: read((s) => Chunk.toReadonlyArray(s.notifications)),
       listCalls: read((s) => s.listCalls),
       setRows: (rows) => Ref.update(state, (s) => ({ ...s, rows })),
       setFailing: (failing) => Ref.update(state, (s) => ({ ...s, failing }))

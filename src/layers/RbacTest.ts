@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, Effect, Layer, Ref } from "effect"
 import { AccessDenied, Rbac } from "../services/Rbac.js"
 
 /**
@@ -26,13 +26,13 @@ export const layer = (
   options: { readonly allow: boolean; readonly roles?: ReadonlyArray<string> | undefined }
 ): Layer.Layer<Rbac | RbacTest> =>
   Layer.effectContext(Effect.gen(function*() {
-    const checked = yield* Ref.make<ReadonlyArray<string>>([])
+    const checked = yield* Ref.make(Chunk.empty<string>())
     const roles = options.roles ?? ["operator"]
     return Context.make(Rbac, {
       roles,
       authorize: (action) =>
-        Ref.update(checked, (all) => [...all, action]).pipe(
+        Ref.update(checked, Chunk.append(action)).pipe(
           Effect.zipRight(options.allow ? Effect.void : Effect.fail(new AccessDenied({ action, roles })))
         )
-    }).pipe(Context.add(RbacTest, { checked: Ref.get(checked) }))
+    }).pipe(Context.add(RbacTest, { checked: Effect.map(Ref.get(checked), Chunk.toReadonlyArray) }))
   }))

@@ -1,0 +1,812 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  A2ATransport,
+  A2ATransportHttp,
+  DelegationsLayer,
+  DelegationsLive,
+  Delegations,
+  Discovery,
+  DiscoveryHttp,
+  PeerEndpoint,
+  PlatformMirror,
+  PlatformMirrorHttp
+} from "effect-a2a-delegation"
+import type { SendMessage } from "effect-a2a-delegation"
+import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import * as Http from "./fixtures/http.js"
+import type { Handler, Recorded, Step } from "./fixtures/http.js"
+
+// --- helpers -------------------------------------------------------------------------------------
+
+const PLATFORM = "http://platform:8080"
+const PEER_URL = "http://peer:8000/a2a"
+const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+/** Reads a nested field of a JSON value. */
+const get = (value: unknown, ...path: ReadonlyArray<string | number>): unknown => {
+  let current = value
+  for (const key of path) {
+    if (typeof current !== "object" || current === null) return undefined
+    current = (current as Record<string | number, unknown>)[key]
+  }
+  return current
+}
+
+/** Narrows a tagged union, failing the test when the tag differs. */
+const narrow = <T extends { readonly _tag: string }, K extends T["_tag"]>(
+  value: T,
+  tag: K
+): Extract<T, { readonly _tag: K }> => {
+  if (value._tag !== tag) throw new Error(`expected ${tag}, got ${value._tag}`)
+  return value as Extract<T, { readonly _tag: K }>
+}
+
+const always = (step: Step): Handler => () => Effect.succeed(step)
+
+/** Yields until the TestClock has a sleep that ends at `millis` (the program is then parked on it). */
+const untilSleepAt = (millis: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 500; i++) {
+      const sleeps = yield* TestClock.sleeps()
+      if (Chunk.toReadonlyArray(sleeps).includes(millis)) return
+      yield* TestClock.adjust(0)
+    }
+    return yield* Effect.dieMessage(`no sleep ending at ${millis} ms was scheduled`)
+  })
+
+const lonelySurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+// --- A2ATransportHttp ----------------------------------------------------------------------------
+
+const transportLayer = (handler: Handler) =>
+  A2ATransportHttp.layer({ workspaceId: "ws-self", timeout: "300 seconds" }).pipe(
+    Layer.provideMerge(Http.layer(handler))
+  )
+
+const endpoint = new PeerEndpoint({ id: "target", url: PEER_URL })
+
+const sendMessage: SendMessage = {
+  endpoint,
+  messageId: "msg-1",
+  requestId: "req-1",
+  delegationId: "del-1",
+  text: "hello peer",
+  metadata: { parent_task_id: "del-1", source_workspace_id: "ws-self", traceparent: TRACEPARENT }
+}
+
+const send = Effect.flatMap(A2ATransport, (transport) => transport.send(sendMessage))
+const sendWith = (step: Step) => send.pipe(Effect.provide(transportLayer(always(step))))
+const sendFails = (step: Step) => Effect.flip(sendWith(step))
+
+const rpcResult = (result: unknown, id: unknown = "req-1") => ({ jsonrpc: "2.0", id, result })
+const agentMessage = (text: string) => ({
+  kind: "message",
+  role: "agent",
+  messageId: "answer-1",
+  parts: [{ kind: "text", text }]
+})
+
+describe("A2ATransportHttp over HttpClient", () => {
+  it.effect("posts the exact message/send JSON-RPC body with the workspace header and no bearer", () =>
+    Effect.gen(function*() {
+      const reply = yield* send
+      expect(reply._tag).toBe("MessageReply")
+      const all = yield* Http.requests
+      expect(all).toHaveLength(1)
+      const request = all[0]!
+      expect(request.method).toBe("POST")
+      expect(request.url).toBe(PEER_URL)
+      expect(request.body).toStrictEqual({
+        jsonrpc: "2.0",
+        method: "message/send",
+        id: "req-1",
+        params: {
+          message: {
+            kind: "message",
+            role: "user",
+            messageId: "msg-1",
+            parts: [{ kind: "text", text: "hello peer" }],
+            metadata: { delegation_id: "del-1" }
+          },
+          metadata: { parent_task_id: "del-1", source_workspace_id: "ws-self", traceparent: TRACEPARENT }
+        }
+      })
+      expect(request.headers["content-type"]).toBe("application/json")
+      expect(request.headers["x-workspace-id"]).toBe("ws-self")
+      expect(request.headers["authorization"]).toBeUndefined()
+    }).pipe(Effect.provide(transportLayer(always(Http.reply(200, rpcResult(agentMessage("ok"))))))))
+
+  it.effect("posts the exact tasks/get body and returns the task", () =>
+    Effect.gen(function*() {
+      const transport = yield* A2ATransport
+      const reply = yield* transport.getTask({ endpoint, requestId: "req-get-1", taskId: "task-9" })
+      expect(reply.task.id).toBe("task-9")
+      expect(reply.task.status.state).toBe("working")
+      const [request] = yield* Http.requests
+      expect(request!.method).toBe("POST")
+      expect(request!.url).toBe(PEER_URL)
+      expect(request!.body).toStrictEqual({
+        jsonrpc: "2.0",
+        id: "req-get-1",
+        method: "tasks/get",
+        params: { id: "task-9" }
+      })
+      expect(request!.headers["x-workspace-id"]).toBe("ws-self")
+    }).pipe(Effect.provide(transportLayer(always(Http.reply(200, rpcResult({
+      kind: "task",
+      id: "task-9",
+      status: { state: "working" }
+    }, "req-get-1")))))))
+
+  it.effect("200 with a Message result is a MessageReply", () =>
+    Effect.gen(function*() {
+      const reply = narrow(yield* sendWith(Http.reply(200, rpcResult(agentMessage("the answer")))), "MessageReply")
+      expect(reply.message.parts).toStrictEqual([{ kind: "text", text: "the answer" }])
+      expect(reply.message.role).toBe("agent")
+    }))
+
+  it.effect("200 with a Task result is a TaskReply", () =>
+    Effect.gen(function*() {
+      const reply = narrow(
+        yield* sendWith(Http.reply(200, rpcResult({
+          kind: "task",
+          id: "task-1",
+          contextId: "ctx-1",
+          status: { state: "completed" },
+          artifacts: [{ parts: [{ kind: "text", text: "done" }] }]
+        }))),
+        "TaskReply"
+      )
+      expect(reply.task.id).toBe("task-1")
+      expect(reply.task.status.state).toBe("completed")
+      expect(reply.task.artifacts[0]!.parts[0]!.text).toBe("done")
+    }))
+
+  it.effect("202 {queued: true} is a QueuedReply with the proxy's fields", () =>
+    Effect.gen(function*() {
+      const reply = narrow(
+        yield* sendWith(Http.reply(202, { queued: true, queue_id: "q-7", queue_depth: 3, message: "peer busy" })),
+        "QueuedReply"
+      )
+      expect(reply.queueId).toBe("q-7")
+      expect(reply.queueDepth).toBe(3)
+      expect(reply.message).toBe("peer busy")
+    }))
+
+  it.effect("202 without queued is UnexpectedAccepted", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails(Http.reply(202, { accepted: true })), "A2AResponseError")
+      expect(error.reason).toBe("UnexpectedAccepted")
+      expect(error.status).toBe(202)
+      expect(error.url).toBe(PEER_URL)
+    }))
+
+  for (const status of [408, 429, 502, 503, 504]) {
+    it.effect(`${status} is a retryable A2ATransportError (Status)`, () =>
+      Effect.gen(function*() {
+        const error = narrow(yield* sendFails(Http.reply(status, { error: "busy" })), "A2ATransportError")
+        expect(error.reason).toBe("Status")
+        expect(error.status).toBe(status)
+        expect(error.detail).toBe("busy")
+        expect(error.retryAfterMillis).toBeUndefined()
+        expect(error.message).toBe(`Transport error: HTTP ${status} (busy)`)
+      }))
+  }
+
+  it.effect("Retry-After in seconds becomes retryAfterMillis", () =>
+    Effect.gen(function*() {
+      const error = narrow(
+        yield* sendFails(Http.reply(503, { error: "overloaded" }, { "Retry-After": "30" })),
+        "A2ATransportError"
+      )
+      expect(error.status).toBe(503)
+      expect(error.retryAfterMillis).toBe(30_000)
+    }))
+
+  it.effect("Retry-After as an HTTP date is measured from the Clock", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(1_000_000)
+      const at = new Date(1_045_000).toUTCString()
+      const error = narrow(yield* sendFails(Http.reply(429, "slow down", { "Retry-After": at })), "A2ATransportError")
+      expect(error.status).toBe(429)
+      expect(error.retryAfterMillis).toBe(45_000)
+      expect(error.detail).toBe("slow down")
+    }))
+
+  it.effect("a retry_after body field (seconds) is used when there is no header", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails(Http.reply(429, { retry_after: 7 })), "A2ATransportError")
+      expect(error.retryAfterMillis).toBe(7_000)
+    }))
+
+  it.effect("502 with delivery_confirmed is a DeliveryConfirmed response error, not retryable", () =>
+    Effect.gen(function*() {
+      const error = narrow(
+        yield* sendFails(Http.reply(502, { delivery_confirmed: true, error: "upstream closed" })),
+        "A2AResponseError"
+      )
+      expect(error.reason).toBe("DeliveryConfirmed")
+      expect(error.status).toBe(502)
+      expect(error.detail).toBe("upstream closed")
+    }))
+
+  it.effect("500 {error} is a Status response error carrying the error text", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails(Http.reply(500, { error: "boom" })), "A2AResponseError")
+      expect(error.reason).toBe("Status")
+      expect(error.status).toBe(500)
+      expect(error.detail).toBe("boom")
+      expect(error.message).toBe("Peer answered HTTP 500: boom")
+    }))
+
+  for (const status of [404, 401]) {
+    it.effect(`${status} is a Status response error`, () =>
+      Effect.gen(function*() {
+        const error = narrow(yield* sendFails(Http.reply(status, "nope")), "A2AResponseError")
+        expect(error.reason).toBe("Status")
+        expect(error.status).toBe(status)
+        expect(error.detail).toBe("nope")
+      }))
+  }
+
+  it.effect("200 with a non-JSON body is InvalidJson", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails(Http.reply(200, "<html>oops</html>")), "A2AResponseError")
+      expect(error.reason).toBe("InvalidJson")
+      expect(error.status).toBe(200)
+    }))
+
+  it.effect("200 with a JSON array is NotJsonRpc", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails(Http.reply(200, [rpcResult(agentMessage("x"))])), "A2AResponseError")
+      expect(error.reason).toBe("NotJsonRpc")
+    }))
+
+  it.effect("200 with jsonrpc 1.0 is NotJsonRpc", () =>
+    Effect.gen(function*() {
+      const error = narrow(
+        yield* sendFails(Http.reply(200, { jsonrpc: "1.0", id: "req-1", result: agentMessage("x") })),
+        "A2AResponseError"
+      )
+      expect(error.reason).toBe("NotJsonRpc")
+    }))
+
+  it.effect("200 with neither result nor error is EmptyReply", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails(Http.reply(200, { jsonrpc: "2.0", id: "req-1" })), "A2AResponseError")
+      expect(error.reason).toBe("EmptyReply")
+    }))
+
+  it.effect("a JSON-RPC error keeps its code and message", () =>
+    Effect.gen(function*() {
+      const error = narrow(
+        yield* sendFails(Http.reply(200, {
+          jsonrpc: "2.0",
+          id: "req-1",
+          error: { code: -32602, message: "Invalid params", data: { field: "parts" } }
+        })),
+        "JsonRpcError"
+      )
+      expect(error.code).toBe(-32602)
+      expect(error.rpcMessage).toBe("Invalid params")
+      expect(error.data).toStrictEqual({ field: "parts" })
+      expect(error.message).toBe("JSON-RPC error -32602: Invalid params")
+    }))
+
+  it.effect("JSON-RPC -32601 hints at A2A v1.0", () =>
+    Effect.gen(function*() {
+      const error = narrow(
+        yield* sendFails(Http.reply(200, {
+          jsonrpc: "2.0",
+          id: "req-1",
+          error: { code: -32601, message: "Method not found" }
+        })),
+        "JsonRpcError"
+      )
+      expect(error.code).toBe(-32601)
+      expect(error.rpcMessage).toBe("Method not found")
+      expect(error.message).toContain("v1.0")
+    }))
+
+  it.effect("a reply to another id is IdMismatch", () =>
+    Effect.gen(function*() {
+      const error = narrow(
+        yield* sendFails(Http.reply(200, rpcResult(agentMessage("x"), "someone-else"))),
+        "A2AResponseError"
+      )
+      expect(error.reason).toBe("IdMismatch")
+      expect(error.detail).toBe("sent req-1, got someone-else")
+    }))
+
+  it.effect("a refused connection is a ConnectionRefused transport error", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails("refused"), "A2ATransportError")
+      expect(error.reason).toBe("ConnectionRefused")
+      expect(error.url).toBe(PEER_URL)
+      expect(error.status).toBeUndefined()
+      expect(error.message).toContain("refused")
+      expect(error.message).toContain("ECONNREFUSED 10.0.0.1:8000")
+    }))
+
+  it.effect("a reset connection is a ConnectionReset transport error", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails("reset"), "A2ATransportError")
+      expect(error.reason).toBe("ConnectionReset")
+      expect(error.message).toContain("connection reset")
+    }))
+
+  it.effect("a peer that never answers is a Timeout transport error after the configured timeout", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.flip(send))
+      yield* untilSleepAt(300_000)
+      yield* TestClock.adjust("299999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const error = narrow(yield* Fiber.join(fiber), "A2ATransportError")
+      expect(error.reason).toBe("Timeout")
+    }).pipe(Effect.provide(transportLayer(() => Effect.never))))
+})
+
+// --- DiscoveryHttp -------------------------------------------------------------------------------
+
+const platformSettings = {
+  platformUrl: PLATFORM,
+  workspaceId: "ws-self",
+  platformToken: Option.some(Redacted.make("tok")),
+  orgId: Option.some("org-1")
+}
+
+const discoveryLayer = (handler: Handler) =>
+  DiscoveryHttp.layer({ ...platformSettings, timeout: "300 seconds" }).pipe(Layer.provideMerge(Http.layer(handler)))
+
+const resolve = (workspaceId: string) => Effect.flatMap(Discovery, (discovery) => discovery.resolve(workspaceId))
+const resolveFails = (workspaceId: string, step: Step) =>
+  Effect.flip(resolve(workspaceId)).pipe(Effect.provide(discoveryLayer(always(step))))
+
+describe("DiscoveryHttp over HttpClient", () => {
+  it.effect("GETs /registry/discover/{id} percent-encoded, with the platform headers", () =>
+    Effect.gen(function*() {
+      const peer = yield* resolve("a b/c")
+      expect(peer).toBeInstanceOf(PeerEndpoint)
+      expect(peer.id).toBe("a b/c")
+      expect(peer.url).toBe(PEER_URL)
+      expect(peer.name).toBe("Peer C")
+      const all = yield* Http.requests
+      expect(all).toHaveLength(1)
+      const request = all[0]!
+      expect(request.method).toBe("GET")
+      expect(request.url).toBe(`${PLATFORM}/registry/discover/a%20b%2Fc`)
+      expect(request.headers["x-workspace-id"]).toBe("ws-self")
+      expect(request.headers["authorization"]).toBe("Bearer tok")
+      expect(request.headers["x-molecule-org-id"]).toBe("org-1")
+      expect(request.body).toBeUndefined()
+    }).pipe(Effect.provide(discoveryLayer(always(Http.reply(200, { id: "a b/c", url: PEER_URL, name: "Peer C" }))))))
+
+  it.effect("a non-200 answer is a Status error with the platform's error text", () =>
+    Effect.gen(function*() {
+      const error = yield* resolveFails("target", Http.reply(403, { error: "not authorized to discover target" }))
+      expect(error.reason).toBe("Status")
+      expect(error.status).toBe(403)
+      expect(error.workspaceId).toBe("target")
+      expect(error.message).toBe("Discovery failed: HTTP 403 (not authorized to discover target)")
+    }))
+
+  it.effect("a reply without url is NoUrl", () =>
+    Effect.gen(function*() {
+      const error = yield* resolveFails("target", Http.reply(200, { id: "target", name: "Target" }))
+      expect(error.reason).toBe("NoUrl")
+      expect(error.message).toBe("No URL for workspace target")
+    }))
+
+  it.effect("an empty or null url is NoUrl", () =>
+    Effect.gen(function*() {
+      const empty = yield* resolveFails("target", Http.reply(200, { id: "target", url: "" }))
+      expect(empty.reason).toBe("NoUrl")
+      expect(empty.message).toBe("No URL for workspace target")
+      const nulled = yield* resolveFails("target", Http.reply(200, { id: "target", url: null }))
+      expect(nulled.reason).toBe("NoUrl")
+    }))
+
+  for (const url of ["ftp://x", "not a url"]) {
+    it.effect(`url ${JSON.stringify(url)} is InvalidUrl`, () =>
+      Effect.gen(function*() {
+        const error = yield* resolveFails("target", Http.reply(200, { id: "target", url }))
+        expect(error.reason).toBe("InvalidUrl")
+        expect(error.detail).toBe(url)
+        expect(error.message).toContain(JSON.stringify(url))
+      }))
+  }
+
+  it.effect("a refused connection is a Transport error", () =>
+    Effect.gen(function*() {
+      const error = yield* resolveFails("target", "refused")
+      expect(error.reason).toBe("Transport")
+      expect(error.message).toContain("refused")
+    }))
+})
+
+// --- PlatformMirrorHttp --------------------------------------------------------------------------
+
+const mirrorLayer = (handler: Handler) =>
+  PlatformMirrorHttp.layer({ ...platformSettings, timeout: "10 seconds" }).pipe(Layer.provideMerge(Http.layer(handler)))
+
+const onlyRequest = Effect.map(Http.requests, (all) => {
+  expect(all).toHaveLength(1)
+  const request = all[0]!
+  expect(request.headers["authorization"]).toBe("Bearer tok")
+  expect(request.headers["x-molecule-org-id"]).toBe("org-1")
+  return request
+})
+
+describe("PlatformMirrorHttp over HttpClient", () => {
+  it.effect("record POSTs target_id, task and delegation_id", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      yield* mirror.record({ delegationId: "del-1", targetId: "target", task: "the full task" })
+      const request = yield* onlyRequest
+      expect(request.method).toBe("POST")
+      expect(request.url).toBe(`${PLATFORM}/workspaces/ws-self/delegations/record`)
+      expect(request.body).toStrictEqual({ target_id: "target", task: "the full task", delegation_id: "del-1" })
+      expect(request.headers["content-type"]).toBe("application/json")
+    }).pipe(Effect.provide(mirrorLayer(always(Http.reply(200, { ok: true }))))))
+
+  it.effect("update POSTs status, error and a response_preview cut to 500 characters", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      yield* mirror.update({ delegationId: "del-1", status: "completed", error: "", responsePreview: "x".repeat(600) })
+      const request = yield* onlyRequest
+      expect(request.method).toBe("POST")
+      expect(request.url).toBe(`${PLATFORM}/workspaces/ws-self/delegations/del-1/update`)
+      expect(request.body).toStrictEqual({ status: "completed", error: "", response_preview: "x".repeat(500) })
+    }).pipe(Effect.provide(mirrorLayer(always(Http.reply(200, {}))))))
+
+  it.effect("response_preview is cut by code points, never splitting a surrogate pair", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      yield* mirror.update({
+        delegationId: "del-1",
+        status: "failed",
+        error: "peer said no",
+        responsePreview: "😀".repeat(600)
+      })
+      const request = yield* onlyRequest
+      const preview = get(request.body, "response_preview")
+      expect(typeof preview).toBe("string")
+      const text = preview as string
+      expect(Array.from(text)).toHaveLength(500)
+      expect(text).toBe("😀".repeat(500))
+      expect(lonelySurrogate.test(text)).toBe(false)
+      expect(get(request.body, "status")).toBe("failed")
+      expect(get(request.body, "error")).toBe("peer said no")
+    }).pipe(Effect.provide(mirrorLayer(always(Http.reply(200, {}))))))
+
+  it.effect("notify POSTs the chat message", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      yield* mirror.notify({
+        delegationId: "del-1",
+        targetId: "target",
+        status: "completed",
+        message: "Delegation del-1 to target completed."
+      })
+      const request = yield* onlyRequest
+      expect(request.method).toBe("POST")
+      expect(request.url).toBe(`${PLATFORM}/workspaces/ws-self/notify`)
+      expect(request.body).toStrictEqual({
+        message: "Delegation del-1 to target completed.",
+        type: "delegation_complete",
+        task_id: "del-1",
+        target_workspace_id: "target",
+        status: "completed"
+      })
+    }).pipe(Effect.provide(mirrorLayer(always(Http.reply(202, ""))))))
+
+  it.effect("list GETs the delegation rows and decodes them", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const rows = yield* mirror.list
+      expect(rows).toStrictEqual([
+        { delegation_id: "del-2", type: "delegate", status: "completed", response_preview: "ok", target_id: "target" },
+        { delegation_id: "del-1", status: "" }
+      ])
+      const request = yield* onlyRequest
+      expect(request.method).toBe("GET")
+      expect(request.url).toBe(`${PLATFORM}/workspaces/ws-self/delegations`)
+      expect(request.body).toBeUndefined()
+    }).pipe(Effect.provide(mirrorLayer(always(Http.reply(200, [
+      { delegation_id: "del-2", type: "delegate", status: "completed", response_preview: "ok", target_id: "target" },
+      { delegation_id: "del-1" }
+    ]))))))
+
+  it.effect("a list body that is not an array is a Decode error", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const error = yield* Effect.flip(mirror.list)
+      expect(error.operation).toBe("list")
+      expect(error.reason).toBe("Decode")
+    }).pipe(Effect.provide(mirrorLayer(always(Http.reply(200, { delegations: [] }))))))
+
+  it.effect("a 500 is a Status error", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const error = yield* Effect.flip(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
+      expect(error.operation).toBe("record")
+      expect(error.reason).toBe("Status")
+      expect(error.status).toBe(500)
+      expect(error.detail).toBe("db down")
+    }).pipe(Effect.provide(mirrorLayer(always(Http.reply(500, { error: "db down" }))))))
+
+  it.effect("a platform that never answers is a Timeout after 10 seconds", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const fiber = yield* Effect.fork(Effect.flip(mirror.list))
+      yield* untilSleepAt(10_000)
+      yield* TestClock.adjust("9999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(fiber)
+      expect(error.operation).toBe("list")
+      expect(error.reason).toBe("Timeout")
+      const all = yield* Http.requests
+      expect(all).toHaveLength(1)
+      expect(all[0]!.headers["authorization"]).toBe("Bearer tok")
+    }).pipe(Effect.provide(mirrorLayer(() => Effect.never))))
+})
+
+// --- the full live stack -------------------------------------------------------------------------
+
+const isPeer = (request: Recorded) => request.url === PEER_URL
+const isPlatform = (request: Recorded) => request.url.startsWith(`${PLATFORM}/`)
+
+/** What a request was, for ordering assertions. */
+const kindOf = (request: Recorded): string => {
+  if (isPeer(request)) return String(get(request.body, "method"))
+  const path = new URL(request.url).pathname
+  if (path === "/registry/discover/target") return "discover"
+  if (path === "/workspaces/ws-self/delegations/record") return "record"
+  if (/^\/workspaces\/ws-self\/delegations\/[^/]+\/update$/.test(path)) return "update"
+  if (path === "/workspaces/ws-self/notify") return "notify"
+  return `${request.method} ${request.url}`
+}
+
+/** The platform routes of the stack tests; peer POSTs go to `peer` with the earlier peer POSTs. */
+const network = (peer: Handler): Handler => (request, previous) => {
+  if (isPeer(request)) return peer(request, previous.filter(isPeer))
+  switch (kindOf(request)) {
+    case "discover":
+      return Effect.succeed(Http.reply(200, { id: "target", url: PEER_URL, name: "Target" }))
+    case "record":
+    case "update":
+      return Effect.succeed(Http.reply(200, { status: "ok" }))
+    case "notify":
+      return Effect.succeed(Http.reply(202, { queued: false }))
+    default:
+      return Effect.succeed(Http.reply(404, { error: "no such route" }))
+  }
+}
+
+/** Answers each peer POST with the step for its attempt (the last step repeats). */
+const script = (...steps: ReadonlyArray<Step | ((request: Recorded) => Step)>): Handler => (request, previous) => {
+  const step = steps[Math.min(previous.length, steps.length - 1)]!
+  return Effect.succeed(typeof step === "function" ? step(request) : step)
+}
+
+/** A 200 Message reply that echoes the request's JSON-RPC id. */
+const answer = (text: string) => (request: Recorded): Step =>
+  Http.reply(200, rpcResult(agentMessage(text), get(request.body, "id")))
+
+const stackLayer = (peer: Handler) =>
+  DelegationsLayer.layer({
+    workspaceId: "ws-self",
+    platformUrl: PLATFORM,
+    platformToken: "tok",
+    retryDelay: "5 seconds"
+  }).pipe(Layer.provideMerge(Http.layer(network(peer))))
+
+const peerPosts = Effect.map(Http.requests, (all) => all.filter(isPeer))
+
+describe("DelegationsLayer.layer over a fake network", () => {
+  it.effect("a completed delegation calls record, discover, message/send, then update and notify", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+      const done = yield* d.await(id)
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe("the answer")
+      expect(done.attempts).toBe(1)
+
+      const all = yield* Http.requests
+      expect(all.map(kindOf).slice(0, 3)).toStrictEqual(["record", "discover", "message/send"])
+      expect([...all.map(kindOf).slice(3)].sort()).toStrictEqual(["notify", "update"])
+      expect(all).toHaveLength(5)
+
+      for (const request of all.filter(isPlatform)) {
+        expect(request.headers["authorization"]).toBe("Bearer tok")
+      }
+      const [record, discover, peer, ...rest] = all
+      expect(record!.body).toStrictEqual({ target_id: "target", task: "hi", delegation_id: id })
+      expect(discover!.headers["x-workspace-id"]).toBe("ws-self")
+      expect(peer!.headers["x-workspace-id"]).toBe("ws-self")
+      expect(peer!.headers["authorization"]).toBeUndefined()
+      expect(get(peer!.body, "params", "message", "messageId")).toBe(id)
+      expect(get(peer!.body, "params", "message", "parts")).toStrictEqual([{ kind: "text", text: "hi" }])
+      expect(get(peer!.body, "params", "metadata", "parent_task_id")).toBe(id)
+      expect(get(peer!.body, "params", "metadata", "source_workspace_id")).toBe("ws-self")
+
+      const update = rest.find((request) => kindOf(request) === "update")!
+      expect(update.url).toBe(`${PLATFORM}/workspaces/ws-self/delegations/${id}/update`)
+      expect(update.body).toStrictEqual({ status: "completed", error: "", response_preview: "the answer" })
+      const notify = rest.find((request) => kindOf(request) === "notify")!
+      expect(get(notify.body, "status")).toBe("completed")
+      expect(get(notify.body, "task_id")).toBe(id)
+      expect(get(notify.body, "target_workspace_id")).toBe("target")
+    }).pipe(Effect.provide(stackLayer(script(answer("the answer"))))))
+
+  it.effect("the peer's traceparent header and params.metadata.traceparent share the trace id", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+      const done = yield* d.await(id)
+      expect(done.status).toBe("completed")
+      const [peer] = yield* peerPosts
+      const header = peer!.headers["traceparent"]
+      const inBody = get(peer!.body, "params", "metadata", "traceparent")
+      expect(header).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+      expect(inBody).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+      const traceId = (value: unknown) => String(value).slice(3, 35)
+      expect(traceId(header)).toBe(traceId(inBody))
+      expect(done.traceId).toBe(traceId(inBody))
+    }).pipe(Effect.provide(stackLayer(script(answer("ok"))))))
+
+  it.effect("a refused connection is retried after 5 s then 10 s with the same messageId and new JSON-RPC ids", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+      const fiber = yield* Effect.fork(d.await(id))
+
+      yield* untilSleepAt(5_000)
+      expect(yield* peerPosts).toHaveLength(1)
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* peerPosts).toHaveLength(1)
+      yield* TestClock.adjust("1 millis")
+
+      yield* untilSleepAt(15_000)
+      expect(yield* peerPosts).toHaveLength(2)
+      yield* TestClock.adjust("9999 millis")
+      expect(yield* peerPosts).toHaveLength(2)
+      yield* TestClock.adjust("1 millis")
+
+      const done = yield* Fiber.join(fiber)
+      expect(done.status).toBe("failed")
+      expect(done.attempts).toBe(3)
+      expect(done.error).toContain("refused")
+      const posts = yield* peerPosts
+      expect(posts).toHaveLength(3)
+      expect(posts.map((post) => get(post.body, "params", "message", "messageId"))).toStrictEqual([id, id, id])
+      expect(new Set(posts.map((post) => get(post.body, "id"))).size).toBe(3)
+      for (const post of posts) expect(post.headers["authorization"]).toBeUndefined()
+    }).pipe(Effect.provide(stackLayer(always("refused")))))
+
+  it.effect("a 503 with Retry-After: 30 waits 30 s, not 5 s", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+      const fiber = yield* Effect.fork(d.await(id))
+
+      yield* untilSleepAt(30_000)
+      expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).not.toContain(5_000)
+      expect(yield* peerPosts).toHaveLength(1)
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* peerPosts).toHaveLength(1)
+      yield* TestClock.adjust("24999 millis")
+      expect(yield* peerPosts).toHaveLength(1)
+      yield* TestClock.adjust("1 millis")
+
+      const done = yield* Fiber.join(fiber)
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe("later")
+      expect(done.attempts).toBe(2)
+      expect(yield* peerPosts).toHaveLength(2)
+    }).pipe(Effect.provide(stackLayer(script(
+      Http.reply(503, { error: "busy" }, { "Retry-After": "30" }),
+      answer("later")
+    )))))
+
+  const notRetried: ReadonlyArray<readonly [string, Step, string]> = [
+    ["500", Http.reply(500, { error: "boom" }), "boom"],
+    ["400", Http.reply(400, { error: "bad request" }), "bad request"],
+    ["a JSON-RPC error", Http.reply(200, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "nope" } }), "nope"]
+  ]
+  for (const [name, step, text] of notRetried) {
+    it.effect(`${name} is not retried`, () =>
+      Effect.gen(function*() {
+        const d = yield* Delegations
+        const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+        const done = yield* d.await(id)
+        expect(done.status).toBe("failed")
+        expect(done.attempts).toBe(1)
+        expect(done.error).toContain(text)
+        expect(yield* peerPosts).toHaveLength(1)
+        const update = (yield* Http.requests).find((request) => kindOf(request) === "update")!
+        expect(get(update.body, "status")).toBe("failed")
+      }).pipe(Effect.provide(stackLayer(always(step)))))
+  }
+
+  it.effect("202 queued is sent once and leaves the delegation queued", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+      const done = yield* d.await(id)
+      expect(done.status).toBe("queued")
+      expect(done.queueId).toBe("q-1")
+      expect(done.queueDepth).toBe(2)
+      expect(done.queueMessage).toBe("peer busy")
+      expect(done.attempts).toBe(1)
+      expect(yield* peerPosts).toHaveLength(1)
+    }).pipe(Effect.provide(stackLayer(always(
+      Http.reply(202, { queued: true, queue_id: "q-1", queue_depth: 2, message: "peer busy" })
+    )))))
+})
+
+// --- DelegationsLive from Config -----------------------------------------------------------------
+
+const configured = (entries: ReadonlyArray<readonly [string, string]>, peer: Handler) =>
+  DelegationsLive.pipe(
+    Layer.provideMerge(Http.layer(network(peer))),
+    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(entries))))
+  )
+
+const baseEnv: ReadonlyArray<readonly [string, string]> = [
+  ["WORKSPACE_ID", "ws-self"],
+  ["PLATFORM_URL", PLATFORM],
+  ["PLATFORM_TOKEN", "tok"]
+]
+
+describe("DelegationsLive configured from Config", () => {
+  it.effect("a missing WORKSPACE_ID fails the layer with a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.asVoid(Delegations).pipe(
+          Effect.provide(configured([["PLATFORM_URL", PLATFORM]], always(Http.reply(200, {}))))
+        )
+      )
+      expect(ConfigError.isConfigError(error)).toBe(true)
+      expect(error).toMatchObject({ _op: "MissingData", path: ["WORKSPACE_ID"] })
+    }))
+
+  it.effect("RBAC_ALLOWED_ACTIONS that is not JSON fails the layer with a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.asVoid(Delegations).pipe(
+          Effect.provide(configured([...baseEnv, ["RBAC_ALLOWED_ACTIONS", "{not json"]], always(Http.reply(200, {}))))
+        )
+      )
+      expect(ConfigError.isConfigError(error)).toBe(true)
+      expect(error).toMatchObject({ _op: "InvalidData", path: ["RBAC_ALLOWED_ACTIONS"] })
+    }))
+
+  it.effect("RBAC_ROLES=read-only denies delegate, naming the role, without any request", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const error = yield* Effect.flip(d.delegate({ workspaceId: "target", task: "hi" }))
+      const denied = narrow(error, "AccessDenied")
+      expect(denied.action).toBe("delegate")
+      expect(denied.roles).toStrictEqual(["read-only"])
+      expect(denied.message).toContain("read-only")
+      expect(yield* Http.requests).toHaveLength(0)
+    }).pipe(Effect.provide(configured([...baseEnv, ["RBAC_ROLES", "read-only"]], always(Http.reply(200, {}))))))
+
+  it.effect("DELEGATION_RETRY_ATTEMPTS=1 makes exactly one POST on refusal", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+      const done = yield* d.await(id)
+      expect(done.status).toBe("failed")
+      expect(done.attempts).toBe(1)
+      expect(done.error).toContain("refused")
+      expect(yield* peerPosts).toHaveLength(1)
+      for (const request of (yield* Http.requests).filter(isPlatform)) {
+        expect(request.headers["authorization"]).toBe("Bearer tok")
+      }
+    }).pipe(Effect.provide(configured([...baseEnv, ["DELEGATION_RETRY_ATTEMPTS", "1"]], always("refused")))))
+})
