@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, LogLevel } from "effect"
+import { Effect, FiberRef, Layer, LogLevel } from "effect"
 import { Audit, makeRecord } from "../services/Audit.js"
 import { nowUtc } from "../programs/runDelegation.js"
 
@@ -13,14 +13,20 @@ import { nowUtc } from "../programs/runDelegation.js"
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: { readonly workspaceId: string; readonly level?: LogLevel.LogLevel | undefined }) =>
-  Audit.of({
+export const make = (options: { readonly workspaceId: string; readonly level?: LogLevel.LogLevel | undefined }) => {
+  const level = options.level ?? LogLevel.Info
+  return Audit.of({
     log: (event) =>
-      Effect.flatMap(nowUtc, (now) =>
-        Effect.logWithLevel(options.level ?? LogLevel.Info, `audit ${event.eventType} ${event.outcome}`).pipe(
-          Effect.annotateLogs(makeRecord(options.workspaceId, event, now))
-        ))
+      // Building the annotated record is the expensive part: skip it when the line would be dropped.
+      Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) =>
+        LogLevel.lessThan(level, minimum)
+          ? Effect.void
+          : Effect.flatMap(nowUtc, (now) =>
+            Effect.logWithLevel(level, `audit ${event.eventType} ${event.outcome}`).pipe(
+              Effect.annotateLogs(makeRecord(options.workspaceId, event, now))
+            )))
   })
+}
 
 /**
  * The log sink layer.

@@ -226,7 +226,7 @@ export interface Options {
   readonly retrySchedule?: Schedule.Schedule<unknown, A2ATransportError> | undefined
   /** Replaces the `tasks/get` polling schedule. */
   readonly pollSchedule?: Schedule.Schedule<unknown, unknown> | undefined
-  /** Upper bound of each best-effort platform call (10 seconds). */
+  /** Upper bound of each platform call made by the mirror (10 seconds). */
   readonly mirrorTimeout?: Duration.DurationInput | undefined
 }
 
@@ -237,6 +237,8 @@ export interface Options {
  * @category models
  */
 export interface ResolvedOptions extends Settings {
+  /** Bound of each call of the live platform mirror. */
+  readonly platformTimeout: Duration.Duration
   readonly platformUrl: string
   readonly platformToken: Option.Option<Redacted.Redacted<string>>
   readonly orgId: Option.Option<string>
@@ -260,7 +262,7 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
   const history = options.history ?? 100
   const timeout = Duration.decode(options.timeout ?? "300 seconds")
   const retryDelay = Duration.decode(options.retryDelay ?? "5 seconds")
-  const mirrorTimeout = Duration.decode(options.mirrorTimeout ?? "10 seconds")
+  const platformTimeout = Duration.decode(options.mirrorTimeout ?? "10 seconds")
   if (typeof options.workspaceId !== "string" || options.workspaceId.trim() === "") {
     return invalid("WORKSPACE_ID", "must be a non-empty workspace id")
   }
@@ -282,7 +284,7 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
     orgId: Option.filter(Option.fromNullable(options.orgId), (org) => org !== ""),
     history,
     timeout,
-    mirrorTimeout,
+    platformTimeout,
     retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),
     pollSchedule: options.pollSchedule ?? defaultPollSchedule,
     roles: options.roles ?? ["operator"],
@@ -298,11 +300,12 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
  * @category layers
  */
 export const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
-  layerCore(options).pipe(
+  // The live mirror bounds each call itself, so the program adds no second timer.
+  layerCore({ ...options, mirrorTimeout: undefined }).pipe(
     Layer.provide(Layer.mergeAll(
       DiscoveryHttp.layer({ ...options, timeout: options.timeout }),
       A2ATransportHttp.layer({ workspaceId: options.workspaceId, timeout: options.timeout }),
-      PlatformMirrorHttp.layer({ ...options, timeout: options.mirrorTimeout }),
+      PlatformMirrorHttp.layer({ ...options, timeout: options.platformTimeout }),
       AuditLog.layer({ workspaceId: options.workspaceId }),
       RbacStatic.layer({ roles: options.roles, allowedActions: options.allowedActions })
     ))

@@ -42,7 +42,7 @@ export const layer = (
           )
         }
         return typeof peer === "string"
-          ? Effect.succeed(new PeerEndpoint({ id: workspaceId, url: peer }))
+          ? Effect.succeed(new PeerEndpoint({ id: workspaceId, url: peer }, { disableValidation: true }))
           : Effect.fail(peer)
       })))
     return Context.make(Discovery, { resolve }).pipe(Context.add(DiscoveryTest, { lookups: Effect.map(Ref.get(lookups), Chunk.toReadonlyArray) }))

@@ -13,15 +13,22 @@ import type { Duration } from "effect"
  * @since 0.1.0
  * @category combinators
  */
-export const bestEffort = (label: string, timeout?: Duration.DurationInput) =>
+export const bestEffort = (
+  label: string,
+  options: {
+    readonly timeout?: Duration.DurationInput | undefined
+    /** Log annotations, added only when something is logged (annotating is not free on the hot path). */
+    readonly annotations?: Readonly<Record<string, unknown>> | undefined
+  } = {}
+) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<void, never, R> =>
-  (timeout === undefined ? effect : Effect.timeout(effect, timeout)).pipe(
+  (options.timeout === undefined ? effect : Effect.timeout(effect, options.timeout)).pipe(
     Effect.asVoid,
-    Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause)
-        ? Effect.interrupt
-        : Effect.logWarning(`${label} failed; the delegation outcome is unchanged`, cause)
-    )
+    Effect.catchAllCause((cause) => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+      const logged = Effect.logWarning(`${label} failed; the delegation outcome is unchanged`, cause)
+      return options.annotations === undefined ? logged : Effect.annotateLogs(logged, options.annotations)
+    })
   )
 
 /**

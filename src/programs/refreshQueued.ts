@@ -41,13 +41,13 @@ export const decisiveRows = (
 export const refreshQueued = (
   ids: ReadonlyArray<string>,
   store: DelegationStore,
-  options: { readonly mirrorTimeout: Duration.DurationInput }
+  options: { readonly mirrorTimeout?: Duration.DurationInput | undefined }
 ): Effect.Effect<void, never, PlatformMirror | Audit> =>
   Effect.gen(function*() {
     const mirror = yield* PlatformMirror
     const audit = yield* Audit
-    const rows = yield* mirror.list.pipe(
-      Effect.timeout(options.mirrorTimeout),
+    const rows = yield* (options.mirrorTimeout === undefined ? mirror.list : Effect.timeout(mirror.list, options.mirrorTimeout))
+      .pipe(
       Effect.map(Option.some),
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause)
@@ -88,6 +88,6 @@ export const refreshQueued = (
         message: status === "completed"
           ? `Queued delegation ${id} to ${delegation.workspaceId} completed.`
           : `Queued delegation ${id} to ${delegation.workspaceId} failed: ${delegation.error ?? ""}`
-      }).pipe(bestEffort("platform notify", options.mirrorTimeout))
+      }).pipe(bestEffort("platform notify", { timeout: options.mirrorTimeout }))
     }
   })

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, DateTime, Duration, Effect, Either, Option, Schedule } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Either, Fiber, Option, Schedule } from "effect"
 import type { Tracer } from "effect"
 import type { Task } from "../services/A2A.js"
 import { answerText } from "../services/A2A.js"
@@ -44,8 +44,11 @@ export interface DelegationSettings {
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   /** How long a peer task may stay submitted/working (`DELEGATION_TIMEOUT`). */
   readonly timeout: Duration.Duration
-  /** Upper bound of each best-effort platform call. */
-  readonly mirrorTimeout: Duration.Duration
+  /**
+   * Upper bound the program puts on each best-effort platform call. Leave it out when the
+   * `PlatformMirror` bounds its own calls (the live one does), to save a timer per call.
+   */
+  readonly mirrorTimeout?: Duration.Duration | undefined
 }
 
 /**
@@ -180,29 +183,33 @@ export const runDelegation = (
       Effect.flatMap(nowUtc, (now) => store.update(id, (d) => patch(d, fields, now)))
 
     // Audit and mirror are best-effort: a failure (or defect) there is logged, never an outcome.
-    const logged = Effect.annotateLogs({ delegation_id: id, target_workspace_id: target })
+    const annotations = { delegation_id: id, target_workspace_id: target }
+    const mirrorOptions = { timeout: settings.mirrorTimeout, annotations }
     const auditEvent = (outcome: AuditEvent["outcome"], extra: Record<string, unknown>) =>
       audit.log({ eventType: "delegation", action: "delegate", resource: target, outcome, traceId, delegationId: id, extra })
-        .pipe(bestEffort("audit"), logged)
+        .pipe(bestEffort("audit", { annotations }))
 
     const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Option.match(span, { onNone: () => effect, onSome: (parent) => Effect.withParentSpan(effect, parent) })
 
+    // update and notify go out together; one fork is much cheaper than Effect.all's concurrency machinery.
     const mirrorOutcome = (status: "completed" | "failed", error: string, result: string) =>
-      Effect.all([
-        mirror.update({ delegationId: id, status, error, responsePreview: result }).pipe(
-          bestEffort("platform update", settings.mirrorTimeout),
-          logged
-        ),
-        mirror.notify({
+      Effect.gen(function*() {
+        const notify = yield* Effect.fork(
+          mirror.notify({
             delegationId: id,
             targetId: target,
             status,
             message: status === "completed"
               ? `Delegation ${id} to ${target} completed.`
               : `Delegation ${id} to ${target} failed: ${error}`
-        }).pipe(bestEffort("platform notify", settings.mirrorTimeout), logged)
-      ], { concurrency: 2, discard: true }).pipe(underSpan)
+          }).pipe(bestEffort("platform notify", mirrorOptions))
+        )
+        yield* mirror.update({ delegationId: id, status, error, responsePreview: result }).pipe(
+          bestEffort("platform update", mirrorOptions)
+        )
+        yield* Fiber.join(notify)
+      }).pipe(underSpan)
 
     // --- sending ---------------------------------------------------------------------------
 
@@ -319,8 +326,7 @@ export const runDelegation = (
       yield* update({ status: "in_progress", ...(traceId === "" ? {} : { traceId }) })
       yield* auditEvent("dispatched", { task_preview: taskPreview(task) })
       yield* mirror.record({ delegationId: id, targetId: target, task }).pipe(
-        bestEffort("platform record", settings.mirrorTimeout),
-        logged
+        bestEffort("platform record", mirrorOptions)
       )
       const endpoint = yield* discovery.resolve(target)
       yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
@@ -337,6 +343,8 @@ export const runDelegation = (
       }),
       Effect.withSpan("task_delegate", {
         kind: "client",
+        // The stack of a background fiber says nothing useful, and capturing it costs.
+        captureStackTrace: false,
         attributes: {
           "workspace.id": settings.workspaceId,
           "a2a.source_workspace_id": settings.workspaceId,
