@@ -25,6 +25,8 @@ export * as AuditLog from "./layers/AuditLog.js"
 export * as AuditMemory from "./layers/AuditMemory.js"
 /** Live discovery through the platform registry. */
 export * as DiscoveryHttp from "./layers/DiscoveryHttp.js"
+/** Discovery for proxy dispatch: every peer through the platform's A2A proxy. */
+export * as DiscoveryProxy from "./layers/DiscoveryProxy.js"
 /** Fixed-map discovery for tests. */
 export * as DiscoveryTest from "./layers/DiscoveryTest.js"
 /** Live platform mirror over HTTP. */

@@ -8,6 +8,7 @@ import type { HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { JsonRpcResponse, Message, messageSendBody, Task, tasksGetBody } from "../services/A2A.js"
 import type { A2AError, SendReply } from "../services/A2ATransport.js"
+import type { PeerEndpoint } from "../services/Discovery.js"
 import {
   A2AResponseError,
   A2ATransport,
@@ -17,7 +18,16 @@ import {
   QueuedReply,
   TaskReply
 } from "../services/A2ATransport.js"
-import { bodyText, errorText, field, fromHttpClientError, parseJson, retryAfterMillis } from "./internal/http.js"
+import type { PlatformSettings } from "./internal/http.js"
+import {
+  bodyText,
+  errorText,
+  field,
+  fromHttpClientError,
+  parseJson,
+  platformClient,
+  retryAfterMillis
+} from "./internal/http.js"
 
 /**
  * Options of the live transport.
@@ -30,6 +40,11 @@ export interface Options {
   readonly workspaceId: string
   /** Upper bound of one request, body included (`DELEGATION_TIMEOUT`). */
   readonly timeout: Duration.DurationInput
+  /**
+   * The platform's credentials, for endpoints that are the platform's A2A proxy
+   * (`PeerEndpoint.viaPlatform`) and start with `platformUrl`. Never sent anywhere else.
+   */
+  readonly platform?: PlatformSettings | undefined
 }
 
 const decodeEnvelope = Schema.decodeUnknownEither(JsonRpcResponse)
@@ -140,9 +155,19 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const timeout = Duration.decode(options.timeout)
+    const platform = options.platform
+    // Same client with the platform's bearer and org header; the base URL is already in the endpoint.
+    const proxyClient = platform === undefined ? undefined : platformClient(client, { ...platform, platformUrl: "" })
+    const proxyPrefix = platform === undefined ? undefined : `${platform.platformUrl.replace(/\/+$/, "")}/`
+    const clientFor = (endpoint: PeerEndpoint) =>
+      endpoint.viaPlatform === true && proxyClient !== undefined && proxyPrefix !== undefined &&
+        endpoint.url.startsWith(proxyPrefix)
+        ? proxyClient
+        : client
 
-    const post = (url: string, requestId: string, body: unknown): Effect.Effect<SendReply, A2AError> =>
-      client.execute(
+    const post = (endpoint: PeerEndpoint, requestId: string, body: unknown): Effect.Effect<SendReply, A2AError> => {
+      const url = endpoint.url
+      return clientFor(endpoint).execute(
         HttpClientRequest.post(url).pipe(
           HttpClientRequest.setHeader("X-Workspace-ID", options.workspaceId),
           HttpClientRequest.bodyUnsafeJson(body)
@@ -169,11 +194,12 @@ export const make = (options: Options) =>
           ResponseError: (error) => Effect.fail(new A2ATransportError({ url, ...fromHttpClientError(error) }))
         })
       )
+    }
 
     return A2ATransport.of({
       send: (request) =>
         post(
-          request.endpoint.url,
+          request.endpoint,
           request.requestId,
           messageSendBody({
             requestId: request.requestId,
@@ -184,7 +210,7 @@ export const make = (options: Options) =>
           })
         ),
       getTask: (request) =>
-        post(request.endpoint.url, request.requestId, tasksGetBody(request.requestId, request.taskId)).pipe(
+        post(request.endpoint, request.requestId, tasksGetBody(request.requestId, request.taskId)).pipe(
           Effect.flatMap((reply) =>
             reply._tag === "TaskReply"
               ? Effect.succeed(reply)

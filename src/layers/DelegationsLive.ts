@@ -38,6 +38,7 @@ import { Rbac } from "../services/Rbac.js"
 import * as A2ATransportHttp from "./A2ATransportHttp.js"
 import * as AuditLog from "./AuditLog.js"
 import * as DiscoveryHttp from "./DiscoveryHttp.js"
+import * as DiscoveryProxy from "./DiscoveryProxy.js"
 import * as PlatformMirrorHttp from "./PlatformMirrorHttp.js"
 import * as RbacStatic from "./RbacStatic.js"
 
@@ -226,6 +227,12 @@ export interface Options {
   readonly retrySchedule?: Schedule.Schedule<unknown, A2ATransportError> | undefined
   /** Replaces the `tasks/get` polling schedule. */
   readonly pollSchedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * `A2A_VIA_PLATFORM_PROXY`: send A2A through the platform's proxy
+   * (`/workspaces/{id}/a2a`) instead of straight to the discovered URL, so a busy
+   * peer's request is queued (202) instead of timing out. Default `false`.
+   */
+  readonly viaPlatformProxy?: boolean | undefined
   /** Upper bound of each platform call made by the mirror (10 seconds). */
   readonly mirrorTimeout?: Duration.DurationInput | undefined
 }
@@ -239,6 +246,7 @@ export interface Options {
 export interface ResolvedOptions extends Settings {
   /** Bound of each call of the live platform mirror. */
   readonly platformTimeout: Duration.Duration
+  readonly viaPlatformProxy: boolean
   readonly platformUrl: string
   readonly platformToken: Option.Option<Redacted.Redacted<string>>
   readonly orgId: Option.Option<string>
@@ -285,6 +293,7 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
     history,
     timeout,
     platformTimeout,
+    viaPlatformProxy: options.viaPlatformProxy ?? false,
     retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),
     pollSchedule: options.pollSchedule ?? defaultPollSchedule,
     roles: options.roles ?? ["operator"],
@@ -303,8 +312,10 @@ export const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations
   // The live mirror bounds each call itself, so the program adds no second timer.
   layerCore({ ...options, mirrorTimeout: undefined }).pipe(
     Layer.provide(Layer.mergeAll(
-      DiscoveryHttp.layer({ ...options, timeout: options.timeout }),
-      A2ATransportHttp.layer({ workspaceId: options.workspaceId, timeout: options.timeout }),
+      options.viaPlatformProxy
+        ? DiscoveryProxy.layer(options)
+        : DiscoveryHttp.layer({ ...options, timeout: options.timeout }),
+      A2ATransportHttp.layer({ workspaceId: options.workspaceId, timeout: options.timeout, platform: options }),
       PlatformMirrorHttp.layer({ ...options, timeout: options.platformTimeout }),
       AuditLog.layer({ workspaceId: options.workspaceId }),
       RbacStatic.layer({ roles: options.roles, allowedActions: options.allowedActions })
@@ -344,6 +355,7 @@ export const config: Config.Config<Options> = Config.all({
     Config.map(Duration.seconds)
   ),
   history: Config.integer("DELEGATION_HISTORY").pipe(Config.withDefault(100)),
+  viaPlatformProxy: Config.boolean("A2A_VIA_PLATFORM_PROXY").pipe(Config.withDefault(false)),
   rbac: RbacStatic.config
 }).pipe(Config.map(({ rbac, ...rest }) => ({ ...rest, roles: rbac.roles, allowedActions: rbac.allowedActions })))
 

@@ -15,7 +15,12 @@ import type { Effect } from "effect"
 export class PeerEndpoint extends Schema.Class<PeerEndpoint>("effect-a2a-delegation/PeerEndpoint")({
   id: Schema.String,
   url: Schema.String,
-  name: Schema.optional(Schema.String)
+  name: Schema.optional(Schema.String),
+  /**
+   * The URL is the platform's A2A proxy (`/workspaces/{id}/a2a`), not the peer itself: the
+   * transport then sends this workspace's platform credentials, which a peer never receives.
+   */
+  viaPlatform: Schema.optional(Schema.Boolean)
 }) {}
 
 /**

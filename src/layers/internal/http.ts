@@ -31,7 +31,7 @@ export const platformClient = (client: HttpClient.HttpClient, settings: Platform
   const base = settings.platformUrl.replace(/\/+$/, "")
   const token = Option.map(settings.platformToken, Redacted.value)
   return HttpClient.mapRequest(client, (request) => {
-    let out = HttpClientRequest.prependUrl(request, base)
+    let out = base === "" ? request : HttpClientRequest.prependUrl(request, base)
     if (Option.isSome(token)) out = HttpClientRequest.bearerToken(out, token.value)
     if (Option.isSome(settings.orgId)) out = HttpClientRequest.setHeader(out, "X-Molecule-Org-Id", settings.orgId.value)
     return out

@@ -1,0 +1,11 @@
+/**
+ * A local platform and local A2A peers over real HTTP, for demos and for hosts'
+ * integration tests. Needs `@effect/platform-node`.
+ *
+ * @since 0.1.0
+ */
+
+/** The control-plane platform: registry, delegation rows, A2A proxy with queue-on-busy. */
+export * as LocalPlatform from "./LocalPlatform.js"
+/** Scriptable A2A v0.3 peers. */
+export * as LocalPeer from "./LocalPeer.js"
