@@ -14,7 +14,8 @@ import {
   PlatformMirrorTest,
   RbacTest
 } from "effect-a2a-delegation"
-import { ConfigProvider, Console, Duration, Effect, Layer, Schedule } from "effect"
+import { ConfigProvider, Console, Context, Duration, Effect, Layer, Schedule } from "effect"
+import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
 
 describe("README", () => {
   it.effect("quick start: the live program wires up from the environment", () => {
@@ -71,4 +72,26 @@ describe("README", () => {
 
     return Effect.map(answer, (result) => expect(result).toBe("42"))
   })
+})
+
+describe("README: local platform and peers", () => {
+  it.live("round trip through the local platform", () =>
+    Effect.gen(function*() {
+      const platform = yield* LocalPlatform.make()
+      const peer = yield* LocalPeer.make({ behaviour: { reply: (task) => `echo: ${task}` } })
+      const token = yield* platform.register({ id: "ws-me" })
+      yield* platform.register({ id: "ws-peer", url: peer.url })
+      const delegations = yield* Layer.build(
+        DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: platform.url, platformToken: token })
+      ).pipe(Effect.map(Context.get(Delegations)))
+      const id = yield* delegations.delegate({ workspaceId: "ws-peer", task: "ping" })
+      return yield* delegations.await(id)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(NodeHttpClient.layerUndici),
+      Effect.map((done) => {
+        expect(done.status).toBe("completed")
+        expect(done.result).toBe("echo: ping")
+      })
+    ))
 })
