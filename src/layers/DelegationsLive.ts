@@ -12,6 +12,7 @@ import {
   Duration,
   Effect,
   Either,
+  Exit,
   Fiber,
   FiberMap,
   Layer,
@@ -101,7 +102,7 @@ export const make = (
     const audit = yield* Audit
     const context = yield* Effect.context<Discovery | A2ATransport | PlatformMirror | Audit>()
     const store = yield* Store.make(settings.history)
-    const fibers = yield* FiberMap.make<string, void, never>()
+    const fibers = yield* FiberMap.make<string, Option.Option<Delegation>, never>()
 
     const refresh = (ids: ReadonlyArray<string>) =>
       refreshQueued(ids, store, settings).pipe(Effect.provide(context))
@@ -173,11 +174,13 @@ export const make = (
       return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refresh(queued), store.list)
     })
 
+    // The fiber's result is the final state, so a delegation evicted by a small history can still be awaited.
     const await_: Delegations["Type"]["await"] = (id) =>
       FiberMap.get(fibers, id).pipe(
         Effect.flatMap(Fiber.await),
-        Effect.ignore,
-        Effect.zipRight(Effect.flatMap(store.get(id), found(id)))
+        Effect.map((exit) => (Exit.isSuccess(exit) ? exit.value : Option.none())),
+        Effect.orElseSucceed(() => Option.none<Delegation>()),
+        Effect.flatMap((final) => (Option.isSome(final) ? Effect.succeed(final.value) : Effect.flatMap(store.get(id), found(id))))
       )
 
     return Delegations.of({ delegate, status, list, await: await_, running: FiberMap.size(fibers) })

@@ -159,7 +159,8 @@ const isPendingState = (state: Task["status"]["state"]): boolean =>
 
 /**
  * Runs one delegation to its outcome and records every state change in the store.
- * Never fails: failures become the `failed` state.
+ * Never fails: failures become the `failed` state. Returns the final state, which
+ * stays readable here even when a small history has already evicted it from the store.
  *
  * @since 0.1.0
  * @category programs
@@ -168,7 +169,7 @@ export const runDelegation = (
   input: DelegationInput,
   store: DelegationStore,
   settings: DelegationSettings
-): Effect.Effect<void, never, Discovery | A2ATransport | PlatformMirror | Audit> =>
+): Effect.Effect<Option.Option<Delegation>, never, Discovery | A2ATransport | PlatformMirror | Audit> =>
   Effect.gen(function*() {
     const discovery = yield* Discovery
     const transport = yield* A2ATransport
@@ -356,14 +357,15 @@ export const runDelegation = (
 
     const completed = (result: string) =>
       Effect.gen(function*() {
-        yield* update({ status: "completed", result })
+        const final = yield* update({ status: "completed", result })
         yield* auditEvent("success", { attempt: attempts })
         yield* mirrorOutcome("completed", "", result)
+        return final
       })
 
     const queued = (reply: QueuedReply) =>
       Effect.gen(function*() {
-        yield* update({
+        const final = yield* update({
           status: "queued",
           ...(reply.queueId === undefined ? {} : { queueId: reply.queueId }),
           ...(reply.queueDepth === undefined ? {} : { queueDepth: reply.queueDepth }),
@@ -374,6 +376,7 @@ export const runDelegation = (
           ...(reply.queueId === undefined ? {} : { queue_id: reply.queueId }),
           ...(reply.queueDepth === undefined ? {} : { queue_depth: reply.queueDepth })
         })
+        return final
       })
 
     const failed = (failure: DelegationFailure) =>
@@ -383,16 +386,17 @@ export const runDelegation = (
             d.status !== "pending" && d.status !== "in_progress"
               ? d
               : patch(d, { status: "failed", error: failure.message, cause: failure }, now)))
-        if (Option.isNone(changed)) return
+        if (Option.isNone(changed)) return changed
         yield* auditEvent("failure", {
           last_error: failure.message,
           reason: failure._tag === "DiscoveryError" ? "discovery_error" : failure._tag,
           attempt: attempts
         })
         yield* mirrorOutcome("failed", failure.message, "")
+        return changed
       })
 
-    yield* body.pipe(
+    return yield* body.pipe(
       Effect.matchEffect({
         onSuccess: (outcome) => outcome._tag === "Completed" ? completed(outcome.result) : queued(outcome.reply),
         onFailure: failed

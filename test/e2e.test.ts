@@ -1,0 +1,580 @@
+/**
+ * End to end over real HTTP on 127.0.0.1: a `LocalPlatform` (registry, delegation
+ * rows, A2A proxy with queue-on-busy) and scripted `LocalPeer`s, driven by hosts
+ * built from the package's public layers exactly as an agent builds them. Real
+ * servers, real time: every latency and delay is kept short.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { NodeHttpClient } from "@effect/platform-node"
+import {
+  A2ATransportHttp,
+  AuditMemory,
+  Delegations,
+  DelegationsLayer,
+  DiscoveryTest,
+  linearRetry,
+  PlatformMirrorHttp,
+  RbacStatic
+} from "effect-a2a-delegation"
+import { LocalPeer } from "effect-a2a-delegation/testing"
+import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
+import { captureLogs, eventually, field, items, makeWorld, SELF } from "./fixtures/e2e.js"
+
+/** Audit lines and best-effort warnings are expected here; keep the test output clean. */
+const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.None)
+
+const messageIdOf = (body: unknown) => field(body, "params", "message", "messageId")
+
+describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
+  it.scopedLive("several delegations to a fast peer complete and are mirrored with the workspace's token", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const fast = yield* world.peer("ws-fast", { latency: "30 millis", reply: (task) => `answer to "${task}"` })
+      const host = yield* world.host()
+
+      const tasks = ["summarise the Q3 report", "translate the memo to French", "list open incidents"]
+      const ids = yield* Effect.forEach(tasks, (task) => host.delegate({ workspaceId: "ws-fast", task }))
+      const done = yield* Effect.forEach(ids, (id) => host.await(id))
+
+      expect(done.map((d) => d.status)).toEqual(["completed", "completed", "completed"])
+      expect(done.map((d) => d.result)).toEqual(tasks.map((task) => `answer to "${task}"`))
+      expect(done.map((d) => d.attempts)).toEqual([1, 1, 1])
+      expect(done.map((d) => d.workspaceId)).toEqual(["ws-fast", "ws-fast", "ws-fast"])
+
+      // record, discover, update and notify for each delegation, all with this workspace's bearer token
+      const requests = yield* eventually(world.platform.requests, (all) => all.length >= 12, "12 platform calls")
+      const calls = requests.map((r) => `${r.method} ${r.path}`)
+      const count = (call: string) => calls.filter((c) => c === call).length
+      expect(requests).toHaveLength(12)
+      expect(count("POST /workspaces/ws-self/delegations/record")).toBe(3)
+      expect(count("GET /registry/discover/ws-fast")).toBe(3)
+      for (const id of ids) expect(count(`POST /workspaces/ws-self/delegations/${id}/update`)).toBe(1)
+      expect(count("POST /workspaces/ws-self/notify")).toBe(3)
+      for (const request of requests) expect(request.headers["authorization"]).toBe(`Bearer ${world.selfToken}`)
+      for (const request of requests.filter((r) => r.path.startsWith("/registry/discover/"))) {
+        expect(request.headers["x-workspace-id"]).toBe(SELF)
+      }
+
+      // the peer got one message/send per delegation, never the platform's bearer
+      const sent = yield* fast.requests
+      expect(sent.map((r) => r.method)).toEqual(["message/send", "message/send", "message/send"])
+      expect(sent.map((r) => messageIdOf(r.body)).sort()).toEqual([...ids].sort())
+      for (const request of sent) {
+        expect(request.headers["authorization"]).toBeUndefined()
+        expect(request.headers["x-workspace-id"]).toBe(SELF)
+      }
+
+      // the platform's rows and its list show them completed
+      const rows = yield* world.platform.rows
+      for (const [i, id] of ids.entries()) {
+        const own = rows.filter((row) => row.delegationId === id)
+        expect(own.map((row) => [row.method, row.status, row.targetId])).toEqual([
+          ["delegate", "completed", "ws-fast"],
+          ["delegate_result", "completed", "ws-fast"]
+        ])
+        expect(own[1]!.responseText).toBe(`answer to "${tasks[i]}"`)
+      }
+      const list = yield* world.call("GET", `/workspaces/${SELF}/delegations`, { token: world.selfToken })
+      expect(list.status).toBe(200)
+      for (const [i, id] of ids.entries()) {
+        const own = items(list.body).filter((row) => field(row, "delegation_id") === id)
+        expect(own).toHaveLength(2)
+        for (const row of own) expect(field(row, "status")).toBe("completed")
+        expect(own.map((row) => field(row, "response_preview"))).toContain(`answer to "${tasks[i]}"`)
+      }
+
+      const notifications = yield* world.platform.notifications
+      expect(notifications.map((n) => field(n.body, "message")).sort()).toEqual(
+        ids.map((id) => `Delegation ${id} to ws-fast completed.`).sort()
+      )
+      expect(yield* host.running).toBe(0)
+    }).pipe(quiet))
+})
+
+describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
+  it.scopedLive("A2A_VIA_PLATFORM_PROXY: a busy peer's overflow is queued once and resolves after the drain", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const busy = yield* world.peer("ws-busy", { latency: "300 millis", reply: (task) => `report on "${task}"` }, 1)
+      const host = yield* world.hostFromEnv({
+        PLATFORM_URL: world.platform.url,
+        WORKSPACE_ID: SELF,
+        PLATFORM_TOKEN: world.selfToken,
+        A2A_VIA_PLATFORM_PROXY: "true",
+        DELEGATION_RETRY_ATTEMPTS: "3",
+        DELEGATION_RETRY_DELAY: "0.05",
+        DELEGATION_TIMEOUT: "5"
+      })
+
+      const first = yield* host.delegate({ workspaceId: "ws-busy", task: "audit the ledger" })
+      // the peer is busy with the first before the second arrives at the proxy
+      yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
+      const second = yield* host.delegate({ workspaceId: "ws-busy", task: "audit the payroll" })
+
+      const queued = yield* host.await(second)
+      expect(queued.status).toBe("queued")
+      expect(queued.queueId).toBeTypeOf("string")
+      expect(queued.queueId).not.toBe("")
+      expect(queued.queueDepth).toBe(1)
+      expect(queued.queueMessage).toContain("request queued")
+      expect(queued.attempts).toBe(1)
+      expect(queued.result).toBeUndefined()
+
+      const firstDone = yield* host.await(first)
+      expect(firstDone.status).toBe("completed")
+      expect(firstDone.result).toBe(`report on "audit the ledger"`)
+      expect(firstDone.attempts).toBe(1)
+
+      // status(id) refreshes the queued delegation from the platform's list once the proxy drained it
+      yield* host.status(second).pipe(
+        Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (d) => d.status !== "queued" }),
+        Effect.timeout("3 seconds")
+      )
+      const resolved = yield* host.status(second)
+      expect(resolved.status).toBe("completed")
+      expect(resolved.result).toBe(`report on "audit the payroll"`)
+      expect(resolved.attempts).toBe(1)
+      expect(resolved.error).toBeUndefined()
+
+      // exactly one proxy POST per delegation, with the caller's bearer and X-Workspace-ID; no discovery
+      const requests = yield* world.platform.requests
+      const proxied = requests.filter((r) => r.method === "POST" && r.path === "/workspaces/ws-busy/a2a")
+      expect(proxied).toHaveLength(2)
+      for (const request of proxied) {
+        expect(request.headers["authorization"]).toBe(`Bearer ${world.selfToken}`)
+        expect(request.headers["x-workspace-id"]).toBe(SELF)
+      }
+      expect(requests.filter((r) => r.path.startsWith("/registry/discover/"))).toEqual([])
+
+      // the peer saw each delegation once (the second from the drain), never with the bearer
+      const sent = yield* busy.requests
+      expect(sent.map((r) => messageIdOf(r.body))).toEqual([first, second])
+      for (const request of sent) {
+        expect(request.headers["authorization"]).toBeUndefined()
+        expect(request.headers["x-workspace-id"]).toBe(SELF)
+      }
+      expect(yield* world.platform.queueDepth("ws-busy")).toBe(0)
+
+      // the drain stitched the answer into every row of the queued delegation
+      const rows = (yield* world.platform.rows).filter((row) => row.delegationId === second)
+      expect(rows.map((row) => [row.method, row.status])).toEqual([
+        ["delegate", "completed"],
+        ["delegate_result", "completed"]
+      ])
+      for (const row of rows) expect(row.responseText).toBe(`report on "audit the payroll"`)
+      const notifications = (yield* world.platform.notifications).map((n) => field(n.body, "message"))
+      expect(notifications).toContain(`Delegation ${first} to ws-busy completed.`)
+      expect(notifications).toContain(`Queued delegation ${second} to ws-busy completed.`)
+    }).pipe(quiet))
+
+  it.scopedLive("viaPlatformProxy: a queued delegation whose drained reply is an error turns failed on list", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const busy = yield* world.peer("ws-busy", {}, 1)
+      yield* busy.setBehaviour((call) =>
+        call === 0 ? { latency: "200 millis" } : { rpcError: { code: -32601, message: "Method not found" } }
+      )
+      const host = yield* world.host({ viaPlatformProxy: true })
+
+      const first = yield* host.delegate({ workspaceId: "ws-busy", task: "first" })
+      yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
+      const second = yield* host.delegate({ workspaceId: "ws-busy", task: "second" })
+      expect((yield* host.await(second)).status).toBe("queued")
+      expect((yield* host.await(first)).result).toBe("done: first")
+
+      // list refreshes every queued delegation with one platform call
+      const all = yield* eventually(
+        host.list,
+        (delegations) => delegations.every((d) => d.status !== "queued"),
+        "the queue to drain"
+      )
+      const failed = all.find((d) => d.id === second)
+      expect(failed?.status).toBe("failed")
+      expect(failed?.attempts).toBe(1)
+      expect(failed?.error).toBe("Platform reported the delegation as failed: JSON-RPC error -32601: Method not found")
+      expect(failed?.cause?._tag).toBe("PeerTaskFailed")
+      expect((yield* busy.requests).map((r) => messageIdOf(r.body))).toEqual([first, second])
+      const notifications = (yield* world.platform.notifications).map((n) => field(n.body, "message"))
+      expect(notifications).toContain(`Queued delegation ${second} to ws-busy failed: ${failed?.error}`)
+    }).pipe(quiet))
+})
+
+describe("e2e: failures", () => {
+  it.scopedLive("a broken peer fails after 3 attempts, directly (connection closed) and through the proxy (502)", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const broken = yield* world.peer("ws-broken", { drop: true })
+      const direct = yield* world.host()
+      const proxied = yield* world.host({ viaPlatformProxy: true })
+
+      const a = yield* direct.delegate({ workspaceId: "ws-broken", task: "rebuild the index" })
+      const b = yield* proxied.delegate({ workspaceId: "ws-broken", task: "rebuild the index again" })
+      const [viaDirect, viaProxy] = yield* Effect.all([direct.await(a), proxied.await(b)])
+
+      expect(viaDirect.status).toBe("failed")
+      expect(viaDirect.attempts).toBe(3)
+      expect(viaDirect.error).toMatch(/^Transport error: connection reset \(.+\)$/)
+      const directCause = viaDirect.cause
+      expect(directCause?._tag).toBe("A2ATransportError")
+      if (directCause?._tag === "A2ATransportError") {
+        expect(directCause.reason).toBe("ConnectionReset")
+        expect(directCause.url).toBe(broken.url)
+      }
+
+      expect(viaProxy.status).toBe("failed")
+      expect(viaProxy.attempts).toBe(3)
+      expect(viaProxy.error).toBe("Transport error: HTTP 502 (failed to reach workspace agent)")
+      const proxyCause = viaProxy.cause
+      expect(proxyCause?._tag).toBe("A2ATransportError")
+      if (proxyCause?._tag === "A2ATransportError") {
+        expect(proxyCause.reason).toBe("Status")
+        expect(proxyCause.status).toBe(502)
+        expect(proxyCause.url).toBe(`${world.platform.url}/workspaces/ws-broken/a2a`)
+      }
+
+      // 3 direct POSTs plus 3 forwarded by the proxy
+      expect((yield* broken.requests).map((r) => messageIdOf(r.body)).sort()).toEqual([a, a, a, b, b, b].sort())
+      const proxyPosts = (yield* world.platform.requests).filter((r) => r.path === "/workspaces/ws-broken/a2a")
+      expect(proxyPosts).toHaveLength(3)
+
+      const rows = yield* world.platform.rows
+      for (const [id, error] of [[a, viaDirect.error], [b, viaProxy.error]] as const) {
+        const own = rows.filter((row) => row.delegationId === id)
+        expect(own.map((row) => [row.method, row.status, row.error])).toEqual([["delegate", "failed", error]])
+      }
+    }).pipe(quiet))
+
+  it.scopedLive("RBAC denial and invalid input store nothing and send nothing", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const fast = yield* world.peer("ws-fast", {})
+      const intern = yield* world.host({ roles: ["read-only"] })
+      const host = yield* world.host()
+
+      const denied = yield* Effect.flip(intern.delegate({ workspaceId: "ws-fast", task: "anything at all" }))
+      expect(denied._tag).toBe("AccessDenied")
+      expect(denied.message).toBe("RBAC: no 'delegate' permission. Roles: [read-only]")
+
+      const invalid = yield* Effect.forEach([
+        { workspaceId: "ws busy; rm -rf /", task: "whatever" },
+        { workspaceId: "ws-fast", task: "   " },
+        { workspaceId: SELF, task: "talk to myself" },
+        { workspaceId: "", task: "nobody" }
+      ], (request) => Effect.flip(host.delegate(request)))
+      expect(invalid.map((e) => e._tag)).toEqual(Array(4).fill("InvalidDelegation"))
+      expect(invalid.map((e) => e._tag === "InvalidDelegation" ? `${e.field}/${e.rule}` : e._tag)).toEqual([
+        "workspaceId/pattern",
+        "task/required",
+        "workspaceId/self_delegation",
+        "workspaceId/required"
+      ])
+
+      // a moment for anything that might have been started in the background
+      yield* Effect.sleep("50 millis")
+      expect(yield* intern.list).toEqual([])
+      expect(yield* host.list).toEqual([])
+      expect(yield* intern.running).toBe(0)
+      expect(yield* host.running).toBe(0)
+      expect(yield* world.platform.requests).toEqual([])
+      expect(yield* world.platform.rows).toEqual([])
+      expect(yield* fast.requests).toEqual([])
+    }).pipe(quiet))
+
+  it.scopedLive("a peer slower than the timeout: each request times out, is retried, and the delegation fails", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const slow = yield* world.peer("ws-slow", { latency: "500 millis" })
+      const host = yield* world.host({ timeout: "200 millis" })
+
+      const id = yield* host.delegate({ workspaceId: "ws-slow", task: "take your time" })
+      const done = yield* host.await(id)
+      expect(done.status).toBe("failed")
+      expect(done.attempts).toBe(3)
+      expect(done.error).toBe("Transport error: request timed out after 200ms")
+      const cause = done.cause
+      expect(cause?._tag).toBe("A2ATransportError")
+      if (cause?._tag === "A2ATransportError") expect(cause.reason).toBe("Timeout")
+      expect((yield* slow.requests).map((r) => messageIdOf(r.body))).toEqual([id, id, id])
+    }).pipe(quiet))
+
+  it.scopedLive("a Task result is followed with tasks/get until completed", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const worker = yield* world.peer("ws-worker", {
+        result: "task",
+        latency: "300 millis",
+        reply: (task) => `finished: ${task}`
+      })
+      const host = yield* world.host()
+
+      const id = yield* host.delegate({ workspaceId: "ws-worker", task: "long job" })
+      const done = yield* host.await(id)
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe("finished: long job")
+      expect(done.taskId).toBe("task-1")
+      expect(done.attempts).toBe(1)
+
+      const methods = (yield* worker.requests).map((r) => r.method)
+      expect(methods[0]).toBe("message/send")
+      expect(methods.slice(1).length).toBeGreaterThanOrEqual(2)
+      expect(new Set(methods.slice(1))).toEqual(new Set(["tasks/get"]))
+      for (const request of yield* worker.requests) expect(request.headers["authorization"]).toBeUndefined()
+    }).pipe(quiet))
+
+  it.scopedLive("a Task that outlasts DELEGATION_TIMEOUT fails with DelegationTimeout", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const worker = yield* world.peer("ws-worker", { result: "task", latency: "2 seconds" })
+      const host = yield* world.host({ timeout: "200 millis" })
+
+      const id = yield* host.delegate({ workspaceId: "ws-worker", task: "never ends in time" })
+      const done = yield* host.await(id)
+      expect(done.status).toBe("failed")
+      expect(done.attempts).toBe(1)
+      expect(done.taskId).toBe("task-1")
+      expect(done.error).toBe("Peer task task-1 still working after 0.2s (DELEGATION_TIMEOUT)")
+      const cause = done.cause
+      expect(cause?._tag).toBe("DelegationTimeout")
+      if (cause?._tag === "DelegationTimeout") {
+        expect(cause.taskId).toBe("task-1")
+        expect(cause.lastState).toBe("working")
+      }
+      expect((yield* worker.requests)[0]?.method).toBe("message/send")
+    }).pipe(quiet))
+
+  it.scopedLive("a JSON-RPC error fails once, without retry, and points at A2A v1.0", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const v1 = yield* world.peer("ws-v1", { rpcError: { code: -32601, message: "Method not found" } })
+      const host = yield* world.host()
+
+      const id = yield* host.delegate({ workspaceId: "ws-v1", task: "hello?" })
+      const done = yield* host.await(id)
+      expect(done.status).toBe("failed")
+      expect(done.attempts).toBe(1)
+      expect(done.error).toContain("JSON-RPC error -32601: Method not found")
+      expect(done.error).toContain("v1.0")
+      const cause = done.cause
+      expect(cause?._tag).toBe("JsonRpcError")
+      if (cause?._tag === "JsonRpcError") expect(cause.code).toBe(-32601)
+      expect(yield* v1.requests).toHaveLength(1)
+    }).pipe(quiet))
+})
+
+describe("e2e: a platform that is down", () => {
+  it.scopedLive("the delegation still completes; record, update and notify failures are only logged", () =>
+    Effect.gen(function*() {
+      const fast = yield* LocalPeer.make({ name: "ws-fast", behaviour: { reply: (task) => `answer to "${task}"` } })
+      // a port that was just closed refuses connections
+      const closed = yield* Effect.scoped(LocalPeer.make({ name: "gone" }))
+      const platformUrl = new URL(closed.url).origin
+
+      const context = yield* Layer.build(
+        DelegationsLayer.layerCore({
+          workspaceId: SELF,
+          history: 100,
+          timeout: Duration.seconds(2),
+          mirrorTimeout: Duration.millis(500),
+          retrySchedule: linearRetry(3, "50 millis"),
+          pollSchedule: Schedule.spaced("50 millis")
+        }).pipe(
+          Layer.provideMerge(Layer.mergeAll(
+            A2ATransportHttp.layer({ workspaceId: SELF, timeout: "2 seconds" }),
+            PlatformMirrorHttp.layer({
+              platformUrl,
+              workspaceId: SELF,
+              platformToken: Option.some(Redacted.make("platform-secret")),
+              orgId: Option.none(),
+              timeout: "500 millis"
+            }),
+            DiscoveryTest.layer({ "ws-fast": fast.url }),
+            AuditMemory.layer({ workspaceId: SELF }),
+            RbacStatic.layer({ roles: ["operator"] })
+          )),
+          Layer.provide(NodeHttpClient.layerUndici)
+        )
+      )
+      const host = Context.get(context, Delegations)
+
+      const logs = captureLogs()
+      const id = yield* host.delegate({ workspaceId: "ws-fast", task: "works offline" }).pipe(Effect.provide(logs.layer))
+      const done = yield* host.await(id)
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe(`answer to "works offline"`)
+      expect(done.attempts).toBe(1)
+      expect(done.error).toBeUndefined()
+
+      const warnings = logs.lines.filter((line) => line.level === "WARN").map((line) => line.message).sort()
+      expect(warnings).toEqual([
+        "platform notify failed; the delegation outcome is unchanged",
+        "platform record failed; the delegation outcome is unchanged",
+        "platform update failed; the delegation outcome is unchanged"
+      ])
+      expect(logs.lines.filter((line) => line.level === "ERROR" || line.level === "FATAL")).toEqual([])
+
+      expect(yield* Context.get(context, DiscoveryTest.DiscoveryTest).lookups).toEqual(["ws-fast"])
+      const audit = yield* Context.get(context, AuditMemory.AuditMemory).records
+      expect(audit.map((record) => record.outcome)).toEqual(["dispatched", "success"])
+      const sent = yield* fast.requests
+      expect(sent).toHaveLength(1)
+      expect(sent[0]!.headers["authorization"]).toBeUndefined()
+    }))
+})
+
+describe("e2e: the local platform's contract", () => {
+  it.scopedLive("a host with a wrong PLATFORM_TOKEN fails discovery with the platform's 401 text", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const fast = yield* world.peer("ws-fast", {})
+      const host = yield* world.host({ platformToken: "tok-not-mine" })
+
+      const id = yield* host.delegate({ workspaceId: "ws-fast", task: "who am I?" })
+      const done = yield* host.await(id)
+      expect(done.status).toBe("failed")
+      expect(done.error).toBe("Discovery failed: HTTP 401 (invalid workspace auth token)")
+      expect(done.attempts).toBe(0)
+      const cause = done.cause
+      expect(cause?._tag).toBe("DiscoveryError")
+      if (cause?._tag === "DiscoveryError") expect(cause.status).toBe(401)
+
+      expect(yield* fast.requests).toEqual([])
+      expect(yield* world.platform.rows).toEqual([])
+      expect(yield* world.platform.notifications).toEqual([])
+    }).pipe(quiet))
+
+  it.scopedLive("record, update and list need the workspace's own bearer; the proxy needs the caller's", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const fast = yield* world.peer("ws-fast", {})
+      const otherToken = yield* world.platform.register({ id: "ws-other" })
+
+      const endpoints = [
+        {
+          method: "POST",
+          path: `/workspaces/${SELF}/delegations/record`,
+          body: { target_id: "ws-fast", task: "t", delegation_id: "d-1" }
+        },
+        { method: "POST", path: `/workspaces/${SELF}/delegations/d-1/update`, body: { status: "completed" } },
+        { method: "GET", path: `/workspaces/${SELF}/delegations`, body: undefined }
+      ] as const
+      for (const { body, method, path } of endpoints) {
+        expect(yield* world.call(method, path, { body })).toEqual({
+          status: 401,
+          body: { error: "missing workspace auth token" }
+        })
+        for (const token of ["tok-wrong", otherToken]) {
+          expect(yield* world.call(method, path, { body, token })).toEqual({
+            status: 401,
+            body: { error: "invalid workspace auth token" }
+          })
+        }
+      }
+      expect(yield* world.platform.rows).toEqual([])
+
+      // the right token is accepted
+      expect(yield* world.call("POST", endpoints[0].path, { body: endpoints[0].body, token: world.selfToken })).toEqual({
+        status: 202,
+        body: { delegation_id: "d-1", status: "recorded" }
+      })
+
+      const envelope = {
+        jsonrpc: "2.0",
+        id: "r-1",
+        method: "message/send",
+        params: { message: { kind: "message", role: "user", messageId: "m-1", parts: [{ kind: "text", text: "hi" }] } }
+      }
+      expect(yield* world.call("POST", "/workspaces/ws-fast/a2a", { body: envelope, workspaceId: SELF, token: "tok-wrong" }))
+        .toEqual({ status: 401, body: { error: "invalid caller auth token" } })
+      expect(yield* world.call("POST", "/workspaces/ws-fast/a2a", { body: envelope, workspaceId: SELF }))
+        .toEqual({ status: 401, body: { error: "missing caller auth token" } })
+      expect(yield* fast.requests).toEqual([])
+    }).pipe(quiet))
+
+  it.scopedLive("bad bodies answer 400 with the platform's messages", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const token = world.selfToken
+
+      expect(
+        yield* world.call("POST", `/workspaces/${SELF}/delegations/record`, {
+          token,
+          body: { target_id: "ws-fast", task: "no id" }
+        })
+      ).toEqual({ status: 400, body: { error: "invalid request body" } })
+      expect(
+        yield* world.call("POST", `/workspaces/${SELF}/delegations/d-1/update`, { token, body: { status: "queued" } })
+      ).toEqual({ status: 400, body: { error: "status must be 'completed' or 'failed'" } })
+      expect(yield* world.call("POST", `/workspaces/${SELF}/notify`, { token, body: { type: "delegation_complete" } }))
+        .toEqual({ status: 400, body: { error: "message is required" } })
+      expect(yield* world.call("POST", `/workspaces/${SELF}/notify`, { token, body: { message: "hello" } }))
+        .toEqual({ status: 200, body: { status: "sent" } })
+      expect(yield* world.platform.rows).toEqual([])
+    }).pipe(quiet))
+
+  it.scopedLive("discover: 400 without X-Workspace-ID, 403 for an unknown target, 503 for an offline one", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const fast = yield* world.peer("ws-fast", {})
+      const token = world.selfToken
+
+      expect(yield* world.call("GET", "/registry/discover/ws-fast", { token })).toEqual({
+        status: 400,
+        body: { error: "X-Workspace-ID header is required" }
+      })
+      expect(yield* world.call("GET", "/registry/discover/ws-nobody", { token, workspaceId: SELF })).toEqual({
+        status: 403,
+        body: { error: "not authorized to discover this workspace" }
+      })
+      expect(yield* world.call("GET", "/registry/discover/ws-fast", { token, workspaceId: SELF })).toEqual({
+        status: 200,
+        body: { id: "ws-fast", url: fast.url, name: "ws-fast" }
+      })
+
+      yield* world.platform.setStatus("ws-fast", "offline")
+      expect(yield* world.call("GET", "/registry/discover/ws-fast", { token, workspaceId: SELF })).toEqual({
+        status: 503,
+        body: { error: "workspace not available", status: "offline" }
+      })
+      // and a delegation to it fails at discovery with that text
+      const host = yield* world.host()
+      const done = yield* host.await(yield* host.delegate({ workspaceId: "ws-fast", task: "are you there?" }))
+      expect(done.status).toBe("failed")
+      expect(done.error).toBe("Discovery failed: HTTP 503 (workspace not available)")
+      expect(yield* fast.requests).toEqual([])
+    }).pipe(quiet))
+
+  it.scopedLive("the list is newest first, at most 50 rows, previews cut to 300 characters", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const token = world.selfToken
+      const ids = Array.from({ length: 55 }, (_, i) => `d-${String(i).padStart(2, "0")}`)
+      for (const id of ids) {
+        const recorded = yield* world.call("POST", `/workspaces/${SELF}/delegations/record`, {
+          token,
+          body: { target_id: "ws-fast", task: `task ${id}`, delegation_id: id }
+        })
+        expect(recorded.status).toBe(202)
+      }
+      const preview = Array.from({ length: 1000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join("")
+      const updated = yield* world.call("POST", `/workspaces/${SELF}/delegations/d-00/update`, {
+        token,
+        body: { status: "completed", error: "", response_preview: preview }
+      })
+      expect(updated).toEqual({ status: 200, body: { status: "completed", delegation_id: "d-00" } })
+
+      const list = yield* world.call("GET", `/workspaces/${SELF}/delegations`, { token })
+      expect(list.status).toBe(200)
+      const rows = items(list.body)
+      expect(rows).toHaveLength(50)
+      // newest first: d-00's result row, then the delegate rows d-54 down to d-06
+      expect(rows.map((row) => field(row, "delegation_id"))).toEqual(["d-00", ...ids.slice(6).reverse()])
+      expect(field(rows[0], "status")).toBe("completed")
+      expect(field(rows[0], "response_preview")).toBe(`${preview.slice(0, 300)}...`)
+      for (const row of rows.slice(1)) {
+        expect(field(row, "status")).toBe("dispatched")
+        expect(field(row, "response_preview")).toBeUndefined()
+      }
+      const created = rows.map((row) => String(field(row, "created_at")))
+      expect([...created].sort().reverse()).toEqual(created)
+    }).pipe(quiet))
+})
