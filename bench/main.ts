@@ -51,7 +51,7 @@ const POOL = 256
 
 const startServer = () =>
   new Promise<{ readonly port: number; readonly stop: () => void }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", new URL("./server.ts", import.meta.url).pathname], {
+    const child = spawn(process.execPath, [new URL("./server.js", import.meta.url).pathname], {
       stdio: ["ignore", "pipe", "inherit"]
     })
     child.once("error", reject)

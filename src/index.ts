@@ -11,6 +11,7 @@ export * from "./services/Delegations.js"
 export * from "./services/Discovery.js"
 export * from "./services/PlatformMirror.js"
 export * from "./services/Rbac.js"
+export * from "./services/RequestTimeout.js"
 
 /** A2A v0.3 wire schemas and helpers. */
 export * as A2A from "./services/A2A.js"

@@ -9,6 +9,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { JsonRpcResponse, Message, messageSendBody, Task, tasksGetBody } from "../services/A2A.js"
 import type { A2AError, SendReply } from "../services/A2ATransport.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
+import { bounded, isNative } from "../services/RequestTimeout.js"
 import {
   A2AResponseError,
   A2ATransport,
@@ -155,6 +156,7 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const timeout = Duration.decode(options.timeout)
+    const bound = bounded(yield* isNative)
     const platform = options.platform
     // Same client with the platform's bearer and org header; the base URL is already in the endpoint.
     const proxyClient = platform === undefined ? undefined : platformClient(client, { ...platform, platformUrl: "" })
@@ -176,15 +178,12 @@ export const make = (options: Options) =>
         Effect.flatMap((response) =>
           Effect.flatMap(bodyText(response), (text) => classifyResponse(url, requestId, response, text))
         ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new A2ATransportError({
-              url,
-              reason: "Timeout",
-              detail: `request timed out after ${Duration.format(timeout)}`
-            })
-        }),
+        bound(timeout, () =>
+          new A2ATransportError({
+            url,
+            reason: "Timeout",
+            detail: `request timed out after ${Duration.format(timeout)}`
+          })),
         Effect.catchTags({
           RequestError: (error) =>
             error.reason === "Transport"

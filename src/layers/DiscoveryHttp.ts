@@ -6,6 +6,7 @@
 import { HttpClient } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/Discovery.js"
+import { bounded, isNative } from "../services/RequestTimeout.js"
 import type { PlatformSettings } from "./internal/http.js"
 import { errorText, fromHttpClientError, parseJson, platformClient, segment } from "./internal/http.js"
 
@@ -37,6 +38,7 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = platformClient(yield* HttpClient.HttpClient, options)
     const timeout = Duration.decode(options.timeout)
+    const bound = bounded(yield* isNative)
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
       const fail = (reason: DiscoveryError["reason"], detail: string, status?: number) =>
@@ -61,15 +63,12 @@ export const make = (options: Options) =>
             )
           })
         ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new DiscoveryError({
-              workspaceId,
-              reason: "Transport",
-              detail: `timed out after ${Duration.format(timeout)}`
-            })
-        }),
+        bound(timeout, () =>
+          new DiscoveryError({
+            workspaceId,
+            reason: "Transport",
+            detail: `timed out after ${Duration.format(timeout)}`
+          })),
         Effect.catchTags({
           RequestError: (error) => fail("Transport", fromHttpClientError(error).detail),
           ResponseError: (error) => fail("Transport", fromHttpClientError(error).detail)

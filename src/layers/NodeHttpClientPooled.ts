@@ -1,15 +1,31 @@
 /**
- * A Node `HttpClient` for hosts that delegate at volume: undici with a bounded
- * connection pool per origin, so thousands of delegations in flight share a few
- * hundred keep-alive sockets instead of opening one each (no EMFILE).
+ * A lean Node `HttpClient` for hosts that delegate at volume: undici with a
+ * bounded connection pool per origin, so thousands of delegations in flight share
+ * a few hundred keep-alive sockets instead of opening one each (no EMFILE).
+ *
+ * It implements the `HttpClient` interface directly over undici's dispatcher and
+ * reads each (small, JSON) body in one go: about 2.5 times the throughput of
+ * `NodeHttpClient.layerUndici` on loopback (see the README's performance section).
+ * It makes no `http.client` span per request; the current span's W3C
+ * `traceparent` is still sent on every request.
  *
  * Exported from `effect-a2a-delegation/node`; the core never picks a client.
  *
  * @since 0.1.0
  */
-import type { HttpClient } from "@effect/platform"
-import { NodeHttpClient, Undici } from "@effect/platform-node"
-import { Duration, Effect, Layer } from "effect"
+import {
+  Cookies,
+  Headers,
+  HttpClient,
+  HttpClientError,
+  HttpClientResponse,
+  HttpIncomingMessage,
+  UrlParams
+} from "@effect/platform"
+import type { HttpClientRequest } from "@effect/platform"
+import { NodeStream, Undici } from "@effect/platform-node"
+import { Context, Duration, Effect, Either, Inspectable, Layer, Option, Stream, Tracer } from "effect"
+import { currentRequestTimeout, NativeRequestTimeout } from "../services/RequestTimeout.js"
 
 /**
  * Pool settings.
@@ -24,26 +40,169 @@ export interface Options {
   readonly keepAliveTimeout?: Duration.DurationInput | undefined
 }
 
+const encoder = new TextEncoder()
+
+type RawHeaders = Record<string, string | Array<string> | undefined>
+
+/** A response whose body has been read as text already. */
+class TextResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
+  readonly [HttpIncomingMessage.TypeId]: HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
+  readonly [HttpClientResponse.TypeId]: HttpClientResponse.TypeId = HttpClientResponse.TypeId
+  readonly text: Effect.Effect<string, HttpClientError.ResponseError>
+
+  constructor(
+    readonly request: HttpClientRequest.HttpClientRequest,
+    readonly status: number,
+    private readonly rawHeaders: RawHeaders,
+    private readonly body: string
+  ) {
+    super()
+    this.text = Effect.succeed(body)
+  }
+
+  get headers(): Headers.Headers {
+    const out: Record<string, string> = {}
+    for (const name in this.rawHeaders) {
+      const value = this.rawHeaders[name]
+      if (value !== undefined) out[name] = Array.isArray(value) ? value.join(", ") : value
+    }
+    return Headers.fromInput(out)
+  }
+
+  get cookies(): Cookies.Cookies {
+    const header = this.rawHeaders["set-cookie"]
+    return header === undefined ? Cookies.empty : Cookies.fromSetCookie(Array.isArray(header) ? header : [header])
+  }
+
+  get remoteAddress(): Option.Option<string> {
+    return Option.none()
+  }
+
+  get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
+    return Stream.succeed(encoder.encode(this.body))
+  }
+
+  private decodeError(cause: unknown) {
+    return new HttpClientError.ResponseError({ request: this.request, response: this, reason: "Decode", cause })
+  }
+
+  get json(): Effect.Effect<unknown, HttpClientError.ResponseError> {
+    return Effect.try({
+      try: () => (this.body === "" ? null : JSON.parse(this.body) as unknown),
+      catch: (cause) => this.decodeError(cause)
+    })
+  }
+
+  get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpClientError.ResponseError> {
+    return Effect.try({
+      try: () => UrlParams.fromInput(new URLSearchParams(this.body)),
+      catch: (cause) => this.decodeError(cause)
+    })
+  }
+
+  get formData(): Effect.Effect<FormData, HttpClientError.ResponseError> {
+    return Effect.tryPromise({
+      try: () => new Response(this.body, { headers: this.headers }).formData(),
+      catch: (cause) => this.decodeError(cause)
+    })
+  }
+
+  get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.ResponseError> {
+    return Effect.sync(() => {
+      const bytes = encoder.encode(this.body)
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+    })
+  }
+
+  override toJSON(): unknown {
+    return { _id: "@effect/platform/HttpClientResponse", status: this.status, headers: this.rawHeaders }
+  }
+}
+
+type UndiciBody = Exclude<Undici.Dispatcher.DispatchOptions["body"], undefined>
+
+const bodyOf = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<UndiciBody> => {
+  const body = request.body
+  switch (body._tag) {
+    case "Empty":
+      return Effect.succeed(null)
+    case "Uint8Array":
+    case "Raw":
+      return Effect.succeed(body.body as Uint8Array)
+    case "FormData":
+      return Effect.succeed(body.formData as Undici.FormData)
+    case "Stream":
+      return NodeStream.toReadable(body.stream)
+  }
+}
+
+const traceparent = (span: Tracer.AnySpan): string =>
+  `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+
 /**
- * An undici `HttpClient` over its own bounded `Agent`, destroyed with the layer.
+ * An `HttpClient` over an undici dispatcher.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
+  HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+    (effect) =>
+      Effect.flatMap(effect, (request) =>
+        Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
+          const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
+          if (Either.isLeft(url)) {
+            return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
+          }
+          const headers: Record<string, string> = { ...request.headers }
+          const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
+          if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
+          const { origin, pathname, search } = url.right
+          // The library's per-request bound, enforced by undici's own timers instead of a fiber race.
+          const timeout = fiber.getFiberRef(currentRequestTimeout)
+          const timeouts = Option.isSome(timeout)
+            ? { headersTimeout: Duration.toMillis(timeout.value), bodyTimeout: Duration.toMillis(timeout.value) }
+            : {}
+          return Effect.flatMap(bodyOf(request), (body) =>
+            Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((resume, signal) => {
+              dispatcher.request(
+                { origin, path: pathname + search, method: request.method, headers, body, signal, ...timeouts },
+                (error, data) => {
+                  if (error !== null) {
+                    return resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: error })))
+                  }
+                  data.body.text().then(
+                    (text) => resume(Effect.succeed(new TextResponse(request, data.statusCode, data.headers, text))),
+                    (cause: unknown) =>
+                      resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
+                  )
+                }
+              )
+            }))
+        })),
+    Effect.succeed
+  )
+
+/**
+ * The lean client over its own bounded undici `Agent`, destroyed with the layer. It also
+ * provides `NativeRequestTimeout`: it enforces the library's per-request timeouts itself.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> =>
-  NodeHttpClient.layerUndiciWithoutDispatcher.pipe(
-    Layer.provide(
-      Layer.scoped(
-        NodeHttpClient.Dispatcher,
-        Effect.acquireRelease(
-          Effect.sync(() =>
-            new Undici.Agent({
-              connections: options.connections ?? 256,
-              keepAliveTimeout: Duration.toMillis(options.keepAliveTimeout ?? "10 seconds")
-            })
-          ),
-          (agent) => Effect.promise(() => agent.destroy())
-        )
-      )
+export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient | NativeRequestTimeout> =>
+  Layer.scoped(
+    HttpClient.HttpClient,
+    Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() =>
+          new Undici.Agent({
+            connections: options.connections ?? 256,
+            keepAliveTimeout: Duration.toMillis(options.keepAliveTimeout ?? "10 seconds")
+          })
+        ),
+        (agent) => Effect.promise(() => agent.destroy())
+      ),
+      make
     )
-  )
+  ).pipe(Layer.merge(Layer.succeed(NativeRequestTimeout, { enforced: true })))

@@ -7,6 +7,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
+import { bounded, isNative } from "../services/RequestTimeout.js"
 import type { PlatformSettings } from "./internal/http.js"
 import { errorText, fromHttpClientError, parseJson, platformClient, segment } from "./internal/http.js"
 
@@ -36,6 +37,7 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = platformClient(yield* HttpClient.HttpClient, options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
+    const bound = bounded(yield* isNative)
     const self = `/workspaces/${segment(options.workspaceId)}`
 
     const call = <A>(
@@ -52,11 +54,8 @@ export const make = (options: Options) =>
                 new PlatformError({ operation, reason: "Status", status: response.status, detail: errorText(text) })
               ))
         ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new PlatformError({ operation, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
-        }),
+        bound(timeout, () =>
+          new PlatformError({ operation, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })),
         Effect.catchTags({
           RequestError: (error) =>
             Effect.fail(new PlatformError({ operation, reason: "Transport", detail: fromHttpClientError(error).detail })),
