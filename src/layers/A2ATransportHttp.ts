@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { JsonRpcResponse, Message, messageSendBody, Task, tasksGetBody } from "../services/A2A.js"
@@ -26,7 +26,7 @@ import {
   field,
   fromHttpClientError,
   parseJson,
-  platformClient,
+  platformRequests,
   retryAfterMillis
 } from "./internal/http.js"
 
@@ -158,22 +158,21 @@ export const make = (options: Options) =>
     const timeout = Duration.decode(options.timeout)
     const bound = bounded(yield* isNative)
     const platform = options.platform
-    // Same client with the platform's bearer and org header; the base URL is already in the endpoint.
-    const proxyClient = platform === undefined ? undefined : platformClient(client, { ...platform, platformUrl: "" })
+    const peerHeaders = { "x-workspace-id": options.workspaceId }
+    // The platform's proxy also gets the platform bearer and org header; a peer never does.
+    const proxyHeaders = platform === undefined
+      ? peerHeaders
+      : { ...platformRequests(platform).headers, ...peerHeaders }
     const proxyPrefix = platform === undefined ? undefined : `${platform.platformUrl.replace(/\/+$/, "")}/`
-    const clientFor = (endpoint: PeerEndpoint) =>
-      endpoint.viaPlatform === true && proxyClient !== undefined && proxyPrefix !== undefined &&
-        endpoint.url.startsWith(proxyPrefix)
-        ? proxyClient
-        : client
+    const headersFor = (endpoint: PeerEndpoint) =>
+      endpoint.viaPlatform === true && proxyPrefix !== undefined && endpoint.url.startsWith(proxyPrefix)
+        ? proxyHeaders
+        : peerHeaders
 
     const post = (endpoint: PeerEndpoint, requestId: string, body: unknown): Effect.Effect<SendReply, A2AError> => {
       const url = endpoint.url
-      return clientFor(endpoint).execute(
-        HttpClientRequest.post(url).pipe(
-          HttpClientRequest.setHeader("X-Workspace-ID", options.workspaceId),
-          HttpClientRequest.bodyUnsafeJson(body)
-        )
+      return client.execute(
+        HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) })
       ).pipe(
         Effect.flatMap((response) =>
           Effect.flatMap(bodyText(response), (text) => classifyResponse(url, requestId, response, text))

@@ -8,7 +8,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/Discovery.js"
 import { bounded, isNative } from "../services/RequestTimeout.js"
 import type { PlatformSettings } from "./internal/http.js"
-import { errorText, fromHttpClientError, parseJson, platformClient, segment } from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformRequests, segment } from "./internal/http.js"
 
 /**
  * Options of the live discovery.
@@ -36,7 +36,9 @@ const decodeBody = Schema.decodeUnknownEither(DiscoverBody)
  */
 export const make = (options: Options) =>
   Effect.gen(function*() {
-    const client = platformClient(yield* HttpClient.HttpClient, options)
+    const client = yield* HttpClient.HttpClient
+    const platform = platformRequests(options)
+    const callerHeader = { "x-workspace-id": options.workspaceId }
     const timeout = Duration.decode(options.timeout)
     const bound = bounded(yield* isNative)
 
@@ -45,9 +47,7 @@ export const make = (options: Options) =>
         Effect.fail(
           new DiscoveryError({ workspaceId, reason, detail, ...(status === undefined ? {} : { status }) })
         )
-      return client.get(`/registry/discover/${segment(workspaceId)}`, {
-        headers: { "X-Workspace-ID": options.workspaceId }
-      }).pipe(
+      return client.execute(platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader)).pipe(
         Effect.flatMap((response) =>
           Effect.flatMap(response.text, (text): Effect.Effect<PeerEndpoint, DiscoveryError> => {
             if (response.status !== 200) return fail("Status", errorText(text), response.status)

@@ -9,7 +9,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 import { bounded, isNative } from "../services/RequestTimeout.js"
 import type { PlatformSettings } from "./internal/http.js"
-import { errorText, fromHttpClientError, parseJson, platformClient, segment } from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformRequests, segment } from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -35,7 +35,8 @@ const decodeRows = Schema.decodeUnknownEither(Schema.Array(PlatformDelegationRow
  */
 export const make = (options: Options) =>
   Effect.gen(function*() {
-    const client = platformClient(yield* HttpClient.HttpClient, options)
+    const client = yield* HttpClient.HttpClient
+    const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
     const bound = bounded(yield* isNative)
     const self = `/workspaces/${segment(options.workspaceId)}`
@@ -65,8 +66,7 @@ export const make = (options: Options) =>
       )
 
     const ok = () => Effect.void
-    const postJson = (path: string, body: unknown) =>
-      HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body))
+    const postJson = platform.postJson
 
     return PlatformMirror.of({
       record: (request) =>
@@ -101,7 +101,7 @@ export const make = (options: Options) =>
           }),
           ok
         ),
-      list: call("list", HttpClientRequest.get(`${self}/delegations`), (_, text) => {
+      list: call("list", platform.get(`${self}/delegations`), (_, text) => {
         const rows = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeRows(json), String))
         return Either.isRight(rows)
           ? Effect.succeed(rows.right)

@@ -5,7 +5,7 @@
  * @internal
  */
 import type { HttpClientError } from "@effect/platform"
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { HttpBody, HttpClientRequest } from "@effect/platform"
 import type { HttpClientResponse } from "@effect/platform"
 import { Clock, Effect, Either, Option, Redacted, Schema } from "effect"
 
@@ -22,20 +22,39 @@ export interface PlatformSettings {
 }
 
 /**
- * The host's client, narrowed to platform calls: base URL, bearer and org header.
- * Peer calls never go through it, so the bearer never reaches a peer.
+ * Request builders for platform calls: base URL, bearer and org header, each
+ * request built in one step (this is a hot path). Peer calls never use them,
+ * so the bearer never reaches a peer.
  *
  * @internal
  */
-export const platformClient = (client: HttpClient.HttpClient, settings: PlatformSettings): HttpClient.HttpClient => {
+export interface PlatformRequests {
+  /** The headers every platform call carries. */
+  readonly headers: Readonly<Record<string, string>>
+  readonly get: (path: string, extra?: Readonly<Record<string, string>>) => HttpClientRequest.HttpClientRequest
+  readonly postJson: (
+    path: string,
+    body: unknown,
+    extra?: Readonly<Record<string, string>>
+  ) => HttpClientRequest.HttpClientRequest
+}
+
+/**
+ * @internal
+ */
+export const platformRequests = (settings: PlatformSettings): PlatformRequests => {
   const base = settings.platformUrl.replace(/\/+$/, "")
-  const token = Option.map(settings.platformToken, Redacted.value)
-  return HttpClient.mapRequest(client, (request) => {
-    let out = base === "" ? request : HttpClientRequest.prependUrl(request, base)
-    if (Option.isSome(token)) out = HttpClientRequest.bearerToken(out, token.value)
-    if (Option.isSome(settings.orgId)) out = HttpClientRequest.setHeader(out, "X-Molecule-Org-Id", settings.orgId.value)
-    return out
-  })
+  const headers: Record<string, string> = {}
+  if (Option.isSome(settings.platformToken)) headers["authorization"] = `Bearer ${Redacted.value(settings.platformToken.value)}`
+  if (Option.isSome(settings.orgId)) headers["x-molecule-org-id"] = settings.orgId.value
+  const withExtra = (extra: Readonly<Record<string, string>> | undefined) =>
+    extra === undefined ? headers : { ...headers, ...extra }
+  return {
+    headers,
+    get: (path, extra) => HttpClientRequest.get(base + path, { headers: withExtra(extra) }),
+    postJson: (path, body, extra) =>
+      HttpClientRequest.post(base + path, { headers: withExtra(extra), body: HttpBody.unsafeJson(body) })
+  }
 }
 
 /**
