@@ -20,6 +20,8 @@ export * as A2A from "./services/A2A.js"
 export * as A2ATransportHttp from "./layers/A2ATransportHttp.js"
 /** Scriptable in-memory A2A peer for tests. */
 export * as A2ATransportTest from "./layers/A2ATransportTest.js"
+/** Audit sink that appends JSON lines to a file (`AUDIT_LOG_PATH`). */
+export * as AuditFile from "./layers/AuditFile.js"
 /** Audit sink that writes Effect log lines. */
 export * as AuditLog from "./layers/AuditLog.js"
 /** In-memory audit sink for tests. */
@@ -43,6 +45,9 @@ export { DelegationsLayer }
 
 /** The live `Delegations` stack configured from the environment; needs the host's `HttpClient`. */
 export const DelegationsLive = DelegationsLayer.layerConfig
+
+/** Delegation metrics (Effect `Metric`s): started, finished by outcome, attempts, retries, durations. */
+export * as DelegationMetrics from "./programs/metrics.js"
 
 /** The delegation program and its schedules, for hosts composing their own runtime. */
 export { linearRetry, withRetryAfter } from "./programs/runDelegation.js"

@@ -3,6 +3,26 @@
  *
  * @since 0.1.0
  */
+import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import type { ConfigError } from "effect"
+import { Layer } from "effect"
+import * as DelegationsLayer from "./layers/DelegationsLive.js"
+import * as NodeHttpClientPooled from "./layers/NodeHttpClientPooled.js"
+import type { Delegations } from "./services/Delegations.js"
 
-/** An undici `HttpClient` with a bounded connection pool: the recommended client for Node hosts. */
-export * as NodeHttpClientPooled from "./layers/NodeHttpClientPooled.js"
+/** A lean undici `HttpClient` with a bounded connection pool: the recommended client for Node hosts. */
+export { NodeHttpClientPooled }
+
+/** OpenTelemetry traces and metrics over OTLP/HTTP, from `OTEL_EXPORTER_OTLP_ENDPOINT`. */
+export * as OtelNode from "./layers/OtelNode.js"
+
+/**
+ * `DelegationsLive` with everything a Node host needs: the pooled client, and the
+ * file system for `AUDIT_LOG_PATH`. Configured from the environment.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const NodeDelegationsLive: Layer.Layer<Delegations, ConfigError.ConfigError> = DelegationsLayer.layerConfig.pipe(
+  Layer.provide(Layer.mergeAll(NodeHttpClientPooled.layer(), NodeFileSystem.layer, NodePath.layer))
+)

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type { HttpClient } from "@effect/platform"
+import { FileSystem, Path } from "@effect/platform"
 import {
   Config,
   ConfigError,
@@ -37,6 +38,7 @@ import { PlatformMirror } from "../services/PlatformMirror.js"
 import type { Permissions } from "../services/Rbac.js"
 import { Rbac } from "../services/Rbac.js"
 import * as A2ATransportHttp from "./A2ATransportHttp.js"
+import * as AuditFile from "./AuditFile.js"
 import * as AuditLog from "./AuditLog.js"
 import * as DiscoveryHttp from "./DiscoveryHttp.js"
 import * as DiscoveryProxy from "./DiscoveryProxy.js"
@@ -236,6 +238,12 @@ export interface Options {
    * peer's request is queued (202) instead of timing out. Default `false`.
    */
   readonly viaPlatformProxy?: boolean | undefined
+  /**
+   * `AUDIT_LOG_PATH`: append audit events to this file (JSON lines). Needs a
+   * `FileSystem` and `Path` in the environment (e.g. `NodeContext.layer`);
+   * without one, or without a path, audit events are Effect log lines.
+   */
+  readonly auditLogPath?: string | undefined
   /** Upper bound of each platform call made by the mirror (10 seconds). */
   readonly mirrorTimeout?: Duration.DurationInput | undefined
 }
@@ -250,6 +258,7 @@ export interface ResolvedOptions extends Settings {
   /** Bound of each call of the live platform mirror. */
   readonly platformTimeout: Duration.Duration
   readonly viaPlatformProxy: boolean
+  readonly auditLogPath: string | undefined
   readonly platformUrl: string
   readonly platformToken: Option.Option<Redacted.Redacted<string>>
   readonly orgId: Option.Option<string>
@@ -297,11 +306,31 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
     timeout,
     platformTimeout,
     viaPlatformProxy: options.viaPlatformProxy ?? false,
+    auditLogPath: options.auditLogPath === "" ? undefined : options.auditLogPath,
     retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),
     pollSchedule: options.pollSchedule ?? defaultPollSchedule,
     roles: options.roles ?? ["operator"],
     allowedActions: options.allowedActions
   })
+}
+
+// The file sink when a path is configured and the environment has a FileSystem; the log otherwise.
+const auditLayer = (options: ResolvedOptions): Layer.Layer<Audit> => {
+  const { auditLogPath, workspaceId } = options
+  if (auditLogPath === undefined) return AuditLog.layer({ workspaceId })
+  return Layer.unwrapEffect(Effect.gen(function*() {
+    const fs = yield* Effect.serviceOption(FileSystem.FileSystem)
+    const path = yield* Effect.serviceOption(Path.Path)
+    if (Option.isSome(fs) && Option.isSome(path)) {
+      return AuditFile.layer({ path: auditLogPath, workspaceId }).pipe(
+        Layer.provide(Layer.merge(Layer.succeed(FileSystem.FileSystem, fs.value), Layer.succeed(Path.Path, path.value)))
+      )
+    }
+    yield* Effect.logWarning(
+      "AUDIT_LOG_PATH is set but no FileSystem/Path is provided (add NodeContext.layer); audit events go to the log"
+    )
+    return AuditLog.layer({ workspaceId })
+  }))
 }
 
 /**
@@ -320,7 +349,7 @@ export const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations
         : DiscoveryHttp.layer({ ...options, timeout: options.timeout }),
       A2ATransportHttp.layer({ workspaceId: options.workspaceId, timeout: options.timeout, platform: options }),
       PlatformMirrorHttp.layer({ ...options, timeout: options.platformTimeout }),
-      AuditLog.layer({ workspaceId: options.workspaceId }),
+      auditLayer(options),
       RbacStatic.layer({ roles: options.roles, allowedActions: options.allowedActions })
     ))
   )
@@ -359,6 +388,7 @@ export const config: Config.Config<Options> = Config.all({
   ),
   history: Config.integer("DELEGATION_HISTORY").pipe(Config.withDefault(100)),
   viaPlatformProxy: Config.boolean("A2A_VIA_PLATFORM_PROXY").pipe(Config.withDefault(false)),
+  auditLogPath: AuditFile.pathConfig.pipe(Config.map(Option.getOrUndefined)),
   rbac: RbacStatic.config
 }).pipe(Config.map(({ rbac, ...rest }) => ({ ...rest, roles: rbac.roles, allowedActions: rbac.allowedActions })))
 

@@ -3,12 +3,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, Option } from "effect"
+import { Cause, DateTime, Duration, Effect, Metric, Option } from "effect"
 import { Audit } from "../services/Audit.js"
 import { PeerTaskFailed } from "../services/Delegations.js"
 import type { PlatformDelegationRow } from "../services/PlatformMirror.js"
 import { PlatformMirror } from "../services/PlatformMirror.js"
 import { bestEffort } from "./bestEffort.js"
+import * as Metrics from "./metrics.js"
 import { nowUtc, patch } from "./runDelegation.js"
 import type { DelegationStore } from "./store.js"
 
@@ -61,7 +62,9 @@ export const refreshQueued = (
       const row = decided.get(id)
       if (row === undefined) continue
       const now = yield* nowUtc
+      let queuedSince: DateTime.Utc | undefined
       const changed = yield* store.update(id, (d) => {
+        queuedSince = d.updatedAt
         if (d.status !== "queued") return d
         if (row.status === "completed") return patch(d, { status: "completed", result: row.response_preview ?? "" }, now)
         const failure = new PeerTaskFailed({ reason: "platform", detail: row.error ?? "" })
@@ -70,6 +73,10 @@ export const refreshQueued = (
       if (Option.isNone(changed)) continue
       const delegation = changed.value
       const status = delegation.status === "completed" ? "completed" : "failed"
+      yield* Metric.increment(Metrics.finishedAs[status])
+      if (queuedSince !== undefined) {
+        yield* Metric.update(Metrics.timeQueued, (DateTime.toEpochMillis(now) - DateTime.toEpochMillis(queuedSince)) / 1000)
+      }
       yield* audit.log({
         eventType: "delegation",
         action: "delegate",

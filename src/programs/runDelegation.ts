@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, DateTime, Duration, Effect, Either, Fiber, Option, Schedule } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Either, Fiber, Metric, Option, Schedule } from "effect"
 import type { Tracer } from "effect"
 import type { Task } from "../services/A2A.js"
 import { answerText } from "../services/A2A.js"
@@ -27,6 +27,7 @@ import type { PeerEndpoint } from "../services/Discovery.js"
 import { Discovery } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
 import { bestEffort } from "./bestEffort.js"
+import * as Metrics from "./metrics.js"
 import type { DelegationStore } from "./store.js"
 
 /**
@@ -150,7 +151,7 @@ export const withRetryAfter = (
       return spanEvent("a2a.retry", {
         "a2a.retry.delay_ms": Duration.toMillis(wait),
         "error.message": error.message
-      }).pipe(Effect.as(wait))
+      }).pipe(Effect.zipRight(Metric.increment(Metrics.retries)), Effect.as(wait))
     })
   )
 
@@ -219,6 +220,7 @@ export const runDelegation = (
         attempts++
         return update({ attempts }).pipe(
           Effect.zipRight(spanEvent("a2a.attempt", { "a2a.attempt": attempts })),
+          Effect.zipRight(Metric.increment(Metrics.attempts)),
           Effect.zipRight(transport.send({
             endpoint,
             messageId: id,
@@ -321,6 +323,7 @@ export const runDelegation = (
     // --- the delegation ----------------------------------------------------------------------------
 
     const body: Effect.Effect<Outcome, DelegationFailure> = Effect.gen(function*() {
+      yield* Metric.increment(Metrics.started)
       span = yield* Effect.option(Effect.currentSpan)
       traceId = Option.match(span, { onNone: () => "", onSome: (s) => s.traceId })
       const traceparent = Option.match(span, { onNone: () => null, onSome: traceparentOf })
@@ -355,9 +358,23 @@ export const runDelegation = (
       })
     )
 
+    // Counts the outcome and the time it took, from the stored timestamps.
+    const measured = (outcome: keyof typeof Metrics.finishedAs) => (final: Option.Option<Delegation>) =>
+      Effect.zipRight(
+        Metric.increment(Metrics.finishedAs[outcome]),
+        Option.match(final, {
+          onNone: () => Effect.void,
+          onSome: (d) =>
+            Metric.update(
+              Metrics.timeToOutcome,
+              (DateTime.toEpochMillis(d.updatedAt) - DateTime.toEpochMillis(d.createdAt)) / 1000
+            )
+        })
+      )
+
     const completed = (result: string) =>
       Effect.gen(function*() {
-        const final = yield* update({ status: "completed", result })
+        const final = yield* update({ status: "completed", result }).pipe(Effect.tap(measured("completed")))
         yield* auditEvent("success", { attempt: attempts })
         yield* mirrorOutcome("completed", "", result)
         return final
@@ -370,7 +387,7 @@ export const runDelegation = (
           ...(reply.queueId === undefined ? {} : { queueId: reply.queueId }),
           ...(reply.queueDepth === undefined ? {} : { queueDepth: reply.queueDepth }),
           ...(reply.message === undefined ? {} : { queueMessage: reply.message })
-        })
+        }).pipe(Effect.tap(measured("queued")))
         yield* auditEvent("queued", {
           attempt: attempts,
           ...(reply.queueId === undefined ? {} : { queue_id: reply.queueId }),
@@ -387,6 +404,7 @@ export const runDelegation = (
               ? d
               : patch(d, { status: "failed", error: failure.message, cause: failure }, now)))
         if (Option.isNone(changed)) return changed
+        yield* measured("failed")(changed)
         yield* auditEvent("failure", {
           last_error: failure.message,
           reason: failure._tag === "DiscoveryError" ? "discovery_error" : failure._tag,

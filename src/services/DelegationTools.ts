@@ -1,0 +1,126 @@
+/**
+ * The delegation tools for LLM agents, as an `@effect/ai` toolkit:
+ * `delegate_to_workspace` and `check_delegation_status`, with the original
+ * module's guidance in their descriptions and its JSON result shapes.
+ *
+ * @since 0.1.0
+ */
+import { Tool, Toolkit } from "@effect/ai"
+import { Schema } from "effect"
+
+/**
+ * `{success: true, task_id, status: "delegated", message}`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Delegated = Schema.Struct({
+  success: Schema.Literal(true),
+  task_id: Schema.String,
+  status: Schema.Literal("delegated"),
+  message: Schema.String
+})
+
+/**
+ * `{success: false, error}`: refused by RBAC or by input validation; nothing was started.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Refused = Schema.Struct({ success: Schema.Literal(false), error: Schema.String })
+
+/**
+ * `{task_id, workspace_id, status, task, result | error}`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DelegationStatusResult = Schema.Struct({
+  task_id: Schema.String,
+  workspace_id: Schema.String,
+  status: Schema.String,
+  task: Schema.String,
+  result: Schema.optional(Schema.String),
+  error: Schema.optional(Schema.String)
+})
+
+/**
+ * `{delegations: [{task_id, workspace_id, status, task, result_preview | error}], count}`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DelegationList = Schema.Struct({
+  delegations: Schema.Array(Schema.Struct({
+    task_id: Schema.String,
+    workspace_id: Schema.String,
+    status: Schema.String,
+    task: Schema.String,
+    result_preview: Schema.optional(Schema.String),
+    error: Schema.optional(Schema.String)
+  })),
+  count: Schema.Int
+})
+
+/**
+ * `{error}`: no delegation with that id.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const UnknownDelegation = Schema.Struct({ error: Schema.String })
+
+/**
+ * Hands a task to a peer workspace and returns at once with its `task_id`.
+ *
+ * @since 0.1.0
+ * @category tools
+ */
+export const DelegateToWorkspace = Tool.make("delegate_to_workspace", {
+  description: [
+    "Delegate a task to a peer workspace via the A2A protocol (non-blocking).",
+    "Sends the task in the background and returns immediately with a task_id.",
+    "Use check_delegation_status(task_id) to get the result, or continue working and check later;",
+    "the peer works independently."
+  ].join(" "),
+  parameters: {
+    workspace_id: Schema.String.annotations({ description: "The ID of the target workspace to delegate to." }),
+    task: Schema.String.annotations({ description: "The task description to send to the peer." })
+  },
+  success: Schema.Union(Delegated, Refused)
+})
+
+/**
+ * Reads one delegation (refreshing a queued one from the platform), or lists all.
+ *
+ * @since 0.1.0
+ * @category tools
+ */
+export const CheckDelegationStatus = Tool.make("check_delegation_status", {
+  description: [
+    "Check the status of a delegated task, or list all delegations when task_id is empty.",
+    "Status semantics, IMPORTANT:",
+    "\"pending\" / \"in_progress\": the peer is working. Wait and check again.",
+    "\"queued\": the peer's proxy accepted the task but the peer is busy with a prior task. The reply WILL arrive:",
+    "the platform dispatches it when the peer is free, and this tool picks the outcome up on each call.",
+    "Do NOT retry the delegation. Do NOT do the work yourself. Tell the user the peer is busy and will reply,",
+    "then continue with other work and check back later.",
+    "\"completed\": the answer is in `result`.",
+    "\"failed\": a real failure; `error` has the cause. Only fall back to doing the work yourself when the status",
+    "is \"failed\", never when it is \"queued\"."
+  ].join(" "),
+  parameters: {
+    task_id: Schema.optional(Schema.String).annotations({
+      description: "The task_id returned by delegate_to_workspace. Leave empty to list all delegations."
+    })
+  },
+  success: Schema.Union(DelegationStatusResult, DelegationList, UnknownDelegation)
+})
+
+/**
+ * Both tools.
+ *
+ * @since 0.1.0
+ * @category toolkits
+ */
+export const DelegationToolkit = Toolkit.make(DelegateToWorkspace, CheckDelegationStatus)
