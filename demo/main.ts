@@ -6,12 +6,20 @@
  * dispatch, and shows the delegations as a table that updates while they move.
  * `npm run demo -- --json` prints the final delegations as JSON instead.
  */
-import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { FileSystem } from "@effect/platform"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Delegation, Delegations, DelegationsLive } from "effect-a2a-delegation"
+import { NodeHttpClientPooled, OtelNode } from "effect-a2a-delegation/node"
 import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
 import { Clock, ConfigProvider, Console, Context, DateTime, Effect, Layer, Logger, LogLevel, Schema } from "effect"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 
 const jsonMode = process.argv.includes("--json")
+// `--otel` exports traces and metrics over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT, default localhost:4318).
+const otel = process.argv.includes("--otel")
+const otlpEndpoint = process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "http://localhost:4318"
+const auditPath = NodePath.join(Os.tmpdir(), "effect-a2a-delegation-demo", "audit.jsonl")
 const tty = process.stdout.isTTY === true && !jsonMode
 
 /** One line of the scenario: a delegation the runtime accepted, or a request it refused. */
@@ -99,13 +107,16 @@ const program = Effect.gen(function*() {
   const host = (env: Record<string, string>) =>
     Layer.build(
       DelegationsLive.pipe(
-        Layer.provide(NodeHttpClient.layerUndici),
+        Layer.provide(Layer.merge(NodeHttpClientPooled.layer(), NodeContext.layer)),
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
       )
     ).pipe(Effect.map(Context.get(Delegations)))
 
+  const fs = yield* FileSystem.FileSystem
+  yield* fs.remove(auditPath, { force: true })
   const common = {
     PLATFORM_URL: platform.url,
+    AUDIT_LOG_PATH: auditPath,
     A2A_VIA_PLATFORM_PROXY: "true",
     DELEGATION_RETRY_ATTEMPTS: "3",
     DELEGATION_RETRY_DELAY: "0.5",
@@ -215,6 +226,8 @@ const program = Effect.gen(function*() {
     ...wasQueued.map((d) =>
       `  ${d.task}: queued behind another task on "${d.workspaceId}", then ${d.status} once the platform drained its queue`
     ),
+    `  audit trail: ${(yield* fs.readFileString(auditPath)).trim().split("\n").length} events in ${auditPath}`,
+    ...(otel ? [`  traces and metrics exported to ${otlpEndpoint}`] : []),
     `  the platform holds ${platformRows.length} delegation rows; peers saw fast ${
       (yield* fast.requests).length
     }, busy ${(yield* busy.requests).length}, broken ${(yield* broken.requests).length} requests`
@@ -223,7 +236,11 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.scoped,
-  Effect.provide(NodeHttpClient.layerUndici),
+  Effect.provide(Layer.mergeAll(
+    NodeHttpClientPooled.layer(),
+    NodeContext.layer,
+    otel ? OtelNode.layer({ endpoint: otlpEndpoint, serviceName: "effect-a2a-delegation-demo" }) : Layer.empty
+  )),
   // Audit events are log lines at Info; keep the table readable.
   Logger.withMinimumLogLevel(LogLevel.Warning),
   NodeRuntime.runMain

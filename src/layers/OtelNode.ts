@@ -28,6 +28,8 @@ export interface Options {
   readonly serviceName: string
   /** How often metrics are pushed. Default 10 seconds. */
   readonly metricInterval?: Duration.DurationInput | undefined
+  /** How long shutdown waits for the last export. Default 3 seconds. */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -40,10 +42,13 @@ export const layer = (options: Options) => {
   const base = options.endpoint.replace(/\/+$/, "")
   return NodeSdk.layer(() => ({
     resource: { serviceName: options.serviceName },
-    spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces` })),
+    shutdownTimeout: options.shutdownTimeout ?? "3 seconds",
+    // Short export timeouts, so an unreachable collector delays shutdown by seconds, not tens of seconds.
+    spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces`, timeoutMillis: 3000 })),
     metricReader: new PeriodicExportingMetricReader({
-      exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics` }),
-      exportIntervalMillis: Duration.toMillis(options.metricInterval ?? "10 seconds")
+      exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics`, timeoutMillis: 3000 }),
+      exportIntervalMillis: Duration.toMillis(options.metricInterval ?? "10 seconds"),
+      exportTimeoutMillis: 3000
     })
   }))
 }

@@ -57,18 +57,23 @@ export interface AuditRecord {
  * @since 0.1.0
  * @category constructors
  */
-export const makeRecord = (workspaceId: string, event: AuditEvent, now: DateTime.Utc): AuditRecord => ({
-  ...event.extra,
-  ...(event.delegationId === undefined ? undefined : { delegation_id: event.delegationId }),
-  timestamp: DateTime.formatIso(now),
-  event_type: event.eventType,
-  workspace_id: workspaceId,
-  actor: workspaceId,
-  action: event.action,
-  resource: event.resource,
-  outcome: event.outcome,
-  trace_id: event.traceId
-})
+export const makeRecord = (workspaceId: string, event: AuditEvent, now: DateTime.Utc): AuditRecord => {
+  const record: Record<string, unknown> = {
+    timestamp: DateTime.formatIso(now),
+    event_type: event.eventType,
+    workspace_id: workspaceId,
+    actor: workspaceId,
+    action: event.action,
+    resource: event.resource,
+    outcome: event.outcome,
+    trace_id: event.traceId
+  }
+  if (event.delegationId !== undefined) record["delegation_id"] = event.delegationId
+  for (const key in event.extra) {
+    if (!(key in record)) record[key] = event.extra[key]
+  }
+  return record as AuditRecord
+}
 
 /**
  * Where audit events go. Writing never fails a delegation.
