@@ -16,6 +16,9 @@ import {
 } from "effect-a2a-delegation"
 import { ConfigProvider, Console, Context, Duration, Effect, Layer, Schedule } from "effect"
 import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
+import { Chat } from "@effect/ai"
+import { DelegationToolkit, DelegationToolkitLive } from "effect-a2a-delegation/ai"
+import { NodeDelegationsLive, OtelNode } from "effect-a2a-delegation/node"
 
 describe("README", () => {
   it.effect("quick start: the live program wires up from the environment", () => {
@@ -94,4 +97,22 @@ describe("README: local platform and peers", () => {
         expect(done.result).toBe("echo: ping")
       })
     ))
+})
+
+describe("README: toolkit and tracing snippets", () => {
+  it("the chat turn and the tracing setup type-check", () => {
+    const turn = Effect.gen(function*() {
+      const chat = yield* Chat.empty
+      return yield* chat.generateText({
+        prompt: "Ask ws-research for a summary of the Q3 report",
+        toolkit: DelegationToolkit
+      })
+    })
+    const Tools = DelegationToolkitLive.layer.pipe(Layer.provide(NodeDelegationsLive))
+    const withTools = turn.pipe(Effect.provide(Tools))
+    const program = Effect.void
+    const traced = program.pipe(Effect.provide(NodeDelegationsLive), Effect.provide(OtelNode.layerConfig("my-agent")))
+    expect(Effect.isEffect(withTools)).toBe(true)
+    expect(Effect.isEffect(traced)).toBe(true)
+  })
 })
