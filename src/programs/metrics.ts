@@ -22,8 +22,8 @@ export const started = Metric.counter("delegations.started", {
 
 /**
  * Delegations that reached an outcome, by `outcome`: completed, failed or queued.
- * A queued delegation that is later resolved counts again under its final outcome,
- * with `via` = `platform_refresh`.
+ * A queued delegation that is later resolved from the platform counts again under
+ * its final outcome (and in `timeQueued`).
  *
  * @since 0.1.0
  * @category metrics

@@ -1,0 +1,185 @@
+/**
+ * One trace end to end over real HTTP: the caller's span, the `task_delegate`
+ * span, the `traceparent` header the peer receives and `params.metadata.traceparent`,
+ * through a real OpenTelemetry SDK (in-memory exporter), a `LocalPlatform` and a
+ * `LocalPeer` on 127.0.0.1.
+ */
+import { NodeSdk } from "@effect/opentelemetry"
+import type { HttpClient } from "@effect/platform"
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base"
+import { Delegations, DelegationsLayer } from "effect-a2a-delegation"
+import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
+import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
+import { Context, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
+
+const SELF = "ws-self"
+const PEER = "ws-peer"
+
+interface Traceparent {
+  readonly traceId: string
+  readonly parentId: string
+  readonly flags: string
+}
+
+const parseTraceparent = (value: unknown): Traceparent => {
+  expect(value).toBeTypeOf("string")
+  const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/.exec(String(value))
+  expect(match, `a W3C traceparent, got ${String(value)}`).not.toBeNull()
+  return { traceId: match![1]!, parentId: match![2]!, flags: match![3]! }
+}
+
+const field = (value: unknown, ...path: ReadonlyArray<string>): unknown =>
+  path.reduce<unknown>(
+    (current, key) =>
+      typeof current === "object" && current !== null ? (current as Record<string, unknown>)[key] : undefined,
+    value
+  )
+
+const only = (spans: ReadonlyArray<ReadableSpan>, name: string): ReadableSpan => {
+  const found = spans.filter((span) => span.name === name)
+  expect(found.map((span) => span.name)).toEqual([name])
+  return found[0]!
+}
+
+/**
+ * Starts a platform and a peer, builds the live stack over `client` for the test's
+ * scope, and delegates once inside an `agent.turn` span. Everything runs under a
+ * real OpenTelemetry SDK whose finished spans land in the returned exporter.
+ */
+const delegateInTrace = (client: Layer.Layer<HttpClient.HttpClient>) => {
+  const exporter = new InMemorySpanExporter()
+  const sdk = NodeSdk.layer(() => ({
+    resource: { serviceName: "t" },
+    spanProcessor: new SimpleSpanProcessor(exporter)
+  }))
+  return Effect.gen(function*() {
+    // The platform's proxy needs a client; it is not used by direct dispatch.
+    const platformHttp = yield* Layer.build(NodeHttpClient.layerUndici)
+    const platform = yield* Effect.provide(LocalPlatform.make(), platformHttp)
+    const peer = yield* LocalPeer.make({ name: PEER, behaviour: { reply: (task) => `echo: ${task}` } })
+    const token = yield* platform.register({ id: SELF })
+    yield* platform.register({ id: PEER, url: peer.url })
+
+    const delegations = yield* Layer.build(
+      DelegationsLayer.layer({ workspaceId: SELF, platformUrl: platform.url, platformToken: token }).pipe(
+        Layer.provide(client)
+      )
+    ).pipe(Effect.map(Context.get(Delegations)))
+
+    const { caller, done } = yield* Effect.gen(function*() {
+      const caller = yield* Effect.currentSpan
+      const id = yield* delegations.delegate({ workspaceId: PEER, task: "ping" })
+      const done = yield* delegations.await(id)
+      return { caller, done }
+    }).pipe(Effect.withSpan("agent.turn"))
+
+    expect(done.status).toBe("completed")
+    expect(done.result).toBe("echo: ping")
+
+    const requests = yield* peer.requests
+    expect(requests.map((r) => r.method)).toEqual(["message/send"])
+    // The peer's server span ends after its response is written, so it may trail the outcome slightly.
+    const spans = yield* Effect.sync(() => exporter.getFinishedSpans()).pipe(
+      Effect.repeat({
+        schedule: Schedule.addDelay(Schedule.identity<ReadonlyArray<ReadableSpan>>(), () => "10 millis"),
+        until: (all) => all.some((span) => isPeerServerSpan(span, peer.url))
+      }),
+      Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("the peer's server span was not exported") })
+    )
+    const delegate = only(spans, "task_delegate")
+    const turn = only(spans, "agent.turn")
+    return { caller, done, request: requests[0]!, spans, delegate, turn, peerUrl: peer.url }
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(sdk),
+    // audit lines go to the log at Info; keep the output to warnings
+    Logger.withMinimumLogLevel(LogLevel.Warning)
+  )
+}
+
+/** The peer's own server span for the A2A POST: the trace continues on the other side. */
+const isPeerServerSpan = (span: ReadableSpan, peerUrl: string): boolean =>
+  span.name === "http.server POST" && span.attributes["url.full"] === peerUrl
+
+const peerServerSpan = (spans: ReadonlyArray<ReadableSpan>, peerUrl: string): ReadableSpan => {
+  const found = spans.filter((span) => isPeerServerSpan(span, peerUrl))
+  expect(found).toHaveLength(1)
+  return found[0]!
+}
+
+describe("one trace from the caller to the peer, over real HTTP", () => {
+  it.live("NodeHttpClientPooled: the peer's traceparent names the task_delegate span itself", () =>
+    Effect.gen(function*() {
+      const { caller, delegate, done, peerUrl, request, spans, turn } = yield* delegateInTrace(
+        NodeHttpClientPooled.layer()
+      )
+      const traceId = caller.traceId
+      expect(turn.spanContext().spanId).toBe(caller.spanId)
+
+      // task_delegate is a child of the caller's span
+      expect(delegate.spanContext().traceId).toBe(traceId)
+      expect(delegate.parentSpanContext?.spanId).toBe(caller.spanId)
+      expect(delegate.attributes).toMatchObject({
+        "a2a.task_id": done.id,
+        "a2a.target_workspace_id": PEER,
+        "a2a.source_workspace_id": SELF
+      })
+      expect(done.traceId).toBe(traceId)
+
+      // the HTTP header: same trace, parent = task_delegate (this client makes no span of its own)
+      const header = parseTraceparent(request.headers["traceparent"])
+      expect(header).toEqual({ traceId, parentId: delegate.spanContext().spanId, flags: "01" })
+      expect(spans.filter((span) => span.name.startsWith("http.client"))).toEqual([])
+      // the peer's server span continues the trace under task_delegate
+      const server = peerServerSpan(spans, peerUrl)
+      expect(server.spanContext().traceId).toBe(traceId)
+      expect(server.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
+
+      // params.metadata.traceparent names task_delegate too
+      expect(field(request.body, "params", "metadata", "traceparent")).toBe(
+        `00-${traceId}-${delegate.spanContext().spanId}-01`
+      )
+      expect(field(request.body, "params", "metadata", "parent_task_id")).toBe(done.id)
+    }))
+
+  it.live("NodeHttpClient.layerUndici: the peer's traceparent names an http.client span under task_delegate", () =>
+    Effect.gen(function*() {
+      const { caller, delegate, done, peerUrl, request, spans } = yield* delegateInTrace(NodeHttpClient.layerUndici)
+      const traceId = caller.traceId
+
+      expect(delegate.spanContext().traceId).toBe(traceId)
+      expect(delegate.parentSpanContext?.spanId).toBe(caller.spanId)
+      expect(done.traceId).toBe(traceId)
+
+      // the HTTP header: same trace, parent = the stock client's http.client span for the A2A POST ...
+      const header = parseTraceparent(request.headers["traceparent"])
+      expect(header.traceId).toBe(traceId)
+      expect(header.flags).toBe("01")
+      expect(header.parentId).not.toBe(delegate.spanContext().spanId)
+      const httpSpan = spans.find((span) => span.spanContext().spanId === header.parentId)
+      expect(httpSpan, "the span named by the peer's traceparent was exported").toBeDefined()
+      expect(httpSpan!.name).toBe("http.client POST")
+      expect(httpSpan!.attributes["url.full"]).toBe(peerUrl)
+      // ... which is a child of task_delegate
+      expect(httpSpan!.spanContext().traceId).toBe(traceId)
+      expect(httpSpan!.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
+      // the peer's server span continues the trace under that http.client span
+      const server = peerServerSpan(spans, peerUrl)
+      expect(server.spanContext().traceId).toBe(traceId)
+      expect(server.parentSpanContext?.spanId).toBe(header.parentId)
+
+      // the discovery call is traced under task_delegate as well
+      const discovery = spans.find((span) =>
+        span.name === "http.client GET" && String(span.attributes["url.full"]).includes(`/registry/discover/${PEER}`)
+      )
+      expect(discovery?.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
+
+      // params.metadata.traceparent still names task_delegate (not the HTTP span)
+      expect(field(request.body, "params", "metadata", "traceparent")).toBe(
+        `00-${traceId}-${delegate.spanContext().spanId}-01`
+      )
+    }))
+})
