@@ -11,7 +11,6 @@ export * from "./services/Delegations.js"
 export * from "./services/Discovery.js"
 export * from "./services/PlatformMirror.js"
 export * from "./services/Rbac.js"
-export * from "./services/RequestTimeout.js"
 
 /** A2A v0.3 wire schemas and helpers. */
 export * as A2A from "./services/A2A.js"
@@ -28,6 +27,8 @@ export * as AuditLog from "./layers/AuditLog.js"
 export * as AuditMemory from "./layers/AuditMemory.js"
 /** Live discovery through the platform registry. */
 export * as DiscoveryHttp from "./layers/DiscoveryHttp.js"
+/** Per-request timeouts a client can enforce natively (`NativeRequestTimeout`). */
+export * as RequestTimeout from "./layers/RequestTimeout.js"
 /** Discovery for proxy dispatch: every peer through the platform's A2A proxy. */
 export * as DiscoveryProxy from "./layers/DiscoveryProxy.js"
 /** Fixed-map discovery for tests. */

@@ -16,6 +16,7 @@ import {
   PlatformMirrorHttp,
   RbacStatic
 } from "effect-a2a-delegation"
+import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { LocalPeer } from "effect-a2a-delegation/testing"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
 import { captureLogs, eventually, field, items, makeWorld, SELF } from "./fixtures/e2e.js"
@@ -295,6 +296,37 @@ describe("e2e: failures", () => {
       expect(cause?._tag).toBe("A2ATransportError")
       if (cause?._tag === "A2ATransportError") expect(cause.reason).toBe("Timeout")
       expect((yield* slow.requests).map((r) => messageIdOf(r.body))).toEqual([id, id, id])
+    }).pipe(quiet))
+
+  it.scopedLive("the pooled client: short bounds use an Effect timer, longer ones undici's own", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const slow = yield* world.peer("ws-slow", { latency: "500 millis" })
+      const host = yield* world.host({ timeout: "200 millis" }, NodeHttpClientPooled.layer())
+
+      const id = yield* host.delegate({ workspaceId: "ws-slow", task: "take your time" })
+      const done = yield* host.await(id)
+      expect(done.status).toBe("failed")
+      expect(done.attempts).toBe(3)
+      expect(done.error).toBe("Transport error: request timed out after 200ms")
+      expect((yield* slow.requests).length).toBe(3)
+
+      // 2 s and more: undici's headers timeout fires (within its ~1 s resolution), a retried transport error
+      const slower = yield* world.peer("ws-slower", { latency: "4 seconds" })
+      const native = yield* world.host({ timeout: "2 seconds", retryAttempts: 1 }, NodeHttpClientPooled.layer())
+      const late = yield* native.await(yield* native.delegate({ workspaceId: "ws-slower", task: "too slow" }))
+      expect(late.status).toBe("failed")
+      expect(late.error).toMatch(/^Transport error: timed out \(/)
+      const cause = late.cause
+      if (cause?._tag === "A2ATransportError") expect(cause.reason).toBe("Timeout")
+      else expect.fail(`expected an A2ATransportError, got ${cause?._tag}`)
+      expect((yield* slower.requests).length).toBe(1)
+
+      // and a fast answer within the bound goes through the same client
+      const fast = yield* world.peer("ws-quick", { latency: "20 millis" })
+      const ok = yield* host.await(yield* host.delegate({ workspaceId: "ws-quick", task: "quick" }))
+      expect(ok.status).toBe("completed")
+      expect((yield* fast.requests).length).toBe(1)
     }).pipe(quiet))
 
   it.scopedLive("a Task result is followed with tasks/get until completed", () =>

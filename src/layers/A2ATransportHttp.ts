@@ -9,7 +9,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { JsonRpcResponse, Message, messageSendBody, Task, tasksGetBody } from "../services/A2A.js"
 import type { A2AError, SendReply } from "../services/A2ATransport.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
-import { bounded, isNative } from "../services/RequestTimeout.js"
+
 import {
   A2AResponseError,
   A2ATransport,
@@ -20,6 +20,7 @@ import {
   TaskReply
 } from "../services/A2ATransport.js"
 import type { PlatformSettings } from "./internal/http.js"
+import { makeBounded } from "./RequestTimeout.js"
 import {
   bodyText,
   errorText,
@@ -156,7 +157,7 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const timeout = Duration.decode(options.timeout)
-    const bound = bounded(yield* isNative)
+    const execute = yield* makeBounded(client, timeout)
     const platform = options.platform
     const peerHeaders = { "x-workspace-id": options.workspaceId }
     // The platform's proxy also gets the platform bearer and org header; a peer never does.
@@ -171,18 +172,11 @@ export const make = (options: Options) =>
 
     const post = (endpoint: PeerEndpoint, requestId: string, body: unknown): Effect.Effect<SendReply, A2AError> => {
       const url = endpoint.url
-      return client.execute(
-        HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) })
+      return execute(
+        HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) }),
+        (response) => Effect.flatMap(bodyText(response), (text) => classifyResponse(url, requestId, response, text)),
+        () => new A2ATransportError({ url, reason: "Timeout", detail: `request timed out after ${Duration.format(timeout)}` })
       ).pipe(
-        Effect.flatMap((response) =>
-          Effect.flatMap(bodyText(response), (text) => classifyResponse(url, requestId, response, text))
-        ),
-        bound(timeout, () =>
-          new A2ATransportError({
-            url,
-            reason: "Timeout",
-            detail: `request timed out after ${Duration.format(timeout)}`
-          })),
         Effect.catchTags({
           RequestError: (error) =>
             error.reason === "Transport"

@@ -6,8 +6,9 @@
 import { HttpClient } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/Discovery.js"
-import { bounded, isNative } from "../services/RequestTimeout.js"
+
 import type { PlatformSettings } from "./internal/http.js"
+import { makeBounded } from "./RequestTimeout.js"
 import { errorText, fromHttpClientError, parseJson, platformRequests, segment } from "./internal/http.js"
 
 /**
@@ -40,15 +41,16 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const callerHeader = { "x-workspace-id": options.workspaceId }
     const timeout = Duration.decode(options.timeout)
-    const bound = bounded(yield* isNative)
+    const execute = yield* makeBounded(client, timeout)
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
       const fail = (reason: DiscoveryError["reason"], detail: string, status?: number) =>
         Effect.fail(
           new DiscoveryError({ workspaceId, reason, detail, ...(status === undefined ? {} : { status }) })
         )
-      return client.execute(platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader)).pipe(
-        Effect.flatMap((response) =>
+      return execute(
+        platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader),
+        (response) =>
           Effect.flatMap(response.text, (text): Effect.Effect<PeerEndpoint, DiscoveryError> => {
             if (response.status !== 200) return fail("Status", errorText(text), response.status)
             const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
@@ -61,14 +63,9 @@ export const make = (options: Options) =>
                 disableValidation: true
               })
             )
-          })
-        ),
-        bound(timeout, () =>
-          new DiscoveryError({
-            workspaceId,
-            reason: "Transport",
-            detail: `timed out after ${Duration.format(timeout)}`
-          })),
+          }),
+        () => new DiscoveryError({ workspaceId, reason: "Transport", detail: `timed out after ${Duration.format(timeout)}` })
+      ).pipe(
         Effect.catchTags({
           RequestError: (error) => fail("Transport", fromHttpClientError(error).detail),
           ResponseError: (error) => fail("Transport", fromHttpClientError(error).detail)

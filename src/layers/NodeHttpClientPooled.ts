@@ -25,7 +25,7 @@ import {
 import type { HttpClientRequest } from "@effect/platform"
 import { NodeStream, Undici } from "@effect/platform-node"
 import { Context, Duration, Effect, Either, Inspectable, Layer, Option, Stream, Tracer } from "effect"
-import { currentRequestTimeout, NativeRequestTimeout } from "../services/RequestTimeout.js"
+import { NativeRequestTimeout } from "./RequestTimeout.js"
 
 /**
  * Pool settings.
@@ -41,6 +41,9 @@ export interface Options {
 }
 
 const encoder = new TextEncoder()
+
+/** The shortest bound left to undici's own (coarse, ~1 s) timers. */
+const MIN_NATIVE_TIMEOUT = Duration.seconds(2)
 
 type RawHeaders = Record<string, string | Array<string> | undefined>
 
@@ -145,7 +148,21 @@ const traceparent = (span: Tracer.AnySpan): string =>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
+export const make = (
+  dispatcher: Undici.Dispatcher,
+  // A per-request bound enforced by undici's own timers instead of a fiber race.
+  timeout?: Duration.Duration | undefined
+): HttpClient.HttpClient => {
+  const timeouts = timeout === undefined
+    ? {}
+    : { headersTimeout: Duration.toMillis(timeout), bodyTimeout: Duration.toMillis(timeout) }
+  return makeClient(dispatcher, timeouts)
+}
+
+const makeClient = (
+  dispatcher: Undici.Dispatcher,
+  timeouts: { readonly headersTimeout?: number; readonly bodyTimeout?: number }
+): HttpClient.HttpClient =>
   HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
     (effect) =>
       Effect.flatMap(effect, (request) =>
@@ -158,11 +175,6 @@ export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
           const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
           if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
           const { origin, pathname, search } = url.right
-          // The library's per-request bound, enforced by undici's own timers instead of a fiber race.
-          const timeout = fiber.getFiberRef(currentRequestTimeout)
-          const timeouts = Option.isSome(timeout)
-            ? { headersTimeout: Duration.toMillis(timeout.value), bodyTimeout: Duration.toMillis(timeout.value) }
-            : {}
           return Effect.flatMap(bodyOf(request), (body) =>
             Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((resume, signal) => {
               dispatcher.request(
@@ -191,8 +203,7 @@ export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient | NativeRequestTimeout> =>
-  Layer.scoped(
-    HttpClient.HttpClient,
+  Layer.scopedContext(
     Effect.map(
       Effect.acquireRelease(
         Effect.sync(() =>
@@ -203,6 +214,12 @@ export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient 
         ),
         (agent) => Effect.promise(() => agent.destroy())
       ),
-      make
+      (agent) =>
+        Context.make(HttpClient.HttpClient, make(agent)).pipe(
+          Context.add(NativeRequestTimeout, {
+            // undici's timers tick twice a second with one-second resolution: shorter bounds need an Effect timer.
+            withTimeout: (timeout) => Duration.lessThan(timeout, MIN_NATIVE_TIMEOUT) ? undefined : make(agent, timeout)
+          })
+        )
     )
-  ).pipe(Layer.merge(Layer.succeed(NativeRequestTimeout, { enforced: true })))
+  )

@@ -7,8 +7,9 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
-import { bounded, isNative } from "../services/RequestTimeout.js"
+
 import type { PlatformSettings } from "./internal/http.js"
+import { makeBounded } from "./RequestTimeout.js"
 import { errorText, fromHttpClientError, parseJson, platformRequests, segment } from "./internal/http.js"
 
 /**
@@ -38,7 +39,7 @@ export const make = (options: Options) =>
     const client = yield* HttpClient.HttpClient
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
-    const bound = bounded(yield* isNative)
+    const execute = yield* makeBounded(client, timeout)
     const self = `/workspaces/${segment(options.workspaceId)}`
 
     const call = <A>(
@@ -46,17 +47,17 @@ export const make = (options: Options) =>
       request: HttpClientRequest.HttpClientRequest,
       onOk: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, PlatformError>
     ): Effect.Effect<A, PlatformError> =>
-      client.execute(request).pipe(
-        Effect.flatMap((response) =>
+      execute(
+        request,
+        (response) =>
           Effect.flatMap(response.text, (text) =>
             response.status >= 200 && response.status < 300
               ? onOk(response, text)
               : Effect.fail(
                 new PlatformError({ operation, reason: "Status", status: response.status, detail: errorText(text) })
-              ))
-        ),
-        bound(timeout, () =>
-          new PlatformError({ operation, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })),
+              )),
+        () => new PlatformError({ operation, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
+      ).pipe(
         Effect.catchTags({
           RequestError: (error) =>
             Effect.fail(new PlatformError({ operation, reason: "Transport", detail: fromHttpClientError(error).detail })),
