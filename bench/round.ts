@@ -1,0 +1,199 @@
+/**
+ * One benchmark round in its own process, so that each side's peak RSS is its own
+ * and no side inherits the other's heap or JIT state.
+ *
+ * `node round.js <side> <n> <port>` prints one JSON line (a `RoundResult`).
+ * Sides: `floor` (node:http, keep-alive agent), `library` (the live stack over the
+ * recommended `NodeHttpClientPooled`), `library-undici` (the live stack over
+ * `@effect/platform-node`'s `NodeHttpClient.layerUndici` with a bounded dispatcher).
+ */
+import type { HttpClient } from "@effect/platform"
+import { NodeHttpClient, Undici } from "@effect/platform-node"
+import { Context, Effect, Layer, Logger, LogLevel } from "effect"
+import { Delegations, DelegationsLayer } from "effect-a2a-delegation"
+import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
+import { randomUUID } from "node:crypto"
+import * as Http from "node:http"
+import type { RoundResult } from "./shared.js"
+import { PEER, POOL, SELF, TOKEN } from "./shared.js"
+
+const WARM_UP = 1000
+
+const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
+
+// --- floor ------------------------------------------------------------------------------------------------
+
+const floor = async (port: number, n: number) => {
+  const agent = new Http.Agent({ keepAlive: true, maxSockets: POOL })
+  const call = (method: string, path: string, headers: Record<string, string>, body?: unknown) =>
+    new Promise<{ readonly status: number; readonly body: unknown }>((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body)
+      const request = Http.request(
+        {
+          host: "127.0.0.1",
+          port,
+          method,
+          path,
+          agent,
+          headers: data === undefined ? headers : { ...headers, "content-type": "application/json" }
+        },
+        (response) => {
+          const chunks: Array<Buffer> = []
+          response.on("data", (chunk: Buffer) => chunks.push(chunk))
+          response.on("end", () =>
+            resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) })
+          )
+          response.on("error", reject)
+        }
+      )
+      request.on("error", reject)
+      request.end(data)
+    })
+  const platform = { authorization: `Bearer ${TOKEN}` }
+  const one = async (i: number) => {
+    const id = randomUUID()
+    const task = `task ${i}`
+    await call("POST", `/workspaces/${SELF}/delegations/record`, platform, { target_id: PEER, task, delegation_id: id })
+    const peer = await call("GET", `/registry/discover/${PEER}`, { ...platform, "x-workspace-id": SELF })
+    const url = new URL((peer.body as { url: string }).url)
+    const reply = await call("POST", url.pathname, { "x-workspace-id": SELF }, {
+      jsonrpc: "2.0",
+      id: `${id}-1`,
+      method: "message/send",
+      params: {
+        message: { kind: "message", role: "user", messageId: id, parts: [{ kind: "text", text: task }] },
+        metadata: { parent_task_id: id, source_workspace_id: SELF, traceparent: null }
+      }
+    })
+    const text = ((reply.body as { result: { parts: Array<{ text: string }> } }).result.parts[0]!).text
+    // update and notify go out together, as the library sends them
+    await Promise.all([
+      call("POST", `/workspaces/${SELF}/delegations/${id}/update`, platform, {
+        status: "completed",
+        error: "",
+        response_preview: text
+      }),
+      call("POST", `/workspaces/${SELF}/notify`, platform, {
+        message: `Delegation ${id} to ${PEER} completed.`,
+        type: "delegation_complete",
+        task_id: id,
+        target_workspace_id: PEER,
+        status: "completed"
+      })
+    ])
+  }
+  const run = async (count: number, latencies?: Float64Array) => {
+    let failed = 0
+    const start = performance.now()
+    await Promise.all(Array.from({ length: count }, async (_, i) => {
+      const begin = performance.now()
+      try {
+        await one(i)
+      } catch {
+        failed++
+      }
+      if (latencies !== undefined) latencies[i] = performance.now() - begin
+    }))
+    return { elapsed: performance.now() - start, failed }
+  }
+  await run(WARM_UP)
+  const latencies = new Float64Array(n)
+  const { elapsed, failed } = await run(n, latencies)
+  agent.destroy()
+  return { elapsed, failed, latencies }
+}
+
+// --- library ----------------------------------------------------------------------------------------------
+
+const activeHandles = () => process.getActiveResourcesInfo().filter((name) => name !== "Timeout").length
+
+const stockUndici: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndiciWithoutDispatcher.pipe(
+  Layer.provide(Layer.scoped(
+    NodeHttpClient.Dispatcher,
+    Effect.acquireRelease(
+      Effect.sync(() => new Undici.Agent({ connections: POOL })),
+      (agent) => Effect.promise(() => agent.destroy())
+    )
+  ))
+)
+
+const library = async (port: number, n: number, client: Layer.Layer<HttpClient.HttpClient>) => {
+  const handlesBefore = activeHandles()
+  const layer = DelegationsLayer.layer({ workspaceId: SELF, platformUrl: `http://127.0.0.1:${port}`, platformToken: TOKEN })
+    .pipe(Layer.provide(client))
+  const result = await Effect.runPromise(
+    Effect.gen(function*() {
+      const delegations = yield* Effect.map(Layer.build(layer), Context.get(Delegations))
+      const run = (count: number, latencies?: Float64Array) =>
+        Effect.gen(function*() {
+          let failed = 0
+          const start = performance.now()
+          yield* Effect.forEach(
+            Array.from({ length: count }, (_, i) => i),
+            (i) =>
+              Effect.gen(function*() {
+                const begin = performance.now()
+                const id = yield* delegations.delegate({ workspaceId: PEER, task: `task ${i}` })
+                const done = yield* delegations.await(id)
+                if (done.status !== "completed") failed++
+                if (latencies !== undefined) latencies[i] = performance.now() - begin
+              }),
+            { concurrency: "unbounded", discard: true }
+          )
+          return { elapsed: performance.now() - start, failed }
+        })
+      yield* run(WARM_UP)
+      const latencies = new Float64Array(n)
+      const measured = yield* run(n, latencies)
+      return { ...measured, latencies, runningAfter: yield* delegations.running }
+    }).pipe(Effect.scoped, Effect.orDie, Logger.withMinimumLogLevel(LogLevel.Warning))
+  )
+  // Closed sockets and the pool's timers go away on the next turns of the event loop.
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  return { ...result, handlesBefore, handlesAfter: activeHandles() }
+}
+
+// --- main -------------------------------------------------------------------------------------------------
+
+const main = async () => {
+  const [side = "floor", count = "1000", portText = "0"] = process.argv.slice(2)
+  const n = Number(count)
+  const port = Number(portText)
+  const summary = (outcome: { readonly elapsed: number; readonly failed: number; readonly latencies: Float64Array }) => {
+    const sorted = outcome.latencies.slice().sort()
+    return {
+      side,
+      n,
+      perSecond: n / (outcome.elapsed / 1000),
+      p50: percentile(sorted, 0.5),
+      p99: percentile(sorted, 0.99),
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      failed: outcome.failed
+    }
+  }
+  let result: RoundResult
+  if (side === "floor") {
+    result = summary(await floor(port, n))
+  } else {
+    const outcome = await library(
+      port,
+      n,
+      side === "library-undici" ? stockUndici : NodeHttpClientPooled.layer({ connections: POOL })
+    )
+    result = {
+      ...summary(outcome),
+      runningAfter: outcome.runningAfter,
+      handlesBefore: outcome.handlesBefore,
+      handlesAfter: outcome.handlesAfter
+    }
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error)
+    process.exit(1)
+  }
+)
