@@ -25,7 +25,7 @@ import type { Scope } from "effect"
 import { bestEffort, currentTraceId } from "../programs/bestEffort.js"
 import { refreshQueued } from "../programs/refreshQueued.js"
 import type { DelegationSettings } from "../programs/runDelegation.js"
-import { linearRetry, nowUtc, patch, runDelegation, taskPreview } from "../programs/runDelegation.js"
+import { linearRetry, nowUtc, patch, runDelegation, taskPreview, withRetryAfter } from "../programs/runDelegation.js"
 import * as Store from "../programs/store.js"
 import { validate } from "../programs/validate.js"
 import type { A2ATransportError } from "../services/A2ATransport.js"
@@ -104,6 +104,8 @@ export const make = (
     const audit = yield* Audit
     const context = yield* Effect.context<Discovery | A2ATransport | PlatformMirror | Audit>()
     const store = yield* Store.make(settings.history)
+    // Retry-After and the retry span events wrap the host's schedule once, not per delegation.
+    const programSettings: DelegationSettings = { ...settings, retrySchedule: withRetryAfter(settings.retrySchedule) }
     const fibers = yield* FiberMap.make<string, Option.Option<Delegation>, never>()
 
     const refresh = (ids: ReadonlyArray<string>) =>
@@ -147,7 +149,7 @@ export const make = (
         yield* FiberMap.run(
           fibers,
           id,
-          runDelegation({ id, target: workspaceId, task }, store, settings).pipe(Effect.provide(context))
+          runDelegation({ id, target: workspaceId, task }, store, programSettings).pipe(Effect.provide(context))
         ).pipe(
           // A closed layer (or an interrupted caller) means the fiber never started: do not leave it pending.
           Effect.onInterrupt(() =>

@@ -139,6 +139,22 @@ const bodyOf = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Und
   }
 }
 
+// `http://host:port/path?query` splits without a URL object (a hot path); anything else goes through URL.
+const SIMPLE_URL = /^(https?:\/\/[a-z0-9.:[\]-]+)(\/[!-"$-~]*)?$/
+
+const splitUrl = (
+  request: HttpClientRequest.HttpClientRequest
+): Either.Either<{ readonly origin: string; readonly path: string }, Error> => {
+  if (request.urlParams.length === 0 && Option.isNone(request.hash)) {
+    const match = SIMPLE_URL.exec(request.url)
+    if (match !== null) return Either.right({ origin: match[1]!, path: match[2] ?? "/" })
+  }
+  return Either.map(
+    UrlParams.makeUrl(request.url, request.urlParams, request.hash),
+    (url) => ({ origin: url.origin, path: url.pathname + url.search })
+  )
+}
+
 const traceparent = (span: Tracer.AnySpan): string =>
   `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
 
@@ -167,18 +183,18 @@ const makeClient = (
     (effect) =>
       Effect.flatMap(effect, (request) =>
         Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
-          const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
-          if (Either.isLeft(url)) {
-            return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
+          const target = splitUrl(request)
+          if (Either.isLeft(target)) {
+            return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: target.left }))
           }
           const headers: Record<string, string> = { ...request.headers }
           const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
           if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
-          const { origin, pathname, search } = url.right
+          const { origin, path } = target.right
           return Effect.flatMap(bodyOf(request), (body) =>
             Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((resume, signal) => {
               dispatcher.request(
-                { origin, path: pathname + search, method: request.method, headers, body, signal, ...timeouts },
+                { origin, path, method: request.method, headers, body, signal, ...timeouts },
                 (error, data) => {
                   if (error !== null) {
                     return resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: error })))

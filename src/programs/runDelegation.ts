@@ -39,7 +39,10 @@ import type { DelegationStore } from "./store.js"
 export interface DelegationSettings {
   /** This workspace's own id (the source of every delegation). */
   readonly workspaceId: string
-  /** When to re-send after a transport failure; its input is the failure. */
+  /**
+   * When to re-send after a transport failure; its input is the failure. `runDelegation`
+   * uses it as given: wrap a host's schedule with `withRetryAfter` once, when building.
+   */
   readonly retrySchedule: Schedule.Schedule<unknown, A2ATransportError>
   /** When to poll `tasks/get` while the peer's task is submitted or working. */
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
@@ -232,8 +235,6 @@ export const runDelegation = (
         )
       })
 
-    const retryPolicy = withRetryAfter(settings.retrySchedule)
-
     // Only transport failures stay in the error channel while retrying; answers are moved aside.
     const send = (endpoint: PeerEndpoint, traceparent: string | null) =>
       sendOnce(endpoint, traceparent).pipe(
@@ -242,7 +243,7 @@ export const runDelegation = (
           A2AResponseError: (error) => Effect.succeed(Either.left(error)),
           JsonRpcError: (error) => Effect.succeed(Either.left(error))
         }),
-        Effect.retry(retryPolicy),
+        Effect.retry(settings.retrySchedule),
         Effect.flatMap((either) => either)
       )
 
