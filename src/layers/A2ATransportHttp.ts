@@ -22,7 +22,6 @@ import {
 import type { PlatformSettings } from "./internal/http.js"
 import { makeBounded } from "./RequestTimeout.js"
 import {
-  bodyText,
   errorText,
   field,
   fromHttpClientError,
@@ -174,7 +173,7 @@ export const make = (options: Options) =>
       const url = endpoint.url
       return execute(
         HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) }),
-        (response) => Effect.flatMap(bodyText(response), (text) => classifyResponse(url, requestId, response, text)),
+        (response) => Effect.flatMap(response.text, (text) => classifyResponse(url, requestId, response, text)),
         () => new A2ATransportError({ url, reason: "Timeout", detail: `request timed out after ${Duration.format(timeout)}` })
       ).pipe(
         Effect.catchTags({

@@ -53,15 +53,11 @@ export type BoundedExecute = <A, E, E2>(
  * @category constructors
  */
 export const makeBounded = (client: HttpClient.HttpClient, timeout: Duration.Duration): Effect.Effect<BoundedExecute> =>
-  Effect.map(Effect.serviceOption(NativeRequestTimeout), (native): BoundedExecute =>
-    Option.match(native, {
+  Effect.map(Effect.serviceOption(NativeRequestTimeout), (native): BoundedExecute => {
+    const bounded = Option.flatMap(native, ({ withTimeout }) => Option.fromNullable(withTimeout(timeout)))
+    return Option.match(bounded, {
       onNone: () => (request, handle, onTimeout) =>
         Effect.timeoutFail(Effect.flatMap(client.execute(request), handle), { duration: timeout, onTimeout }),
-      onSome: ({ withTimeout }) => {
-        const bounded = withTimeout(timeout)
-        return bounded === undefined
-          ? (request, handle, onTimeout) =>
-            Effect.timeoutFail(Effect.flatMap(client.execute(request), handle), { duration: timeout, onTimeout })
-          : (request, handle) => Effect.flatMap(bounded.execute(request), handle)
-      }
-    }))
+      onSome: (boundedClient) => (request, handle) => Effect.flatMap(boundedClient.execute(request), handle)
+    })
+  })

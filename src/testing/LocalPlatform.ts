@@ -152,6 +152,7 @@ const decodeNotify = decodeJson(NotifyBody)
 const decodeRegister = decodeJson(RegisterBody)
 const decodeEnvelope = decodeJson(ProxyEnvelope)
 const decodeReply = decodeJson(JsonRpcResponse)
+const decodeAgentError = decodeJson(Schema.Struct({ error: Schema.String }))
 const decodeTask = Schema.decodeUnknownEither(Task)
 const decodeMessage = Schema.decodeUnknownEither(Message)
 
@@ -425,7 +426,7 @@ export const make = (
       if (Either.isLeft(reply)) return error(502, "failed to reach workspace agent")
       const { status, text } = reply.right
       if (status >= 300) {
-        const parsed = Schema.decodeUnknownEither(Schema.parseJson(Schema.Struct({ error: Schema.String })))(text)
+        const parsed = decodeAgentError(text)
         return error(status, Either.isRight(parsed) ? parsed.right.error : (Http.STATUS_CODES[status] ?? "error"))
       }
       return HttpServerResponse.text(text, { status, contentType: "application/json" })

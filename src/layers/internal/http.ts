@@ -6,7 +6,6 @@
  */
 import type { HttpClientError } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
-import type { HttpClientResponse } from "@effect/platform"
 import { Clock, Effect, Either, Option, Redacted, Schema } from "effect"
 
 /**
@@ -101,13 +100,6 @@ export const errorText = (text: string): string => {
   const trimmed = text.trim()
   return trimmed.length > 200 ? `${trimmed.slice(0, 200)}...` : trimmed
 }
-
-/**
- * The body as text; a failure to read it is reported as a transport failure by callers.
- *
- * @internal
- */
-export const bodyText = (response: HttpClientResponse.HttpClientResponse) => response.text
 
 /**
  * `Retry-After` in milliseconds (delta-seconds or an HTTP date), else the
