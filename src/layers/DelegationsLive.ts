@@ -25,7 +25,7 @@ import type { Scope } from "effect"
 import { bestEffort, currentTraceId } from "../programs/bestEffort.js"
 import { refreshQueued } from "../programs/refreshQueued.js"
 import type { DelegationSettings } from "../programs/runDelegation.js"
-import { linearRetry, nowUtc, patch, runDelegation, taskPreview, withRetryAfter } from "../programs/runDelegation.js"
+import { linearRetry, makeRunDelegation, nowUtc, patch, taskPreview, withRetryAfter } from "../programs/runDelegation.js"
 import * as Store from "../programs/store.js"
 import { validate } from "../programs/validate.js"
 import type { A2ATransportError } from "../services/A2ATransport.js"
@@ -106,6 +106,7 @@ export const make = (
     const store = yield* Store.make(settings.history)
     // Retry-After and the retry span events wrap the host's schedule once, not per delegation.
     const programSettings: DelegationSettings = { ...settings, retrySchedule: withRetryAfter(settings.retrySchedule) }
+    const runDelegation = yield* makeRunDelegation(store, programSettings)
     const fibers = yield* FiberMap.make<string, Option.Option<Delegation>, never>()
 
     const refresh = (ids: ReadonlyArray<string>) =>
@@ -149,7 +150,7 @@ export const make = (
         yield* FiberMap.run(
           fibers,
           id,
-          runDelegation({ id, target: workspaceId, task }, store, programSettings).pipe(Effect.provide(context))
+          runDelegation({ id, target: workspaceId, task })
         ).pipe(
           // A closed layer (or an interrupted caller) means the fiber never started: do not leave it pending.
           Effect.onInterrupt(() =>

@@ -22,7 +22,7 @@ import {
   HttpIncomingMessage,
   UrlParams
 } from "@effect/platform"
-import type { HttpClientRequest } from "@effect/platform"
+import type { HttpBody, HttpClientRequest } from "@effect/platform"
 import { NodeStream, Undici } from "@effect/platform-node"
 import { Context, Duration, Effect, Either, Inspectable, Layer, Option, Stream, Tracer } from "effect"
 import { NativeRequestTimeout } from "./RequestTimeout.js"
@@ -45,7 +45,7 @@ const encoder = new TextEncoder()
 /** The shortest bound left to undici's own (coarse, ~1 s) timers. */
 const MIN_NATIVE_TIMEOUT = Duration.seconds(2)
 
-type RawHeaders = Record<string, string | Array<string> | undefined>
+type RawHeaders = Readonly<Record<string, string | Array<string> | undefined>>
 
 /** A response whose body has been read as text already. */
 class TextResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
@@ -124,19 +124,70 @@ class TextResponse extends Inspectable.Class implements HttpClientResponse.HttpC
 
 type UndiciBody = Exclude<Undici.Dispatcher.DispatchOptions["body"], undefined>
 
-const bodyOf = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<UndiciBody> => {
-  const body = request.body
+// Every body but a stream is at hand already: no Effect step for those (this is a hot path).
+const bodyOf = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): UndiciBody => {
   switch (body._tag) {
     case "Empty":
-      return Effect.succeed(null)
+      return null
     case "Uint8Array":
     case "Raw":
-      return Effect.succeed(body.body as Uint8Array)
+      return body.body as Uint8Array
     case "FormData":
-      return Effect.succeed(body.formData as Undici.FormData)
-    case "Stream":
-      return NodeStream.toReadable(body.stream)
+      return body.formData as Undici.FormData
   }
+}
+
+/**
+ * Collects one response for a fiber waiting in `Effect.async`. A dispatch handler
+ * instead of undici's `request()` spares a Readable stream, a promise and an
+ * AbortController per request; interruption aborts through undici's controller.
+ */
+class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
+  private controller: Undici.Dispatcher.DispatchController | undefined
+  private status = 0
+  private headers: RawHeaders = {}
+  private readonly chunks: Array<Buffer> = []
+  private done = false
+
+  constructor(
+    private readonly request: HttpClientRequest.HttpClientRequest,
+    private readonly resume: (effect: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>) => void
+  ) {}
+
+  onRequestStart(controller: Undici.Dispatcher.DispatchController): void {
+    if (this.done) controller.abort(new Error("request interrupted"))
+    else this.controller = controller
+  }
+
+  onResponseStart(_: Undici.Dispatcher.DispatchController, status: number, headers: RawHeaders): void {
+    this.status = status
+    this.headers = headers
+  }
+
+  onResponseData(_: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk)
+  }
+
+  onResponseEnd(): void {
+    if (this.done) return
+    this.done = true
+    const chunks = this.chunks
+    const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
+    this.resume(Effect.succeed(new TextResponse(this.request, this.status, this.headers, text)))
+  }
+
+  onResponseError(_: Undici.Dispatcher.DispatchController | null, cause: Error): void {
+    if (this.done) return
+    this.done = true
+    this.resume(Effect.fail(new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause })))
+  }
+
+  /** Called when the waiting fiber is interrupted. */
+  readonly interrupt = Effect.sync(() => {
+    if (this.done) return
+    this.done = true
+    this.controller?.abort(new Error("request interrupted"))
+  })
 }
 
 // `http://host:port/path?query` splits without a URL object (a hot path); anything else goes through URL.
@@ -178,8 +229,19 @@ export const make = (
 const makeClient = (
   dispatcher: Undici.Dispatcher,
   timeouts: { readonly headersTimeout?: number; readonly bodyTimeout?: number }
-): HttpClient.HttpClient =>
-  HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+): HttpClient.HttpClient => {
+  const send = (
+    request: HttpClientRequest.HttpClientRequest,
+    options: Omit<Undici.Dispatcher.DispatchOptions, "body">,
+    body: UndiciBody
+  ) =>
+    Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
+      const handler = new ResponseHandler(request, resume)
+      dispatcher.dispatch({ ...options, body, ...timeouts }, handler)
+      return handler.interrupt
+    })
+
+  return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
     (effect) =>
       Effect.flatMap(effect, (request) =>
         Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
@@ -190,26 +252,14 @@ const makeClient = (
           const headers: Record<string, string> = { ...request.headers }
           const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
           if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
-          const { origin, path } = target.right
-          return Effect.flatMap(bodyOf(request), (body) =>
-            Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((resume, signal) => {
-              dispatcher.request(
-                { origin, path, method: request.method, headers, body, signal, ...timeouts },
-                (error, data) => {
-                  if (error !== null) {
-                    return resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: error })))
-                  }
-                  data.body.text().then(
-                    (text) => resume(Effect.succeed(new TextResponse(request, data.statusCode, data.headers, text))),
-                    (cause: unknown) =>
-                      resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
-                  )
-                }
-              )
-            }))
+          const options = { origin: target.right.origin, path: target.right.path, method: request.method, headers }
+          return request.body._tag === "Stream"
+            ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (readable) => send(request, options, readable))
+            : send(request, options, bodyOf(request.body))
         })),
     Effect.succeed
   )
+}
 
 /**
  * The lean client over its own bounded undici `Agent`, destroyed with the layer. It also

@@ -6,14 +6,27 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, DateTime, Duration, Effect, Either, Fiber, Metric, Option, Schedule } from "effect"
-import type { Tracer } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  DateTime,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  FiberId,
+  FiberRef,
+  Metric,
+  Option,
+  Schedule,
+  Tracer
+} from "effect"
 import type { Task } from "../services/A2A.js"
 import { answerText } from "../services/A2A.js"
 import type {
-  A2AResponseError,
+  A2AError,
   A2ATransportError,
-  JsonRpcError,
   QueuedReply,
   SendReply,
   TaskReply
@@ -167,266 +180,316 @@ const isPendingState = (state: Task["status"]["state"]): boolean =>
  * stays readable here even when a small history has already evicted it from the store.
  *
  * @since 0.1.0
- * @category programs
+ * @category models
  */
-export const runDelegation = (
-  input: DelegationInput,
+export type RunDelegation = (input: DelegationInput) => Effect.Effect<Option.Option<Delegation>>
+
+/**
+ * Builds the delegation program once per layer: the services are resolved here,
+ * so each delegation's fiber starts straight into its own work.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRunDelegation = (
   store: DelegationStore,
   settings: DelegationSettings
-): Effect.Effect<Option.Option<Delegation>, never, Discovery | A2ATransport | PlatformMirror | Audit> =>
+): Effect.Effect<RunDelegation, never, Discovery | A2ATransport | PlatformMirror | Audit> =>
   Effect.gen(function*() {
     const discovery = yield* Discovery
     const transport = yield* A2ATransport
     const mirror = yield* PlatformMirror
     const audit = yield* Audit
-    const { id, target, task } = input
-    let span: Option.Option<Tracer.Span> = Option.none()
-    let traceId = ""
-    let attempts = 0
+    return (input) => runWith(input, store, settings, { discovery, transport, mirror, audit })
+  })
 
-    const update = (fields: Partial<ConstructorParameters<typeof Delegation>[0]>) =>
-      Effect.flatMap(nowUtc, (now) => store.update(id, (d) => patch(d, fields, now)))
+interface Services {
+  readonly discovery: Discovery["Type"]
+  readonly transport: A2ATransport["Type"]
+  readonly mirror: PlatformMirror["Type"]
+  readonly audit: Audit["Type"]
+}
 
-    // Audit and mirror are best-effort: a failure (or defect) there is logged, never an outcome.
-    const annotations = { delegation_id: id, target_workspace_id: target }
-    const mirrorOptions = { timeout: settings.mirrorTimeout, annotations }
-    const auditEvent = (outcome: AuditEvent["outcome"], extra: Record<string, unknown>) =>
-      audit.log({ eventType: "delegation", action: "delegate", resource: target, outcome, traceId, delegationId: id, extra })
-        .pipe(bestEffort("audit", { annotations }))
+const runWith = (
+  input: DelegationInput,
+  store: DelegationStore,
+  settings: DelegationSettings,
+  { audit, discovery, mirror, transport }: Services
+): Effect.Effect<Option.Option<Delegation>> => {
+  const { id, target, task } = input
+  let span: Tracer.Span | undefined
+  let attempts = 0
 
-    const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Option.match(span, { onNone: () => effect, onSome: (parent) => Effect.withParentSpan(effect, parent) })
+  const update = (fields: Partial<ConstructorParameters<typeof Delegation>[0]>) =>
+    Effect.flatMap(nowUtc, (now) => store.update(id, (d) => patch(d, fields, now)))
 
-    // update and notify go out together; one fork is much cheaper than Effect.all's concurrency machinery.
-    const mirrorOutcome = (status: "completed" | "failed", error: string, result: string) =>
-      Effect.gen(function*() {
-        const notify = yield* Effect.fork(
-          mirror.notify({
-            delegationId: id,
-            targetId: target,
-            status,
-            message: status === "completed"
-              ? `Delegation ${id} to ${target} completed.`
-              : `Delegation ${id} to ${target} failed: ${error}`
-          }).pipe(bestEffort("platform notify", mirrorOptions))
-        )
-        yield* mirror.update({ delegationId: id, status, error, responsePreview: result }).pipe(
-          bestEffort("platform update", mirrorOptions)
-        )
-        yield* Fiber.join(notify)
-      }).pipe(underSpan)
+  // Audit and mirror are best-effort: a failure (or defect) there is logged, never an outcome.
+  const annotations = { delegation_id: id, target_workspace_id: target }
+  const mirrorOptions = { timeout: settings.mirrorTimeout, annotations }
+  const auditEvent = (outcome: AuditEvent["outcome"], extra: Record<string, unknown>) =>
+    audit.log({
+      eventType: "delegation",
+      action: "delegate",
+      resource: target,
+      outcome,
+      traceId: span?.traceId ?? "",
+      delegationId: id,
+      extra
+    }).pipe(bestEffort("audit", { annotations }))
 
-    // --- sending ---------------------------------------------------------------------------
+  const event = (name: string, attributes: Record<string, unknown>) =>
+    Effect.map(Clock.currentTimeNanos, (now) => span?.event(name, now, attributes))
 
-    const sendOnce = (endpoint: PeerEndpoint, traceparent: string | null) =>
-      Effect.suspend(() => {
-        attempts++
-        return update({ attempts }).pipe(
-          Effect.zipRight(spanEvent("a2a.attempt", { "a2a.attempt": attempts })),
-          Effect.zipRight(Metric.increment(Metrics.attempts)),
-          Effect.zipRight(transport.send({
-            endpoint,
-            messageId: id,
-            requestId: `${id}-${attempts}`,
-            delegationId: id,
-            text: task,
-            metadata: { parent_task_id: id, source_workspace_id: settings.workspaceId, traceparent }
-          }))
-        )
-      })
-
-    // Only transport failures stay in the error channel while retrying; answers are moved aside.
-    const send = (endpoint: PeerEndpoint, traceparent: string | null) =>
-      sendOnce(endpoint, traceparent).pipe(
-        Effect.map((reply): Either.Either<SendReply, A2AResponseError | JsonRpcError> => Either.right(reply)),
-        Effect.catchTags({
-          A2AResponseError: (error) => Effect.succeed(Either.left(error)),
-          JsonRpcError: (error) => Effect.succeed(Either.left(error))
-        }),
-        Effect.retry(settings.retrySchedule),
-        Effect.flatMap((either) => either)
+  // The row is updated before the notification goes out, so whoever reacts to the notification reads
+  // the final row. Sequential also spares a fiber per delegation (a fork costs more than the wait).
+  const mirrorOutcome = (status: "completed" | "failed", error: string, result: string) =>
+    mirror.update({ delegationId: id, status, error, responsePreview: result }).pipe(
+      bestEffort("platform update", mirrorOptions),
+      Effect.zipRight(
+        mirror.notify({
+          delegationId: id,
+          targetId: target,
+          status,
+          message: status === "completed"
+            ? `Delegation ${id} to ${target} completed.`
+            : `Delegation ${id} to ${target} failed: ${error}`
+        }).pipe(bestEffort("platform notify", mirrorOptions))
       )
+    )
 
-    // --- following a task --------------------------------------------------------------------
+  // --- sending ---------------------------------------------------------------------------
 
-    const follow = (endpoint: PeerEndpoint, first: TaskReply) => {
-      let current = first
-      let polls = 0
-      const loop = Effect.gen(function*() {
-        const driver = yield* Schedule.driver(settings.pollSchedule)
-        yield* update({ taskId: first.task.id })
-        while (isPendingState(current.task.status.state)) {
-          const next = yield* Effect.either(driver.next(undefined))
-          if (Either.isLeft(next)) break
-          polls++
-          current = yield* transport.getTask({ endpoint, requestId: `${id}-get-${polls}`, taskId: first.task.id })
-            .pipe(Effect.catchTag("A2ATransportError", (error) =>
-              Effect.logDebug("tasks/get transport failure; polling again", error).pipe(Effect.as(current))
-            ))
-        }
-        if (isPendingState(current.task.status.state)) return yield* timeoutError()
-        return current
-      })
-      const timeoutError = () =>
-        new DelegationTimeout({
-          seconds: Duration.toSeconds(settings.timeout),
-          taskId: first.task.id,
-          lastState: current.task.status.state
-        })
-      return loop.pipe(Effect.timeoutFail({ duration: settings.timeout, onTimeout: timeoutError }))
-    }
-
-    // --- reading the answer ----------------------------------------------------------------------
-
-    const fromTask = (reply: TaskReply): Effect.Effect<Outcome, PeerTaskFailed> => {
-      const { task: peerTask } = reply
-      const state = peerTask.status.state
-      if (state === "completed") {
-        return Effect.succeed({ _tag: "Completed", result: answerText(peerTask) ?? JSON.stringify(reply.raw) })
-      }
-      const statusText = peerTask.status.message === undefined
-        ? undefined
-        : answerText({ artifacts: [], parts: peerTask.status.message.parts })
-      return Effect.fail(
-        new PeerTaskFailed({
-          reason: state === "failed" || state === "rejected" || state === "canceled" ||
-              state === "input-required" || state === "auth-required"
-            ? state
-            : "failed",
-          taskId: peerTask.id,
-          detail: statusText ?? ""
-        })
+  const sendOnce = (endpoint: PeerEndpoint, traceparent: string | null) =>
+    Effect.suspend(() => {
+      attempts++
+      return update({ attempts }).pipe(
+        Effect.zipRight(event("a2a.attempt", { "a2a.attempt": attempts })),
+        Effect.zipRight(Metric.increment(Metrics.attempts)),
+        Effect.zipRight(transport.send({
+          endpoint,
+          messageId: id,
+          requestId: `${id}-${attempts}`,
+          delegationId: id,
+          text: task,
+          metadata: { parent_task_id: id, source_workspace_id: settings.workspaceId, traceparent }
+        }))
       )
-    }
+    })
 
-    const settle = (endpoint: PeerEndpoint, reply: SendReply): Effect.Effect<Outcome, DelegationFailure> => {
-      switch (reply._tag) {
-        case "QueuedReply":
-          return spanEvent("a2a.queued", {
-            "a2a.attempt": attempts,
-            ...(reply.queueId === undefined ? {} : { "a2a.queue_id": reply.queueId }),
-            ...(reply.queueDepth === undefined ? {} : { "a2a.queue_depth": reply.queueDepth })
-          }).pipe(Effect.as<Outcome>({ _tag: "Queued", reply }))
-        case "MessageReply": {
-          const text = answerText(reply.message) ?? JSON.stringify(reply.raw)
-          // The original runtime reports its own crashes as a normal reply starting with this marker.
-          return text.startsWith("Agent error:")
-            ? Effect.fail(new PeerTaskFailed({ reason: "agent-error", detail: text }))
-            : Effect.succeed<Outcome>({ _tag: "Completed", result: text })
-        }
-        case "TaskReply":
-          return isPendingState(reply.task.status.state)
-            ? Effect.flatMap(follow(endpoint, reply), fromTask)
-            : fromTask(reply)
+  // Answers (a JSON-RPC error, a bad response) fail through untouched: only a transport failure
+  // goes to the retry schedule, whose driver is built once the first one has happened.
+  const send = (endpoint: PeerEndpoint, traceparent: string | null): Effect.Effect<SendReply, A2AError> => {
+    const attempt = sendOnce(endpoint, traceparent)
+    return Effect.catchTag(attempt, "A2ATransportError", (first) =>
+      Effect.flatMap(Schedule.driver(settings.retrySchedule), (driver) => {
+        const retry = (error: A2ATransportError): Effect.Effect<SendReply, A2AError> =>
+          Effect.matchEffect(driver.next(error), {
+            onFailure: () => Effect.fail(error),
+            onSuccess: () => Effect.catchTag(attempt, "A2ATransportError", retry)
+          })
+        return retry(first)
+      }))
+  }
+
+  // --- following a task --------------------------------------------------------------------
+
+  const follow = (endpoint: PeerEndpoint, first: TaskReply) => {
+    let current = first
+    let polls = 0
+    const loop = Effect.gen(function*() {
+      const driver = yield* Schedule.driver(settings.pollSchedule)
+      yield* update({ taskId: first.task.id })
+      while (isPendingState(current.task.status.state)) {
+        const next = yield* Effect.either(driver.next(undefined))
+        if (Either.isLeft(next)) break
+        polls++
+        current = yield* transport.getTask({ endpoint, requestId: `${id}-get-${polls}`, taskId: first.task.id })
+          .pipe(Effect.catchTag("A2ATransportError", (error) =>
+            Effect.logDebug("tasks/get transport failure; polling again", error).pipe(Effect.as(current))
+          ))
       }
+      if (isPendingState(current.task.status.state)) return yield* timeoutError()
+      return current
+    })
+    const timeoutError = () =>
+      new DelegationTimeout({
+        seconds: Duration.toSeconds(settings.timeout),
+        taskId: first.task.id,
+        lastState: current.task.status.state
+      })
+    return loop.pipe(Effect.timeoutFail({ duration: settings.timeout, onTimeout: timeoutError }))
+  }
+
+  // --- reading the answer ----------------------------------------------------------------------
+
+  const fromTask = (reply: TaskReply): Effect.Effect<Outcome, PeerTaskFailed> => {
+    const { task: peerTask } = reply
+    const state = peerTask.status.state
+    if (state === "completed") {
+      return Effect.succeed({ _tag: "Completed", result: answerText(peerTask) ?? JSON.stringify(reply.raw) })
     }
+    const statusText = peerTask.status.message === undefined
+      ? undefined
+      : answerText({ artifacts: [], parts: peerTask.status.message.parts })
+    return Effect.fail(
+      new PeerTaskFailed({
+        reason: state === "failed" || state === "rejected" || state === "canceled" ||
+            state === "input-required" || state === "auth-required"
+          ? state
+          : "failed",
+        taskId: peerTask.id,
+        detail: statusText ?? ""
+      })
+    )
+  }
 
-    // --- the delegation ----------------------------------------------------------------------------
+  const settle = (endpoint: PeerEndpoint, reply: SendReply): Effect.Effect<Outcome, DelegationFailure> => {
+    switch (reply._tag) {
+      case "QueuedReply":
+        return event("a2a.queued", {
+          "a2a.attempt": attempts,
+          ...(reply.queueId === undefined ? {} : { "a2a.queue_id": reply.queueId }),
+          ...(reply.queueDepth === undefined ? {} : { "a2a.queue_depth": reply.queueDepth })
+        }).pipe(Effect.as<Outcome>({ _tag: "Queued", reply }))
+      case "MessageReply": {
+        const text = answerText(reply.message) ?? JSON.stringify(reply.raw)
+        // The original runtime reports its own crashes as a normal reply starting with this marker.
+        return text.startsWith("Agent error:")
+          ? Effect.fail(new PeerTaskFailed({ reason: "agent-error", detail: text }))
+          : Effect.succeed<Outcome>({ _tag: "Completed", result: text })
+      }
+      case "TaskReply":
+        return isPendingState(reply.task.status.state)
+          ? Effect.flatMap(follow(endpoint, reply), fromTask)
+          : fromTask(reply)
+    }
+  }
 
-    const body: Effect.Effect<Outcome, DelegationFailure> = Effect.gen(function*() {
+  // --- the delegation ----------------------------------------------------------------------------
+
+  const body = (current: Tracer.Span): Effect.Effect<Outcome, DelegationFailure> =>
+    Effect.gen(function*() {
       yield* Metric.increment(Metrics.started)
-      span = yield* Effect.option(Effect.currentSpan)
-      traceId = Option.match(span, { onNone: () => "", onSome: (s) => s.traceId })
-      const traceparent = Option.match(span, { onNone: () => null, onSome: traceparentOf })
-      yield* update({ status: "in_progress", ...(traceId === "" ? {} : { traceId }) })
+      yield* update({ status: "in_progress", ...(current.traceId === "" ? {} : { traceId: current.traceId }) })
       yield* auditEvent("dispatched", { task_preview: taskPreview(task) })
       yield* mirror.record({ delegationId: id, targetId: target, task }).pipe(
         bestEffort("platform record", mirrorOptions)
       )
       const endpoint = yield* discovery.resolve(target)
-      yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
-      const reply = yield* send(endpoint, traceparent)
+      current.attribute("a2a.peer_url", endpoint.url)
+      const reply = yield* send(endpoint, traceparentOf(current))
       return yield* settle(endpoint, reply)
-    }).pipe(
-      // A defect in any service becomes a typed failure; interruption stays interruption.
-      Effect.catchAllCause((cause): Effect.Effect<never, DelegationFailure> => {
-        const failure = Cause.failureOption(cause)
-        if (Option.isSome(failure)) return Effect.fail(failure.value)
-        return Cause.isInterruptedOnly(cause)
-          ? Effect.interrupt
-          : Effect.fail(new DelegationAborted({ reason: "defect", detail: Cause.pretty(cause) }))
-      }),
-      Effect.withSpan("task_delegate", {
-        kind: "client",
-        // The stack of a background fiber says nothing useful, and capturing it costs.
-        captureStackTrace: false,
-        attributes: {
-          "workspace.id": settings.workspaceId,
-          "a2a.source_workspace_id": settings.workspaceId,
-          "a2a.target_workspace_id": target,
-          "a2a.task_id": id
-        }
+    })
+
+  // Counts the outcome and the time it took, from the stored timestamps.
+  const measured = (outcome: keyof typeof Metrics.finishedAs, final: Option.Option<Delegation>) =>
+    Effect.zipRight(
+      Metric.increment(Metrics.finishedAs[outcome]),
+      Option.match(final, {
+        onNone: () => Effect.void,
+        onSome: (d) =>
+          Metric.update(
+            Metrics.timeToOutcome,
+            (DateTime.toEpochMillis(d.updatedAt) - DateTime.toEpochMillis(d.createdAt)) / 1000
+          )
       })
     )
 
-    // Counts the outcome and the time it took, from the stored timestamps.
-    const measured = (outcome: keyof typeof Metrics.finishedAs) => (final: Option.Option<Delegation>) =>
+  const completed = (result: string) =>
+    Effect.gen(function*() {
+      const final = yield* update({ status: "completed", result })
+      yield* measured("completed", final)
+      yield* auditEvent("success", { attempt: attempts })
+      yield* mirrorOutcome("completed", "", result)
+      return final
+    })
+
+  const queued = (reply: QueuedReply) =>
+    Effect.gen(function*() {
+      const final = yield* update({
+        status: "queued",
+        ...(reply.queueId === undefined ? {} : { queueId: reply.queueId }),
+        ...(reply.queueDepth === undefined ? {} : { queueDepth: reply.queueDepth }),
+        ...(reply.message === undefined ? {} : { queueMessage: reply.message })
+      })
+      yield* measured("queued", final)
+      yield* auditEvent("queued", {
+        attempt: attempts,
+        ...(reply.queueId === undefined ? {} : { queue_id: reply.queueId }),
+        ...(reply.queueDepth === undefined ? {} : { queue_depth: reply.queueDepth })
+      })
+      return final
+    })
+
+  const failed = (failure: DelegationFailure) =>
+    Effect.gen(function*() {
+      const changed = yield* Effect.flatMap(nowUtc, (now) =>
+        store.update(id, (d) =>
+          d.status !== "pending" && d.status !== "in_progress"
+            ? d
+            : patch(d, { status: "failed", error: failure.message, cause: failure }, now)))
+      if (Option.isNone(changed)) return changed
+      yield* measured("failed", changed)
+      yield* auditEvent("failure", {
+        last_error: failure.message,
+        reason: failure._tag === "DiscoveryError" ? "discovery_error" : failure._tag,
+        attempt: attempts
+      })
+      yield* mirrorOutcome("failed", failure.message, "")
+      return changed
+    })
+
+  const interrupted = () =>
+    new DelegationAborted({
+      reason: "interrupted",
+      detail: "the Delegations layer was closed before the delegation ended"
+    })
+
+  // Every exit of the body is an outcome; a defect in a service becomes a typed failure.
+  const record = (exit: Exit.Exit<Outcome, DelegationFailure>) => {
+    if (Exit.isSuccess(exit)) {
+      return exit.value._tag === "Completed" ? completed(exit.value.result) : queued(exit.value.reply)
+    }
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isSome(failure)) return failed(failure.value)
+    return failed(
+      Cause.isInterruptedOnly(exit.cause)
+        ? interrupted()
+        : new DelegationAborted({ reason: "defect", detail: Cause.pretty(exit.cause) })
+    )
+  }
+
+  const endSpan = (exit: Exit.Exit<unknown, unknown>) =>
+    Effect.map(Clock.currentTimeNanos, (now) => {
+      if (span !== undefined && span.status._tag !== "Ended") span.end(now, exit)
+    })
+
+  return Effect.gen(function*() {
+    const current = yield* Effect.makeSpan("task_delegate", {
+      kind: "client",
+      // The stack of a background fiber says nothing useful, and capturing it costs.
+      captureStackTrace: false,
+      attributes: {
+        "workspace.id": settings.workspaceId,
+        "a2a.source_workspace_id": settings.workspaceId,
+        "a2a.target_workspace_id": target,
+        "a2a.task_id": id
+      }
+    })
+    span = current
+    // This fiber runs this delegation only, so the span joins its context for good: everything below
+    // (requests, logs, the host's client spans) is under it, without the restore of a scoped provide.
+    yield* FiberRef.update(FiberRef.currentContext, Context.add(Tracer.ParentSpan, current))
+    const exit = yield* Effect.exit(body(current))
+    // The span covers the work up to the outcome; recording it is bookkeeping.
+    yield* endSpan(exit)
+    return yield* record(exit)
+  }).pipe(
+    Effect.onInterrupt((interruptors) =>
       Effect.zipRight(
-        Metric.increment(Metrics.finishedAs[outcome]),
-        Option.match(final, {
-          onNone: () => Effect.void,
-          onSome: (d) =>
-            Metric.update(
-              Metrics.timeToOutcome,
-              (DateTime.toEpochMillis(d.updatedAt) - DateTime.toEpochMillis(d.createdAt)) / 1000
-            )
-        })
-      )
-
-    const completed = (result: string) =>
-      Effect.gen(function*() {
-        const final = yield* update({ status: "completed", result }).pipe(Effect.tap(measured("completed")))
-        yield* auditEvent("success", { attempt: attempts })
-        yield* mirrorOutcome("completed", "", result)
-        return final
-      })
-
-    const queued = (reply: QueuedReply) =>
-      Effect.gen(function*() {
-        const final = yield* update({
-          status: "queued",
-          ...(reply.queueId === undefined ? {} : { queueId: reply.queueId }),
-          ...(reply.queueDepth === undefined ? {} : { queueDepth: reply.queueDepth }),
-          ...(reply.message === undefined ? {} : { queueMessage: reply.message })
-        }).pipe(Effect.tap(measured("queued")))
-        yield* auditEvent("queued", {
-          attempt: attempts,
-          ...(reply.queueId === undefined ? {} : { queue_id: reply.queueId }),
-          ...(reply.queueDepth === undefined ? {} : { queue_depth: reply.queueDepth })
-        })
-        return final
-      })
-
-    const failed = (failure: DelegationFailure) =>
-      Effect.gen(function*() {
-        const changed = yield* Effect.flatMap(nowUtc, (now) =>
-          store.update(id, (d) =>
-            d.status !== "pending" && d.status !== "in_progress"
-              ? d
-              : patch(d, { status: "failed", error: failure.message, cause: failure }, now)))
-        if (Option.isNone(changed)) return changed
-        yield* measured("failed")(changed)
-        yield* auditEvent("failure", {
-          last_error: failure.message,
-          reason: failure._tag === "DiscoveryError" ? "discovery_error" : failure._tag,
-          attempt: attempts
-        })
-        yield* mirrorOutcome("failed", failure.message, "")
-        return changed
-      })
-
-    return yield* body.pipe(
-      Effect.matchEffect({
-        onSuccess: (outcome) => outcome._tag === "Completed" ? completed(outcome.result) : queued(outcome.reply),
-        onFailure: failed
-      }),
-      Effect.onInterrupt(() =>
-        failed(
-          new DelegationAborted({
-            reason: "interrupted",
-            detail: "the Delegations layer was closed before the delegation ended"
-          })
-        )
+        endSpan(Exit.failCause(Cause.interrupt(FiberId.combineAll(interruptors)))),
+        failed(interrupted())
       )
     )
-  })
+  )
+}
