@@ -18,7 +18,7 @@ import * as Http from "node:http"
 import type { RoundResult } from "./shared.js"
 import { PEER, POOL, SELF, TOKEN } from "./shared.js"
 
-const WARM_UP = 1000
+const WARM_UP = Number(process.env.WARM_UP ?? 1000)
 
 const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 

@@ -220,24 +220,19 @@ export const make = (
   // A per-request bound enforced by undici's own timers instead of a fiber race.
   timeout?: Duration.Duration | undefined
 ): HttpClient.HttpClient => {
-  const timeouts = timeout === undefined
-    ? {}
-    : { headersTimeout: Duration.toMillis(timeout), bodyTimeout: Duration.toMillis(timeout) }
-  return makeClient(dispatcher, timeouts)
+  // null leaves undici's own defaults in place.
+  const millis = timeout === undefined ? null : Duration.toMillis(timeout)
+  return makeClient(dispatcher, { headersTimeout: millis, bodyTimeout: millis })
 }
 
 const makeClient = (
   dispatcher: Undici.Dispatcher,
-  timeouts: { readonly headersTimeout?: number; readonly bodyTimeout?: number }
+  timeouts: { readonly headersTimeout: number | null; readonly bodyTimeout: number | null }
 ): HttpClient.HttpClient => {
-  const send = (
-    request: HttpClientRequest.HttpClientRequest,
-    options: Omit<Undici.Dispatcher.DispatchOptions, "body">,
-    body: UndiciBody
-  ) =>
+  const send = (request: HttpClientRequest.HttpClientRequest, options: Undici.Dispatcher.DispatchOptions) =>
     Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
       const handler = new ResponseHandler(request, resume)
-      dispatcher.dispatch({ ...options, body, ...timeouts }, handler)
+      dispatcher.dispatch(options, handler)
       return handler.interrupt
     })
 
@@ -252,10 +247,18 @@ const makeClient = (
           const headers: Record<string, string> = { ...request.headers }
           const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
           if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
-          const options = { origin: target.right.origin, path: target.right.path, method: request.method, headers }
+          const options = (body: UndiciBody): Undici.Dispatcher.DispatchOptions => ({
+            origin: target.right.origin,
+            path: target.right.path,
+            method: request.method,
+            headers,
+            body,
+            headersTimeout: timeouts.headersTimeout,
+            bodyTimeout: timeouts.bodyTimeout
+          })
           return request.body._tag === "Stream"
-            ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (readable) => send(request, options, readable))
-            : send(request, options, bodyOf(request.body))
+            ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (readable) => send(request, options(readable)))
+            : send(request, options(bodyOf(request.body)))
         })),
     Effect.succeed
   )

@@ -119,7 +119,10 @@ export const patch = (
   delegation: Delegation,
   fields: Partial<ConstructorParameters<typeof Delegation>[0]>,
   updatedAt: DateTime.Utc
-): Delegation => new Delegation({ ...delegation, ...fields, updatedAt }, { disableValidation: true })
+): Delegation =>
+  // A copy with the same prototype: what the Schema constructor builds, without its per-call work
+  // (this runs on every state change of every delegation).
+  Object.assign(Object.create(Delegation.prototype) as Delegation, delegation, fields, { updatedAt })
 
 /**
  * Adds an event to the current span, if one is recording.
