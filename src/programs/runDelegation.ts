@@ -224,7 +224,7 @@ const runWith = (
   let attempts = 0
 
   const update = (fields: Partial<ConstructorParameters<typeof Delegation>[0]>) =>
-    Effect.flatMap(nowUtc, (now) => store.update(id, (d) => patch(d, fields, now)))
+    Effect.flatMap(Clock.currentTimeMillis, (now) => store.update(id, (d) => patch(d, fields, DateTime.unsafeMake(now))))
 
   // Audit and mirror are best-effort: a failure (or defect) there is logged, never an outcome.
   const annotations = { delegation_id: id, target_workspace_id: target }
@@ -386,16 +386,11 @@ const runWith = (
 
   // Counts the outcome and the time it took, from the stored timestamps.
   const measured = (outcome: keyof typeof Metrics.finishedAs, final: Option.Option<Delegation>) =>
-    Effect.zipRight(
-      Metric.increment(Metrics.finishedAs[outcome]),
-      Option.match(final, {
-        onNone: () => Effect.void,
-        onSome: (d) =>
-          Metric.update(
-            Metrics.timeToOutcome,
-            (DateTime.toEpochMillis(d.updatedAt) - DateTime.toEpochMillis(d.createdAt)) / 1000
-          )
-      })
+    Metrics.recordOutcome(
+      outcome,
+      Option.isSome(final)
+        ? (DateTime.toEpochMillis(final.value.updatedAt) - DateTime.toEpochMillis(final.value.createdAt)) / 1000
+        : undefined
     )
 
   const completed = (result: string) =>

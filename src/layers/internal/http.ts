@@ -6,7 +6,7 @@
  */
 import type { HttpClientError } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
-import { Clock, Effect, Either, Option, Redacted, Schema } from "effect"
+import { Clock, Effect, Either, Option, Redacted } from "effect"
 
 /**
  * Where the platform is and who we are on it.
@@ -63,15 +63,13 @@ export const platformRequests = (settings: PlatformSettings): PlatformRequests =
  */
 export const segment = (value: string): string => encodeURIComponent(value)
 
-const parseJsonEither = Schema.decodeUnknownEither(Schema.parseJson())
-
 /**
  * Parses JSON text without throwing.
  *
  * @internal
  */
 export const parseJson = (text: string): Either.Either<unknown, string> =>
-  Either.mapLeft(parseJsonEither(text), () => "body is not valid JSON")
+  Either.try({ try: (): unknown => JSON.parse(text), catch: () => "body is not valid JSON" })
 
 const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
