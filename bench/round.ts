@@ -2,7 +2,7 @@
  * One benchmark round in its own process, so that each side's peak RSS is its own
  * and no side inherits the other's heap or JIT state.
  *
- * `node round.js <side> <n> <port>` prints one JSON line (a `RoundResult`).
+ * `node round.js <side> <n> <port> [warm-up]` prints one JSON line (a `RoundResult`).
  * Sides: `floor` (node:http, keep-alive agent), `library` (the live stack over the
  * recommended `NodeHttpClientPooled`), `library-undici` (the live stack over
  * `@effect/platform-node`'s `NodeHttpClient.layerUndici` with a bounded dispatcher).
@@ -18,13 +18,12 @@ import * as Http from "node:http"
 import type { RoundResult } from "./shared.js"
 import { PEER, POOL, SELF, TOKEN } from "./shared.js"
 
-const WARM_UP = Number(process.env.WARM_UP ?? 1000)
 
 const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
 // --- floor ------------------------------------------------------------------------------------------------
 
-const floor = async (port: number, n: number) => {
+const floor = async (port: number, n: number, warmUp: number) => {
   const agent = new Http.Agent({ keepAlive: true, maxSockets: POOL })
   const call = (method: string, path: string, headers: Record<string, string>, body?: unknown) =>
     new Promise<{ readonly status: number; readonly body: unknown }>((resolve, reject) => {
@@ -97,7 +96,7 @@ const floor = async (port: number, n: number) => {
     }))
     return { elapsed: performance.now() - start, failed }
   }
-  await run(WARM_UP)
+  await run(warmUp)
   const latencies = new Float64Array(n)
   const { elapsed, failed } = await run(n, latencies)
   agent.destroy()
@@ -118,14 +117,14 @@ const stockUndici: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndi
   ))
 )
 
-const library = async (port: number, n: number, client: Layer.Layer<HttpClient.HttpClient>) => {
+const library = async (port: number, n: number, warmUp: number, client: Layer.Layer<HttpClient.HttpClient>) => {
   const handlesBefore = activeHandles()
   // The history holds a whole round, so a delegation that ended before its turn to be awaited is still there.
   const layer = DelegationsLayer.layer({
     workspaceId: SELF,
     platformUrl: `http://127.0.0.1:${port}`,
     platformToken: TOKEN,
-    history: Math.max(n, WARM_UP)
+    history: Math.max(n, warmUp)
   })
     .pipe(Layer.provide(client))
   const result = await Effect.runPromise(
@@ -147,7 +146,7 @@ const library = async (port: number, n: number, client: Layer.Layer<HttpClient.H
           }
           return { elapsed: performance.now() - start, failed }
         })
-      yield* run(WARM_UP)
+      yield* run(warmUp)
       const latencies = new Float64Array(n)
       const measured = yield* run(n, latencies)
       return { ...measured, latencies, runningAfter: yield* delegations.running }
@@ -161,9 +160,10 @@ const library = async (port: number, n: number, client: Layer.Layer<HttpClient.H
 // --- main -------------------------------------------------------------------------------------------------
 
 const main = async () => {
-  const [side = "floor", count = "1000", portText = "0"] = process.argv.slice(2)
+  const [side = "floor", count = "1000", portText = "0", warmUpText = "5000"] = process.argv.slice(2)
   const n = Number(count)
   const port = Number(portText)
+  const warmUp = Number(warmUpText)
   const summary = (outcome: { readonly elapsed: number; readonly failed: number; readonly latencies: Float64Array }) => {
     const sorted = outcome.latencies.slice().sort()
     return {
@@ -178,11 +178,12 @@ const main = async () => {
   }
   let result: RoundResult
   if (side === "floor") {
-    result = summary(await floor(port, n))
+    result = summary(await floor(port, n, warmUp))
   } else {
     const outcome = await library(
       port,
       n,
+      warmUp,
       side === "library-undici" ? stockUndici : NodeHttpClientPooled.layer({ connections: POOL })
     )
     result = {

@@ -124,6 +124,17 @@ class TextResponse extends Inspectable.Class implements HttpClientResponse.HttpC
 
 type UndiciBody = Exclude<Undici.Dispatcher.DispatchOptions["body"], undefined>
 
+// undici encodes only its own FormData class as multipart; the global one (Node's bundled copy) is copied over.
+const undiciFormData = (form: FormData): Undici.FormData => {
+  if (form instanceof Undici.FormData) return form
+  const copy = new Undici.FormData()
+  form.forEach((value, name) => {
+    if (typeof value === "string") copy.append(name, value)
+    else copy.append(name, value, value.name)
+  })
+  return copy
+}
+
 // Every body but a stream is at hand already: no Effect step for those (this is a hot path).
 const bodyOf = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): UndiciBody => {
   switch (body._tag) {
@@ -133,7 +144,7 @@ const bodyOf = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): UndiciBody =
     case "Raw":
       return body.body as Uint8Array
     case "FormData":
-      return body.formData as Undici.FormData
+      return undiciFormData(body.formData)
   }
 }
 
