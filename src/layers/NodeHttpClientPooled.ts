@@ -24,7 +24,7 @@ import {
 } from "@effect/platform"
 import type { HttpBody, HttpClientRequest } from "@effect/platform"
 import { NodeStream, Undici } from "@effect/platform-node"
-import { Context, Duration, Effect, Either, Inspectable, Layer, Option, Stream, Tracer } from "effect"
+import { Context, Duration, Effect, Either, Exit, Inspectable, Layer, Option, Stream, Tracer } from "effect"
 import { NativeRequestTimeout } from "./RequestTimeout.js"
 
 /**
@@ -236,6 +236,9 @@ export const make = (
   return makeClient(dispatcher, { headersTimeout: millis, bodyTimeout: millis })
 }
 
+const isAtHand = <A, E, R>(effect: Effect.Effect<A, E, R>): effect is Effect.Effect<A, E, R> & Exit.Success<A, E> =>
+  Exit.isExit(effect) && Exit.isSuccess(effect)
+
 const makeClient = (
   dispatcher: Undici.Dispatcher,
   timeouts: { readonly headersTimeout: number | null; readonly bodyTimeout: number | null }
@@ -247,30 +250,32 @@ const makeClient = (
       return handler.interrupt
     })
 
+  const execute = (request: HttpClientRequest.HttpClientRequest) =>
+    Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
+      const target = splitUrl(request)
+      if (Either.isLeft(target)) {
+        return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: target.left }))
+      }
+      const headers: Record<string, string> = { ...request.headers }
+      const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
+      if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
+      const options = (body: UndiciBody): Undici.Dispatcher.DispatchOptions => ({
+        origin: target.right.origin,
+        path: target.right.path,
+        method: request.method,
+        headers,
+        body,
+        headersTimeout: timeouts.headersTimeout,
+        bodyTimeout: timeouts.bodyTimeout
+      })
+      return request.body._tag === "Stream"
+        ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (readable) => send(request, options(readable)))
+        : send(request, options(bodyOf(request.body)))
+    })
+
   return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
-    (effect) =>
-      Effect.flatMap(effect, (request) =>
-        Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
-          const target = splitUrl(request)
-          if (Either.isLeft(target)) {
-            return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: target.left }))
-          }
-          const headers: Record<string, string> = { ...request.headers }
-          const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
-          if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
-          const options = (body: UndiciBody): Undici.Dispatcher.DispatchOptions => ({
-            origin: target.right.origin,
-            path: target.right.path,
-            method: request.method,
-            headers,
-            body,
-            headersTimeout: timeouts.headersTimeout,
-            bodyTimeout: timeouts.bodyTimeout
-          })
-          return request.body._tag === "Stream"
-            ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (readable) => send(request, options(readable)))
-            : send(request, options(bodyOf(request.body)))
-        })),
+    // A request already at hand (no `mapRequestEffect` before this client) skips a step.
+    (effect) => (isAtHand(effect) ? execute(effect.value) : Effect.flatMap(effect, execute)),
     Effect.succeed
   )
 }

@@ -21,14 +21,14 @@ export const bestEffort = (
     readonly annotations?: Readonly<Record<string, unknown>> | undefined
   } = {}
 ) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<void, never, R> =>
-  (options.timeout === undefined ? effect : Effect.timeout(effect, options.timeout)).pipe(
-    Effect.asVoid,
-    Effect.catchAllCause((cause) => {
+<E, R>(effect: Effect.Effect<void, E, R>): Effect.Effect<void, never, R> =>
+  Effect.catchAllCause(
+    options.timeout === undefined ? effect : Effect.asVoid(Effect.timeout(effect, options.timeout)),
+    (cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
       const logged = Effect.logWarning(`${label} failed; the delegation outcome is unchanged`, cause)
       return options.annotations === undefined ? logged : Effect.annotateLogs(logged, options.annotations)
-    })
+    }
   )
 
 /**

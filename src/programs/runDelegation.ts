@@ -262,11 +262,13 @@ const runWith = (
 
   // --- sending ---------------------------------------------------------------------------
 
+  // One clock reading serves the attempt's span event and its store update.
   const sendOnce = (endpoint: PeerEndpoint, traceparent: string | null) =>
-    Effect.suspend(() => {
+    Effect.flatMap(Clock.currentTimeNanos, (nanos) => {
       attempts++
-      return update({ attempts }).pipe(
-        Effect.zipRight(event("a2a.attempt", { "a2a.attempt": attempts })),
+      span?.event("a2a.attempt", nanos, { "a2a.attempt": attempts })
+      const now = DateTime.unsafeMake(Number(nanos / 1_000_000n))
+      return store.update(id, (d) => patch(d, { attempts }, now)).pipe(
         Effect.zipRight(Metric.increment(Metrics.attempts)),
         Effect.zipRight(transport.send({
           endpoint,
