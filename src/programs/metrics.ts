@@ -87,18 +87,34 @@ export const finishedAs = {
 } as const
 
 /**
- * Counts an outcome and, when known, the seconds it took to reach it: one step that
- * reads the fiber's metric labels once, where two `Metric.update`s would read them twice.
+ * The delegation counters bound to one fiber's metric labels, read once when the
+ * delegation starts: each update is then a plain call instead of an Effect step
+ * (the labels do not change within a delegation's fiber).
  *
  * @since 0.1.0
- * @category metrics
+ * @category models
  */
-export const recordOutcome = (
-  outcome: keyof typeof finishedAs,
-  seconds: number | undefined
-): Effect.Effect<void> =>
-  FiberRef.getWith(FiberRef.currentMetricLabels, (labels) =>
-    Effect.sync(() => {
+export interface Recorder {
+  readonly started: () => void
+  readonly attempt: () => void
+  /** Counts an outcome and, when known, the seconds it took to reach it. */
+  readonly outcome: (outcome: keyof typeof finishedAs, seconds: number | undefined) => void
+}
+
+/**
+ * A `Recorder` for the current fiber's metric labels.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const recorder: Effect.Effect<Recorder> = Effect.map(
+  FiberRef.get(FiberRef.currentMetricLabels),
+  (labels) => ({
+    started: () => started.unsafeUpdate(1, labels),
+    attempt: () => attempts.unsafeUpdate(1, labels),
+    outcome: (outcome, seconds) => {
       finishedAs[outcome].unsafeUpdate(1, labels)
       if (seconds !== undefined) timeToOutcome.unsafeUpdate(seconds, labels)
-    }))
+    }
+  })
+)

@@ -203,7 +203,8 @@ export const makeRunDelegation = (
     const transport = yield* A2ATransport
     const mirror = yield* PlatformMirror
     const audit = yield* Audit
-    return (input) => runWith(input, store, settings, { discovery, transport, mirror, audit })
+    const services = { discovery, transport, mirror, audit }
+    return (input) => Effect.flatMap(Metrics.recorder, (metrics) => runWith(input, store, settings, services, metrics))
   })
 
 interface Services {
@@ -217,7 +218,8 @@ const runWith = (
   input: DelegationInput,
   store: DelegationStore,
   settings: DelegationSettings,
-  { audit, discovery, mirror, transport }: Services
+  { audit, discovery, mirror, transport }: Services,
+  metrics: Metrics.Recorder
 ): Effect.Effect<Option.Option<Delegation>> => {
   const { id, target, task } = input
   let span: Tracer.Span | undefined
@@ -266,10 +268,10 @@ const runWith = (
   const sendOnce = (endpoint: PeerEndpoint, traceparent: string | null) =>
     Effect.flatMap(Clock.currentTimeNanos, (nanos) => {
       attempts++
+      metrics.attempt()
       span?.event("a2a.attempt", nanos, { "a2a.attempt": attempts })
       const now = DateTime.unsafeMake(Number(nanos / 1_000_000n))
       return store.update(id, (d) => patch(d, { attempts }, now)).pipe(
-        Effect.zipRight(Metric.increment(Metrics.attempts)),
         Effect.zipRight(transport.send({
           endpoint,
           messageId: id,
@@ -374,7 +376,7 @@ const runWith = (
 
   const body = (current: Tracer.Span): Effect.Effect<Outcome, DelegationFailure> =>
     Effect.gen(function*() {
-      yield* Metric.increment(Metrics.started)
+      metrics.started()
       yield* update({ status: "in_progress", ...(current.traceId === "" ? {} : { traceId: current.traceId }) })
       yield* auditEvent("dispatched", { task_preview: taskPreview(task) })
       yield* mirror.record({ delegationId: id, targetId: target, task }).pipe(
@@ -388,7 +390,7 @@ const runWith = (
 
   // Counts the outcome and the time it took, from the stored timestamps.
   const measured = (outcome: keyof typeof Metrics.finishedAs, final: Option.Option<Delegation>) =>
-    Metrics.recordOutcome(
+    metrics.outcome(
       outcome,
       Option.isSome(final)
         ? (DateTime.toEpochMillis(final.value.updatedAt) - DateTime.toEpochMillis(final.value.createdAt)) / 1000
@@ -398,7 +400,7 @@ const runWith = (
   const completed = (result: string) =>
     Effect.gen(function*() {
       const final = yield* update({ status: "completed", result })
-      yield* measured("completed", final)
+      measured("completed", final)
       yield* auditEvent("success", { attempt: attempts })
       yield* mirrorOutcome("completed", "", result)
       return final
@@ -412,7 +414,7 @@ const runWith = (
         ...(reply.queueDepth === undefined ? {} : { queueDepth: reply.queueDepth }),
         ...(reply.message === undefined ? {} : { queueMessage: reply.message })
       })
-      yield* measured("queued", final)
+      measured("queued", final)
       yield* auditEvent("queued", {
         attempt: attempts,
         ...(reply.queueId === undefined ? {} : { queue_id: reply.queueId }),
@@ -429,7 +431,7 @@ const runWith = (
             ? d
             : patch(d, { status: "failed", error: failure.message, cause: failure }, now)))
       if (Option.isNone(changed)) return changed
-      yield* measured("failed", changed)
+      measured("failed", changed)
       yield* auditEvent("failure", {
         last_error: failure.message,
         reason: failure._tag === "DiscoveryError" ? "discovery_error" : failure._tag,
