@@ -3,12 +3,13 @@
  *
  * A minimal platform + peer runs in a separate process (server.ts). For N = 1,000
  * and N = 10,000 delegations in flight, rounds alternate between the sides, each
- * round in a fresh process (round.ts) so that every side's peak RSS is its own:
+ * round in a fresh process (round.ts) so that every side's peak RSS is its own,
+ * after a warm-up of 5,000 delegations:
  * - floor: the same five requests per delegation (record, discover, message/send,
- *   then update and notify together) with Node's `http` module and a keep-alive agent;
+ *   update, notify) with Node's `http` module and a keep-alive agent;
  * - library: N delegations through the live stack (`DelegationsLayer.layer`, as
- *   `DelegationsLive` builds it) over the recommended `NodeHttpClientPooled`, each
- *   awaited until its fiber ends;
+ *   `DelegationsLive` builds it) over the recommended `NodeHttpClientPooled`, all
+ *   started with `delegate`, then each `await`ed;
  * - library-undici: the same over `@effect/platform-node`'s `NodeHttpClient.layerUndici`.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the
  * time of `status(id)` and `list` at that size.

@@ -66,21 +66,19 @@ const floor = async (port: number, n: number, warmUp: number) => {
       }
     })
     const text = ((reply.body as { result: { parts: Array<{ text: string }> } }).result.parts[0]!).text
-    // update and notify go out together, as the library sends them
-    await Promise.all([
-      call("POST", `/workspaces/${SELF}/delegations/${id}/update`, platform, {
-        status: "completed",
-        error: "",
-        response_preview: text
-      }),
-      call("POST", `/workspaces/${SELF}/notify`, platform, {
-        message: `Delegation ${id} to ${PEER} completed.`,
-        type: "delegation_complete",
-        task_id: id,
-        target_workspace_id: PEER,
-        status: "completed"
-      })
-    ])
+    // update, then notify, as the library sends them
+    await call("POST", `/workspaces/${SELF}/delegations/${id}/update`, platform, {
+      status: "completed",
+      error: "",
+      response_preview: text
+    })
+    await call("POST", `/workspaces/${SELF}/notify`, platform, {
+      message: `Delegation ${id} to ${PEER} completed.`,
+      type: "delegation_complete",
+      task_id: id,
+      target_workspace_id: PEER,
+      status: "completed"
+    })
   }
   const run = async (count: number, latencies?: Float64Array) => {
     let failed = 0

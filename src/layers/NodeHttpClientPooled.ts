@@ -3,10 +3,12 @@
  * bounded connection pool per origin, so thousands of delegations in flight share
  * a few hundred keep-alive sockets instead of opening one each (no EMFILE).
  *
- * It implements the `HttpClient` interface directly over undici's dispatcher and
- * reads each (small, JSON) body in one go: about 2.5 times the throughput of
- * `NodeHttpClient.layerUndici` on loopback (see the README's performance section).
- * It makes no `http.client` span per request; the current span's W3C
+ * It implements the `HttpClient` interface directly over `dispatcher.dispatch`
+ * with a response handler (no Readable stream, promise or AbortController per
+ * request; interruption aborts through undici's controller) and reads each (small,
+ * JSON) body in one go. The library runs about four times as many delegations per
+ * second over it as over `NodeHttpClient.layerUndici` (see the README's performance
+ * section). It makes no `http.client` span per request; the current span's W3C
  * `traceparent` is still sent on every request.
  *
  * Exported from `effect-a2a-delegation/node`; the core never picks a client.
