@@ -15,7 +15,7 @@ import {
   RbacTest
 } from "effect-a2a-delegation"
 import type { AuditRecord, PlatformDelegationRow, SendMessage } from "effect-a2a-delegation"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
 import { PEER, PEER_URL, SELF, testLayer } from "./fixtures/layers.js"
 
 // --- helpers -------------------------------------------------------------------------------------
@@ -1027,6 +1027,112 @@ describe("history", () => {
       settings: { history: 2 }
     })))
   })
+})
+
+// --- concurrency ---------------------------------------------------------------------------------------
+
+describe("concurrency", () => {
+  // Each send waits for its own latch; `open(n)` lets the n-th send (0-based) answer.
+  const latched = (count: number) =>
+    Effect.map(
+      Effect.all(Array.from({ length: count }, () => Deferred.make<void>())),
+      (latches) => ({
+        send: (_: SendMessage, index: number) =>
+          Effect.as(Deferred.await(latches[index]!), A2ATransportTest.message(`answer ${index}`)),
+        open: (index: number) => Deferred.succeed(latches[index]!, undefined)
+      })
+    )
+
+  it.effect("runs at most `concurrency` delegations; the others wait pending and start in order", () =>
+    Effect.gen(function*() {
+      const peer = yield* latched(4)
+      yield* Effect.gen(function*() {
+        const d = yield* Delegations
+        const ids = [
+          yield* d.delegate({ workspaceId: PEER, task: "t0" }),
+          yield* d.delegate({ workspaceId: PEER, task: "t1" }),
+          yield* d.delegate({ workspaceId: PEER, task: "t2" }),
+          yield* d.delegate({ workspaceId: PEER, task: "t3" })
+        ]
+        const states = Effect.forEach(ids, (id) => Effect.map(d.status(id), (x) => x.status))
+        yield* settle
+        expect(yield* states).toEqual(["in_progress", "in_progress", "pending", "pending"])
+        expect((yield* sent).map((m) => m.text)).toEqual(["t0", "t1"])
+
+        // The second one ends first: its place goes to the oldest waiter.
+        yield* peer.open(1)
+        yield* settle
+        expect(yield* states).toEqual(["in_progress", "completed", "in_progress", "pending"])
+        expect((yield* sent).map((m) => m.text)).toEqual(["t0", "t1", "t2"])
+
+        yield* peer.open(0)
+        yield* peer.open(2)
+        yield* peer.open(3)
+        const done = yield* Effect.forEach(ids, (id) => d.await(id))
+        expect(done.map((x) => x.status)).toEqual(["completed", "completed", "completed", "completed"])
+        expect((yield* sent).map((m) => m.text)).toEqual(["t0", "t1", "t2", "t3"])
+        expect(yield* d.running).toBe(0)
+      }).pipe(Effect.provide(testLayer({ send: peer.send, settings: { concurrency: 2 } })))
+    }))
+
+  it.effect("a failed delegation frees its place too", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const first = yield* d.delegate({ workspaceId: PEER, task: "to nowhere" })
+      const second = yield* d.delegate({ workspaceId: PEER, task: "fine" })
+      expect((yield* d.await(first)).status).toBe("failed")
+      expect((yield* d.await(second)).status).toBe("completed")
+    }).pipe(Effect.provide(testLayer({
+      send: (request) => request.text === "to nowhere" ? A2ATransportTest.rpcError(-32000, "no") : A2ATransportTest.message("ok"),
+      settings: { concurrency: 1 }
+    }))))
+
+  it.effect("closing the layer ends the running and the waiting delegations as failed; none stays pending", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        testLayer({ send: [Effect.never], settings: { concurrency: 1 } }),
+        scope
+      )
+      const d = Context.get(context, Delegations)
+      const audit = Context.get(context, AuditMemory.AuditMemory)
+      const mirror = Context.get(context, PlatformMirrorTest.PlatformMirrorTest)
+      const running = yield* d.delegate({ workspaceId: PEER, task: "never answered" })
+      const waiting = [
+        yield* d.delegate({ workspaceId: PEER, task: "waits 1" }),
+        yield* d.delegate({ workspaceId: PEER, task: "waits 2" })
+      ]
+      yield* settle
+      expect((yield* d.status(waiting[0]!)).status).toBe("pending")
+
+      yield* Scope.close(scope, Exit.void)
+
+      const first = yield* d.status(running)
+      expect(first.status).toBe("failed")
+      expect(first.cause).toMatchObject({ _tag: "DelegationAborted", reason: "interrupted" })
+      for (const id of waiting) {
+        const after = yield* d.status(id)
+        expect(after.status).toBe("failed")
+        expect(after.cause).toMatchObject({ _tag: "DelegationAborted", reason: "interrupted" })
+        expect(after.error).toContain("before the delegation started")
+      }
+      // Only the delegation that started was dispatched, audited and mirrored.
+      expect((yield* audit.records).filter((r) => r.event_type === "delegation").map((r) => r.delegation_id))
+        .toEqual([running, running])
+      expect((yield* mirror.records).map((r) => r.delegationId)).toEqual([running])
+    }))
+
+  it.effect("closing the layer in the same step as delegate leaves nothing pending", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(testLayer({ send: [Effect.never] }), scope)
+      const d = Context.get(context, Delegations)
+      const id = yield* d.delegate({ workspaceId: PEER, task: "closed at once" })
+      yield* Scope.close(scope, Exit.void)
+      const after = yield* d.status(id)
+      expect(after.status).toBe("failed")
+      expect(after.cause).toMatchObject({ _tag: "DelegationAborted", reason: "interrupted" })
+    }))
 })
 
 // --- platform mirror -------------------------------------------------------------------------------------

@@ -785,6 +785,30 @@ describe("DelegationsLive configured from Config", () => {
       expect(error).toMatchObject({ _op: "InvalidData", path: ["RBAC_ALLOWED_ACTIONS"] })
     }))
 
+  it.effect("DELEGATION_CONCURRENCY below 1 fails the layer with a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      for (const value of ["0", "-3", "1.5"]) {
+        const error = yield* Effect.flip(
+          Effect.asVoid(Delegations).pipe(
+            Effect.provide(configured([...baseEnv, ["DELEGATION_CONCURRENCY", value]], always(Http.reply(200, {}))))
+          )
+        )
+        expect(ConfigError.isConfigError(error), value).toBe(true)
+        expect(error, value).toMatchObject({ path: ["DELEGATION_CONCURRENCY"] })
+      }
+    }))
+
+  it.effect("DELEGATION_CONCURRENCY=1 runs delegations one after the other", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const first = yield* d.delegate({ workspaceId: "target", task: "one" })
+      const second = yield* d.delegate({ workspaceId: "target", task: "two" })
+      expect((yield* d.status(second)).status).toBe("pending")
+      expect((yield* d.await(first)).status).toBe("completed")
+      expect((yield* d.await(second)).status).toBe("completed")
+      expect(yield* peerPosts).toHaveLength(2)
+    }).pipe(Effect.provide(configured([...baseEnv, ["DELEGATION_CONCURRENCY", "1"]], always(Http.reply(200, rpcResult(agentMessage("done"), null)))))))
+
   it.effect("RBAC_ROLES=read-only denies delegate, naming the role, without any request", () =>
     Effect.gen(function*() {
       const d = yield* Delegations

@@ -293,6 +293,19 @@ describe("NodeHttpClientPooled", () => {
       expect(after).toBe("fast")
     }).pipe(Effect.provide(Pooled)))
 
+  it.scopedLive("a request cut short by Effect.timeout is aborted: the server sees its socket close", () =>
+    Effect.gen(function*() {
+      const closed = yield* Deferred.make<void>()
+      const { url } = yield* server((_, __, req) => {
+        req.socket.once("close", signal(closed))
+      })
+      const client = yield* HttpClient.HttpClient
+
+      const outcome = yield* client.get(`${url}/silent`).pipe(Effect.timeoutOption("200 millis"))
+      expect(Option.isNone(outcome)).toBe(true)
+      yield* within(Deferred.await(closed), "the server sees the socket closed")
+    }).pipe(Effect.provide(Pooled)))
+
   it.scopedLive("NativeRequestTimeout: a 2 s bound fails a silent server with a Transport error after ~2 s; < 2 s is left to Effect", () =>
     Effect.gen(function*() {
       const { url } = yield* server((seen, res) => {
