@@ -8,9 +8,12 @@
  * - floor: the same five requests per delegation (record, discover, message/send,
  *   update, notify) with Node's `http` module and a keep-alive agent;
  * - library: N delegations through the live stack (`DelegationsLayer.layer`, as
- *   `DelegationsLive` builds it) over the recommended `NodeHttpClientPooled`, all
- *   started with `delegate`, then each `await`ed;
- * - library-undici: the same over `@effect/platform-node`'s `NodeHttpClient.layerUndici`.
+ *   `DelegationsLive` builds it) over the recommended `NodeHttpClientPooled`, with
+ *   `concurrency` equal to the pool's connections, all started with `delegate`, then
+ *   each `await`ed;
+ * - library-unbounded (N = 10,000, two rounds): the same without the concurrency bound;
+ * - library-undici (N = 1,000, two rounds): the same over `@effect/platform-node`'s
+ *   `NodeHttpClient.layerUndici`.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the
  * time of `status(id)` and `list` at that size.
  *
@@ -46,9 +49,14 @@ const ROUNDS: Record<number, number> = { 1_000: quick ? 2 : 4, 10_000: 3 }
 // Delegations each round runs before it measures: a host runs for hours, so both sides are measured
 // with their code optimised by the JIT, not while it is still being compiled.
 const WARM_UP = 5_000
-// The stock undici client is measured at N = 1,000 in two rounds only, to keep a full run under 3 minutes.
+// The variants run in two rounds only (the stock undici client at N = 1,000, the library without its
+// concurrency bound at N = 10,000), to keep a full run under 3 minutes.
 const sidesFor = (n: number, round: number) =>
-  n === 1_000 && round < 2 ? ["floor", "library", "library-undici"] as const : ["floor", "library"] as const
+  round >= 2
+    ? ["floor", "library"] as const
+    : n === 1_000
+    ? ["floor", "library", "library-undici"] as const
+    : ["floor", "library", "library-unbounded"] as const
 const STORED = quick ? 20_000 : 100_000
 
 // --- processes ---------------------------------------------------------------------------------------------
@@ -169,11 +177,17 @@ const main = async () => {
   log(`server: a separate process on 127.0.0.1:${server.port}; 5 requests per delegation; pools of ${POOL} connections`)
   log(`each round runs in a fresh process after a ${WARM_UP.toLocaleString("en")}-delegation warm-up; sides alternate`)
   log(`latency: floor to its fifth response; library from delegate() to the completed state (its own timestamps)`)
+  log(`library: concurrency ${POOL} (delegations running at once; the others wait, pending, in order)`)
   const results: Record<string, unknown> = {}
   const ratios: Record<string, number> = {}
   try {
     for (const n of SIZES) {
-      const rounds: Record<string, Array<RoundResult>> = { floor: [], library: [], "library-undici": [] }
+      const rounds: Record<string, Array<RoundResult>> = {
+        floor: [],
+        library: [],
+        "library-undici": [],
+        "library-unbounded": []
+      }
       for (let r = 0; r < ROUNDS[n]!; r++) {
         // Rotate the order so that drift hits every side alike.
         const sides = sidesFor(n, r)
@@ -193,13 +207,18 @@ const main = async () => {
       const floor = summary(rounds["floor"]!)
       const library = summary(rounds["library"]!)
       const undici = rounds["library-undici"]!.length === 0 ? undefined : summary(rounds["library-undici"]!)
+      const unbounded = rounds["library-unbounded"]!.length === 0 ? undefined : summary(rounds["library-unbounded"]!)
       const lib = rounds["library"]!
       const ratio = +(library.per_second / floor.per_second).toFixed(3)
       const ratioUndici = undici === undefined ? undefined : +(undici.per_second / floor.per_second).toFixed(3)
+      const ratioUnbounded = unbounded === undefined
+        ? undefined
+        : +(unbounded.per_second / floor.per_second).toFixed(3)
       ratios[n] = ratio
       results[n] = {
         ratio,
         ratio_layer_undici: ratioUndici,
+        ratio_unbounded: ratioUnbounded,
         floor,
         library: {
           ...library,
@@ -207,20 +226,25 @@ const main = async () => {
           handles_before: lib.map((x) => x.handlesBefore ?? 0),
           handles_after: lib.map((x) => x.handlesAfter ?? 0)
         },
-        ...(undici === undefined ? {} : { library_layer_undici: undici })
+        ...(undici === undefined ? {} : { library_layer_undici: undici }),
+        ...(unbounded === undefined ? {} : { library_unbounded: unbounded })
       }
       log("")
       log(
         `N = ${n.toLocaleString("en")} in flight: library/floor = ${ratio}` +
-          (ratioUndici === undefined ? "" : ` (over NodeHttpClient.layerUndici: ${ratioUndici})`)
+          (ratioUndici === undefined ? "" : ` (over NodeHttpClient.layerUndici: ${ratioUndici})`) +
+          (ratioUnbounded === undefined ? "" : ` (without the concurrency bound: ${ratioUnbounded})`)
       )
-      log(`                   deleg/s   p50 ms   p99 ms   peak RSS   failed   rounds (deleg/s)`)
-      const rows = undici === undefined
-        ? [["floor", floor], ["library", library]] as const
-        : [["floor", floor], ["library", library], ["library-undici", undici]] as const
+      log(`                     deleg/s   p50 ms   p99 ms   peak RSS   failed   rounds (deleg/s)`)
+      const rows = [
+        ["floor", floor],
+        ["library", library],
+        ...(undici === undefined ? [] : [["library-undici", undici] as const]),
+        ...(unbounded === undefined ? [] : [["library-unbounded", unbounded] as const])
+      ] as const
       for (const [name, s] of rows) {
         log(
-          `  ${name.padEnd(15)}  ${String(s.per_second).padStart(7)}  ${String(s.p50_ms).padStart(7)}  ${
+          `  ${name.padEnd(17)}  ${String(s.per_second).padStart(7)}  ${String(s.p50_ms).padStart(7)}  ${
             String(s.p99_ms).padStart(7)
           }  ${`${s.peak_rss_mb} MB`.padStart(9)}  ${String(s.failed).padStart(6)}   ${s.rounds.join(" ")}`
         )

@@ -4,8 +4,10 @@
  *
  * `node round.js <side> <n> <port> [warm-up]` prints one JSON line (a `RoundResult`).
  * Sides: `floor` (node:http, keep-alive agent), `library` (the live stack over the
- * recommended `NodeHttpClientPooled`), `library-undici` (the live stack over
- * `@effect/platform-node`'s `NodeHttpClient.layerUndici` with a bounded dispatcher).
+ * recommended `NodeHttpClientPooled`, with `concurrency` equal to the pool's connections),
+ * `library-unbounded` (the same without the concurrency bound), `library-undici` (the
+ * live stack with the bound over `@effect/platform-node`'s `NodeHttpClient.layerUndici`
+ * with a bounded dispatcher).
  */
 import type { HttpClient } from "@effect/platform"
 import { NodeHttpClient, Undici } from "@effect/platform-node"
@@ -115,14 +117,21 @@ const stockUndici: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndi
   ))
 )
 
-const library = async (port: number, n: number, warmUp: number, client: Layer.Layer<HttpClient.HttpClient>) => {
+const library = async (
+  port: number,
+  n: number,
+  warmUp: number,
+  client: Layer.Layer<HttpClient.HttpClient>,
+  concurrency: number | undefined
+) => {
   const handlesBefore = activeHandles()
   // The history holds a whole round, so a delegation that ended before its turn to be awaited is still there.
   const layer = DelegationsLayer.layer({
     workspaceId: SELF,
     platformUrl: `http://127.0.0.1:${port}`,
     platformToken: TOKEN,
-    history: Math.max(n, warmUp)
+    history: Math.max(n, warmUp),
+    concurrency
   })
     .pipe(Layer.provide(client))
   const result = await Effect.runPromise(
@@ -182,7 +191,9 @@ const main = async () => {
       port,
       n,
       warmUp,
-      side === "library-undici" ? stockUndici : NodeHttpClientPooled.layer({ connections: POOL })
+      side === "library-undici" ? stockUndici : NodeHttpClientPooled.layer({ connections: POOL }),
+      // As many delegations at once as the pool has connections: the others wait their turn, pending.
+      side === "library-unbounded" ? undefined : POOL
     )
     result = {
       ...summary(outcome),
