@@ -27,7 +27,8 @@ import {
   fromHttpClientError,
   parseJson,
   platformRequests,
-  retryAfterMillis
+  retryAfterMillis,
+  withText
 } from "./internal/http.js"
 
 /**
@@ -173,7 +174,7 @@ export const make = (options: Options) =>
       const url = endpoint.url
       return execute(
         HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) }),
-        (response) => Effect.flatMap(response.text, (text) => classifyResponse(url, requestId, response, text)),
+        (response) => withText(response, (text) => classifyResponse(url, requestId, response, text)),
         () => new A2ATransportError({ url, reason: "Timeout", detail: `request timed out after ${Duration.format(timeout)}` })
       ).pipe(
         Effect.catchTags({

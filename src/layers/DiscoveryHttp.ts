@@ -9,7 +9,7 @@ import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/
 
 import type { PlatformSettings } from "./internal/http.js"
 import { makeBounded } from "./RequestTimeout.js"
-import { errorText, fromHttpClientError, parseJson, platformRequests, segment } from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformRequests, segment, withText } from "./internal/http.js"
 
 /**
  * Options of the live discovery.
@@ -51,7 +51,7 @@ export const make = (options: Options) =>
       return execute(
         platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader),
         (response) =>
-          Effect.flatMap(response.text, (text): Effect.Effect<PeerEndpoint, DiscoveryError> => {
+          withText(response, (text): Effect.Effect<PeerEndpoint, DiscoveryError> => {
             if (response.status !== 200) return fail("Status", errorText(text), response.status)
             const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
             if (Either.isLeft(body)) return fail("Decode", "expected a JSON object with a url")

@@ -28,8 +28,9 @@ import {
 } from "@effect/platform"
 import type { HttpBody, HttpClientRequest } from "@effect/platform"
 import { NodeStream, Undici } from "@effect/platform-node"
-import { Context, Duration, Effect, Either, Exit, Inspectable, Layer, Option, Stream, Tracer } from "effect"
+import { Context, Duration, Effect, Either, Inspectable, Layer, Option, Stream, Tracer } from "effect"
 import type { Fiber } from "effect"
+import { isAtHand } from "./internal/http.js"
 import { NativeRequestTimeout } from "./RequestTimeout.js"
 
 /**
@@ -249,9 +250,6 @@ export const make = (
   const millis = timeout === undefined ? null : Duration.toMillis(timeout)
   return makeClient(dispatcher, { headersTimeout: millis, bodyTimeout: millis })
 }
-
-const isAtHand = <A, E, R>(effect: Effect.Effect<A, E, R>): effect is Effect.Effect<A, E, R> & Exit.Success<A, E> =>
-  Exit.isExit(effect) && Exit.isSuccess(effect)
 
 const makeClient = (
   dispatcher: Undici.Dispatcher,

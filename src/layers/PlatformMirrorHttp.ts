@@ -10,7 +10,7 @@ import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "
 
 import type { PlatformSettings } from "./internal/http.js"
 import { makeBounded } from "./RequestTimeout.js"
-import { errorText, fromHttpClientError, parseJson, platformRequests, segment } from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformRequests, segment, withText } from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -50,7 +50,7 @@ export const make = (options: Options) =>
       execute(
         request,
         (response) =>
-          Effect.flatMap(response.text, (text) =>
+          withText(response, (text) =>
             response.status >= 200 && response.status < 300
               ? onOk(response, text)
               : Effect.fail(

@@ -4,9 +4,9 @@
  *
  * @internal
  */
-import type { HttpClientError } from "@effect/platform"
+import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
-import { Clock, Effect, Either, Option, Redacted } from "effect"
+import { Clock, Effect, Either, Exit, Option, Redacted } from "effect"
 
 /**
  * Where the platform is and who we are on it.
@@ -62,6 +62,29 @@ export const platformRequests = (settings: PlatformSettings): PlatformRequests =
  * @internal
  */
 export const segment = (value: string): string => encodeURIComponent(value)
+
+/**
+ * Continues with the response's body text. A client that has read the body already
+ * (its `text` is a succeeded `Exit`) is continued without a run-loop step: this is
+ * once per request.
+ *
+ * @internal
+ */
+export const withText = <A, E>(
+  response: HttpClientResponse.HttpClientResponse,
+  f: (text: string) => Effect.Effect<A, E>
+): Effect.Effect<A, E | HttpClientError.ResponseError> => {
+  const text = response.text
+  return isAtHand(text) ? f(text.value) : Effect.flatMap(text, f)
+}
+
+/**
+ * An effect that is a succeeded `Exit` already: its value can be read without running it.
+ *
+ * @internal
+ */
+export const isAtHand = <A, E, R>(effect: Effect.Effect<A, E, R>): effect is Effect.Effect<A, E, R> & Exit.Success<A, E> =>
+  Exit.isExit(effect) && Exit.isSuccess(effect)
 
 /**
  * Parses JSON text without throwing.
