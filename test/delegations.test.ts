@@ -1007,6 +1007,22 @@ describe("history", () => {
       settings: { history: 1 }
     }))))
 
+  it.effect("list keeps creation order across many evictions, with an old running delegation kept", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const hanging = yield* d.delegate({ workspaceId: PEER, task: "hang" })
+      const quick: Array<string> = []
+      for (let i = 0; i < 150; i++) quick.push((yield* delegateAndAwait(`quick ${i}`)).id)
+      const later = yield* d.delegate({ workspaceId: PEER, task: "hang" })
+      yield* settle
+      expect((yield* d.list).map((x) => x.id)).toEqual([hanging, ...quick.slice(-3), later])
+      expect(yield* Effect.flip(d.status(quick[0]!))).toBeInstanceOf(DelegationNotFound)
+      expect((yield* d.status(hanging)).status).toBe("in_progress")
+    }).pipe(Effect.provide(testLayer({
+      send: (request) => request.text === "hang" ? Effect.never : A2ATransportTest.message("done"),
+      settings: { history: 3 }
+    }))))
+
   it.effect("evicts by finishing order, not creation order", () => {
     let slowAttempts = 0
     return Effect.gen(function*() {

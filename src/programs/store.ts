@@ -1,26 +1,67 @@
 /**
  * The `Ref`-backed delegation store.
  *
- * `status(id)` is a hash lookup; `list` walks a creation-ordered tree; eviction
- * pops the oldest finished entry from a second tree, so no operation scans.
+ * `status(id)` is a hash lookup; `list` walks the ids in creation order; eviction
+ * takes the oldest finished id from a queue, so no operation scans. Both orders are
+ * persistent queues (two lists), which cost one cell per id instead of a tree path
+ * per insert and removal. An evicted id stays in the creation order until the next
+ * compaction, and `list` skips it.
  *
  * @since 0.1.0
  */
-import { Effect, HashMap, Option, Order, RedBlackTree, Ref } from "effect"
+import { Effect, HashMap, List, Option, Ref } from "effect"
 import type { Delegation, DelegationId } from "../services/Delegations.js"
+
+/** A persistent FIFO: `front` in order, `back` reversed (a banker's queue). */
+interface Fifo {
+  readonly front: List.List<DelegationId>
+  readonly back: List.List<DelegationId>
+  readonly size: number
+}
+
+const emptyFifo: Fifo = { front: List.nil(), back: List.nil(), size: 0 }
+
+const push = (queue: Fifo, id: DelegationId): Fifo => ({
+  front: queue.front,
+  back: List.prepend(queue.back, id),
+  size: queue.size + 1
+})
+
+/** The oldest id and the rest; the back list is reversed once for every `size` pops. */
+const pop = (queue: Fifo): readonly [DelegationId, Fifo] | undefined => {
+  const front = List.isCons(queue.front) ? queue.front : List.reverse(queue.back)
+  if (List.isNil(front)) return undefined
+  const back = List.isCons(queue.front) ? queue.back : List.nil<DelegationId>()
+  return [front.head, { front: front.tail, back, size: queue.size - 1 }]
+}
+
+const toArray = (queue: Fifo): Array<DelegationId> => {
+  const out = List.toArray(queue.front)
+  const back = List.toArray(queue.back)
+  for (let i = back.length - 1; i >= 0; i--) out.push(back[i]!)
+  return out
+}
+
+const fromArray = (ids: ReadonlyArray<DelegationId>): Fifo => ({
+  front: List.fromIterable(ids),
+  back: List.nil(),
+  size: ids.length
+})
 
 interface Entry {
   readonly delegation: Delegation
-  readonly seq: number
-  /** Position in the finished tree, once finished. */
-  readonly finishedSeq: number | undefined
+  /** Already counted in the finished queue. */
+  readonly finished: boolean
 }
 
 interface State {
   readonly byId: HashMap.HashMap<string, Entry>
-  readonly order: RedBlackTree.RedBlackTree<number, DelegationId>
-  readonly finished: RedBlackTree.RedBlackTree<number, DelegationId>
-  readonly seq: number
+  /** Every id in creation order, evicted ones included until the next compaction. */
+  readonly order: Fifo
+  /** Finished ids still stored, oldest finished first. */
+  readonly finished: Fifo
+  /** How many ids in `order` are evicted. */
+  readonly evicted: number
 }
 
 /**
@@ -53,24 +94,18 @@ export interface DelegationStore {
  * @category constructors
  */
 export const make = (history: number): Effect.Effect<DelegationStore> =>
-  Ref.make<State>({
-    byId: HashMap.empty(),
-    order: RedBlackTree.empty(Order.number),
-    finished: RedBlackTree.empty(Order.number),
-    seq: 0
-  }).pipe(Effect.map(makeWith(history)))
+  Ref.make<State>({ byId: HashMap.empty(), order: emptyFifo, finished: emptyFifo, evicted: 0 }).pipe(
+    Effect.map(makeWith(history))
+  )
 
 const makeWith = (history: number) => (ref: Ref.Ref<State>): DelegationStore => ({
   insert: (delegation) =>
-    Ref.update(ref, (state) => {
-      const seq = state.seq + 1
-      return {
-        byId: HashMap.set(state.byId, delegation.id, { delegation, seq, finishedSeq: undefined }),
-        order: RedBlackTree.insert(state.order, seq, delegation.id),
-        finished: state.finished,
-        seq
-      }
-    }),
+    Ref.update(ref, (state) => ({
+      byId: HashMap.set(state.byId, delegation.id, { delegation, finished: false }),
+      order: push(state.order, delegation.id),
+      finished: state.finished,
+      evicted: state.evicted
+    })),
 
   get: (id) => Ref.get(ref).pipe(Effect.map((state) => Option.map(HashMap.get(state.byId, id), entryDelegation))),
 
@@ -81,24 +116,22 @@ const makeWith = (history: number) => (ref: Ref.Ref<State>): DelegationStore => 
       const entry = found.value
       const delegation = f(entry.delegation)
       if (delegation === entry.delegation) return [Option.none(), state]
-      if (entry.finishedSeq !== undefined || !delegation.isFinished) {
-        const byId = HashMap.set(state.byId, id, { ...entry, delegation })
+      if (entry.finished || !delegation.isFinished) {
+        const byId = HashMap.set(state.byId, id, { delegation, finished: entry.finished })
         return [Option.some(delegation), { ...state, byId }]
       }
-      const seq = state.seq + 1
-      let next: State = {
-        byId: HashMap.set(state.byId, id, { delegation, seq: entry.seq, finishedSeq: seq }),
+      const next: State = {
+        byId: HashMap.set(state.byId, id, { delegation, finished: true }),
         order: state.order,
-        finished: RedBlackTree.insert(state.finished, seq, delegation.id),
-        seq
+        finished: push(state.finished, delegation.id),
+        evicted: state.evicted
       }
-      while (RedBlackTree.size(next.finished) > history) next = evictOldest(next)
-      return [Option.some(delegation), next]
+      return [Option.some(delegation), evictBeyond(history, next)]
     }),
 
   list: Ref.get(ref).pipe(Effect.map((state) => {
     const out: Array<Delegation> = []
-    for (const id of RedBlackTree.values(state.order)) {
+    for (const id of toArray(state.order)) {
       const entry = HashMap.get(state.byId, id)
       if (Option.isSome(entry)) out.push(entry.value.delegation)
     }
@@ -110,15 +143,18 @@ const makeWith = (history: number) => (ref: Ref.Ref<State>): DelegationStore => 
 
 const entryDelegation = (entry: Entry): Delegation => entry.delegation
 
-const evictOldest = (state: State): State => {
-  const first = RedBlackTree.first(state.finished)
-  if (Option.isNone(first)) return state
-  const [finishedSeq, id] = first.value
-  const entry = HashMap.get(state.byId, id)
-  return {
-    byId: HashMap.remove(state.byId, id),
-    order: Option.isSome(entry) ? RedBlackTree.removeFirst(state.order, entry.value.seq) : state.order,
-    finished: RedBlackTree.removeFirst(state.finished, finishedSeq),
-    seq: state.seq
+const evictBeyond = (history: number, state: State): State => {
+  let { byId, evicted, finished } = state
+  while (finished.size > history) {
+    const oldest = pop(finished)
+    if (oldest === undefined) break
+    byId = HashMap.remove(byId, oldest[0])
+    finished = oldest[1]
+    evicted++
   }
+  // Once most of the creation order is evicted ids, rebuild it: linear, and rare enough to be O(1) per eviction.
+  const order = evicted > 64 && evicted * 2 > state.order.size
+    ? fromArray(toArray(state.order).filter((id) => HashMap.has(byId, id)))
+    : state.order
+  return { byId, order, finished, evicted: order === state.order ? evicted : 0 }
 }
