@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
-import type { HttpClientResponse } from "@effect/platform"
+import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { JsonRpcResponse, Message, messageSendBody, Task, tasksGetBody } from "../services/A2A.js"
 import type { A2AError, SendReply } from "../services/A2ATransport.js"
@@ -170,21 +170,34 @@ export const make = (options: Options) =>
         ? proxyHeaders
         : peerHeaders
 
+    // The error mapping is built once: the request's URL is the endpoint's.
+    const onTimeout = (request: HttpClientRequest.HttpClientRequest) =>
+      new A2ATransportError({
+        url: request.url,
+        reason: "Timeout",
+        detail: `request timed out after ${Duration.format(timeout)}`
+      })
+    const recover = {
+      RequestError: (error: HttpClientError.RequestError) =>
+        error.reason === "Transport"
+          ? Effect.fail(new A2ATransportError({ url: error.request.url, ...fromHttpClientError(error) }))
+          : Effect.fail(
+            new A2AResponseError({ url: error.request.url, reason: "Status", status: 0, detail: error.message })
+          ),
+      // Reading the body failed after the headers arrived: the connection broke.
+      ResponseError: (error: HttpClientError.ResponseError) =>
+        Effect.fail(new A2ATransportError({ url: error.request.url, ...fromHttpClientError(error) }))
+    }
+
     const post = (endpoint: PeerEndpoint, requestId: string, body: unknown): Effect.Effect<SendReply, A2AError> => {
       const url = endpoint.url
-      return execute(
-        HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) }),
-        (response) => withText(response, (text) => classifyResponse(url, requestId, response, text)),
-        () => new A2ATransportError({ url, reason: "Timeout", detail: `request timed out after ${Duration.format(timeout)}` })
-      ).pipe(
-        Effect.catchTags({
-          RequestError: (error) =>
-            error.reason === "Transport"
-              ? Effect.fail(new A2ATransportError({ url, ...fromHttpClientError(error) }))
-              : Effect.fail(new A2AResponseError({ url, reason: "Status", status: 0, detail: error.message })),
-          // Reading the body failed after the headers arrived: the connection broke.
-          ResponseError: (error) => Effect.fail(new A2ATransportError({ url, ...fromHttpClientError(error) }))
-        })
+      return Effect.catchTags(
+        execute(
+          HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) }),
+          (response) => withText(response, (text) => classifyResponse(url, requestId, response, text)),
+          onTimeout
+        ),
+        recover
       )
     }
 

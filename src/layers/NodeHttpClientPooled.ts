@@ -217,19 +217,23 @@ class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
 }
 
 // `http://host:port/path?query` splits without a URL object (a hot path); anything else goes through URL.
-const SIMPLE_URL = /^(https?:\/\/[a-z0-9.:[\]-]+)(\/[!-"$-~]*)?$/
+const SIMPLE_URL = /^https?:\/\/[a-z0-9.:[\]-]+(?:\/[!-"$-~]*)?$/
 
-const splitUrl = (
-  request: HttpClientRequest.HttpClientRequest
-): Either.Either<{ readonly origin: string; readonly path: string }, Error> => {
-  if (request.urlParams.length === 0 && Option.isNone(request.hash)) {
-    const match = SIMPLE_URL.exec(request.url)
-    if (match !== null) return Either.right({ origin: match[1]!, path: match[2] ?? "/" })
+interface Target {
+  readonly origin: string
+  readonly path: string
+}
+
+const splitUrl = (request: HttpClientRequest.HttpClientRequest): Target | Error => {
+  const url = request.url
+  if (request.urlParams.length === 0 && Option.isNone(request.hash) && SIMPLE_URL.test(url)) {
+    const slash = url.indexOf("/", url.indexOf("//") + 2)
+    return slash === -1 ? { origin: url, path: "/" } : { origin: url.slice(0, slash), path: url.slice(slash) }
   }
-  return Either.map(
-    UrlParams.makeUrl(request.url, request.urlParams, request.hash),
-    (url) => ({ origin: url.origin, path: url.pathname + url.search })
-  )
+  return Either.match(UrlParams.makeUrl(url, request.urlParams, request.hash), {
+    onLeft: (error): Target | Error => error,
+    onRight: (parsed) => ({ origin: parsed.origin, path: parsed.pathname + parsed.search })
+  })
 }
 
 const traceparent = (span: Tracer.AnySpan): string =>
@@ -266,27 +270,36 @@ const makeClient = (
       dispatcher.dispatch(options, new ResponseHandler(request, fiber, resume))
     })
 
+  const dispatchOptions = (
+    target: Target,
+    request: HttpClientRequest.HttpClientRequest,
+    headers: Record<string, string>,
+    body: UndiciBody
+  ): Undici.Dispatcher.DispatchOptions => ({
+    origin: target.origin,
+    path: target.path,
+    method: request.method,
+    headers,
+    body,
+    headersTimeout: timeouts.headersTimeout,
+    bodyTimeout: timeouts.bodyTimeout
+  })
+
   const execute = (request: HttpClientRequest.HttpClientRequest) =>
     Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
       const target = splitUrl(request)
-      if (Either.isLeft(target)) {
-        return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: target.left }))
+      if (target instanceof Error) {
+        return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: target }))
       }
       const headers: Record<string, string> = { ...request.headers }
-      const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
-      if (Option.isSome(span)) headers["traceparent"] = traceparent(span.value)
-      const options = (body: UndiciBody): Undici.Dispatcher.DispatchOptions => ({
-        origin: target.right.origin,
-        path: target.right.path,
-        method: request.method,
-        headers,
-        body,
-        headersTimeout: timeouts.headersTimeout,
-        bodyTimeout: timeouts.bodyTimeout
-      })
+      const span = Context.getOrElse(fiber.currentContext, Tracer.ParentSpan, () => undefined)
+      if (span !== undefined) headers["traceparent"] = traceparent(span)
       return request.body._tag === "Stream"
-        ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (readable) => send(request, fiber, options(readable)))
-        : send(request, fiber, options(bodyOf(request.body)))
+        ? Effect.flatMap(
+          NodeStream.toReadable(request.body.stream),
+          (readable) => send(request, fiber, dispatchOptions(target, request, headers, readable))
+        )
+        : send(request, fiber, dispatchOptions(target, request, headers, bodyOf(request.body)))
     })
 
   return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(

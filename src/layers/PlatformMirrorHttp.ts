@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import type { HttpClientResponse } from "@effect/platform"
+import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
@@ -42,72 +42,61 @@ export const make = (options: Options) =>
     const execute = yield* makeBounded(client, timeout)
     const self = `/workspaces/${segment(options.workspaceId)}`
 
-    const call = <A>(
-      operation: PlatformError["operation"],
-      request: HttpClientRequest.HttpClientRequest,
+    // Each operation's response handling and error mapping are built once, not per call.
+    const operation = <A>(
+      name: PlatformError["operation"],
       onOk: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, PlatformError>
-    ): Effect.Effect<A, PlatformError> =>
-      execute(
-        request,
-        (response) =>
-          withText(response, (text) =>
-            response.status >= 200 && response.status < 300
-              ? onOk(response, text)
-              : Effect.fail(
-                new PlatformError({ operation, reason: "Status", status: response.status, detail: errorText(text) })
-              )),
-        () => new PlatformError({ operation, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
-      ).pipe(
-        Effect.catchTags({
-          RequestError: (error) =>
-            Effect.fail(new PlatformError({ operation, reason: "Transport", detail: fromHttpClientError(error).detail })),
-          ResponseError: (error) =>
-            Effect.fail(new PlatformError({ operation, reason: "Transport", detail: fromHttpClientError(error).detail }))
-        })
-      )
+    ) => {
+      const handle = (response: HttpClientResponse.HttpClientResponse) =>
+        withText(response, (text) =>
+          response.status >= 200 && response.status < 300
+            ? onOk(response, text)
+            : Effect.fail(
+              new PlatformError({ operation: name, reason: "Status", status: response.status, detail: errorText(text) })
+            ))
+      const onTimeout = () =>
+        new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
+      const transportError = (error: HttpClientError.HttpClientError) =>
+        Effect.fail(new PlatformError({ operation: name, reason: "Transport", detail: fromHttpClientError(error).detail }))
+      const recover = { RequestError: transportError, ResponseError: transportError }
+      return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<A, PlatformError> =>
+        Effect.catchTags(execute(request, handle, onTimeout), recover)
+    }
 
     const ok = () => Effect.void
     const postJson = platform.postJson
+    const record = operation("record", ok)
+    const update = operation("update", ok)
+    const notify = operation("notify", ok)
+    const list = operation("list", (_, text) => {
+      const rows = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeRows(json), String))
+      return Either.isRight(rows)
+        ? Effect.succeed(rows.right)
+        : Effect.fail(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" }))
+    })
 
     return PlatformMirror.of({
       record: (request) =>
-        call(
-          "record",
-          postJson(`${self}/delegations/record`, {
-            target_id: request.targetId,
-            task: request.task,
-            delegation_id: request.delegationId
-          }),
-          ok
-        ),
+        record(postJson(`${self}/delegations/record`, {
+          target_id: request.targetId,
+          task: request.task,
+          delegation_id: request.delegationId
+        })),
       update: (request) =>
-        call(
-          "update",
-          postJson(`${self}/delegations/${segment(request.delegationId)}/update`, {
-            status: request.status,
-            error: request.error,
-            response_preview: truncate(request.responsePreview, RESPONSE_PREVIEW)
-          }),
-          ok
-        ),
+        update(postJson(`${self}/delegations/${segment(request.delegationId)}/update`, {
+          status: request.status,
+          error: request.error,
+          response_preview: truncate(request.responsePreview, RESPONSE_PREVIEW)
+        })),
       notify: (request) =>
-        call(
-          "notify",
-          postJson(`${self}/notify`, {
-            message: request.message,
-            type: "delegation_complete",
-            task_id: request.delegationId,
-            target_workspace_id: request.targetId,
-            status: request.status
-          }),
-          ok
-        ),
-      list: call("list", platform.get(`${self}/delegations`), (_, text) => {
-        const rows = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeRows(json), String))
-        return Either.isRight(rows)
-          ? Effect.succeed(rows.right)
-          : Effect.fail(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" }))
-      })
+        notify(postJson(`${self}/notify`, {
+          message: request.message,
+          type: "delegation_complete",
+          task_id: request.delegationId,
+          target_workspace_id: request.targetId,
+          status: request.status
+        })),
+      list: list(platform.get(`${self}/delegations`))
     })
   })
 

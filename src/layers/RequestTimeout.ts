@@ -41,13 +41,13 @@ export class NativeRequestTimeout extends Context.Tag("effect-a2a-delegation/Nat
 export type BoundedExecute = <A, E, E2>(
   request: HttpClientRequest.HttpClientRequest,
   handle: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<A, E>,
-  onTimeout: () => E2
+  onTimeout: (request: HttpClientRequest.HttpClientRequest) => E2
 ) => Effect.Effect<A, E | E2 | HttpClientError.HttpClientError>
 
 /**
  * Runs requests and their response handling within `timeout`: through a natively
  * bounded client when the context has one (decided once, here), with an Effect
- * timeout that fails with `onTimeout()` otherwise.
+ * timeout that fails with `onTimeout(request)` otherwise.
  *
  * @since 0.1.0
  * @category constructors
@@ -57,7 +57,10 @@ export const makeBounded = (client: HttpClient.HttpClient, timeout: Duration.Dur
     const bounded = Option.flatMap(native, ({ withTimeout }) => Option.fromNullable(withTimeout(timeout)))
     return Option.match(bounded, {
       onNone: () => (request, handle, onTimeout) =>
-        Effect.timeoutFail(Effect.flatMap(client.execute(request), handle), { duration: timeout, onTimeout }),
+        Effect.timeoutFail(Effect.flatMap(client.execute(request), handle), {
+          duration: timeout,
+          onTimeout: () => onTimeout(request)
+        }),
       onSome: (boundedClient) => (request, handle) => Effect.flatMap(boundedClient.execute(request), handle)
     })
   })
