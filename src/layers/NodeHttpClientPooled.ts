@@ -273,7 +273,7 @@ const makeClient = (
   const dispatchOptions = (
     target: Target,
     request: HttpClientRequest.HttpClientRequest,
-    headers: Record<string, string>,
+    headers: Array<string>,
     body: UndiciBody
   ): Undici.Dispatcher.DispatchOptions => ({
     origin: target.origin,
@@ -291,9 +291,11 @@ const makeClient = (
       if (target instanceof Error) {
         return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: target }))
       }
-      const headers: Record<string, string> = { ...request.headers }
+      // undici takes headers as a flat [name, value, ...] list, which costs one array and no object shape.
+      const headers: Array<string> = []
+      for (const name in request.headers) headers.push(name, request.headers[name]!)
       const span = Context.getOrElse(fiber.currentContext, Tracer.ParentSpan, () => undefined)
-      if (span !== undefined) headers["traceparent"] = traceparent(span)
+      if (span !== undefined) headers.push("traceparent", traceparent(span))
       return request.body._tag === "Stream"
         ? Effect.flatMap(
           NodeStream.toReadable(request.body.stream),
