@@ -24,8 +24,9 @@ export interface Gate {
 }
 
 interface Waiter {
-  readonly admit: () => void
+  admitted: boolean
   abandoned: boolean
+  readonly admit: () => void
 }
 
 /**
@@ -67,20 +68,23 @@ export const make = (places: number): Gate => {
           fiber.addObserver(leave)
           return effect
         }
+        // No canceller (it would cost an `onInterrupt` per waiter): the fiber's end settles the place
+        // instead. Ending before admission is an interruption, and the waiter is skipped; ending after
+        // it (even when the interruption won the race with the resume) gives the place on.
         const wait = Effect.async<void>((resume) => {
           const waiter: Waiter = {
+            admitted: false,
             abandoned: false,
-            // The place is the fiber's from here on: if an interruption wins the race with this
-            // resume, the fiber still ends, and its end gives the place on.
             admit: () => {
-              fiber.addObserver(leave)
+              waiter.admitted = true
               resume(Effect.void)
             }
           }
-          enqueue(waiter)
-          return Effect.sync(() => {
-            waiter.abandoned = true
+          fiber.addObserver(() => {
+            if (waiter.admitted) leave()
+            else waiter.abandoned = true
           })
+          enqueue(waiter)
         })
         return Effect.zipRight(wait, effect)
       })

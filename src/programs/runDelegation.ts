@@ -107,7 +107,10 @@ const decoder = new TextDecoder()
  * @since 0.1.0
  * @category utils
  */
-export const nowUtc: Effect.Effect<DateTime.Utc> = Effect.map(Clock.currentTimeMillis, DateTime.unsafeMake)
+export const nowUtc: Effect.Effect<DateTime.Utc> = Effect.clockWith((clock) =>
+  // Read synchronously from the fiber's Clock: one run-loop step, where `Effect.map` over `currentTimeMillis` takes three.
+  Effect.succeed(DateTime.unsafeMake(clock.unsafeCurrentTimeMillis()))
+)
 
 /**
  * A copy of a delegation with some fields replaced and `updatedAt` set.
@@ -226,7 +229,9 @@ const runWith = (
   let attempts = 0
 
   const update = (fields: Partial<ConstructorParameters<typeof Delegation>[0]>) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => store.update(id, (d) => patch(d, fields, DateTime.unsafeMake(now))))
+    Effect.clockWith((clock) =>
+      store.update(id, (d) => patch(d, fields, DateTime.unsafeMake(clock.unsafeCurrentTimeMillis())))
+    )
 
   // Audit and mirror are best-effort: a failure (or defect) there is logged, never an outcome.
   const annotations = { delegation_id: id, target_workspace_id: target }
@@ -243,7 +248,7 @@ const runWith = (
     }).pipe(bestEffort("audit", { annotations }))
 
   const event = (name: string, attributes: Record<string, unknown>) =>
-    Effect.map(Clock.currentTimeNanos, (now) => span?.event(name, now, attributes))
+    Effect.clockWith((clock) => Effect.succeed(span?.event(name, clock.unsafeCurrentTimeNanos(), attributes)))
 
   // The row is updated before the notification goes out, so whoever reacts to the notification reads
   // the final row. Sequential also spares a fiber per delegation (a fork costs more than the wait).
@@ -266,7 +271,8 @@ const runWith = (
 
   // One clock reading serves the attempt's span event and its store update.
   const sendOnce = (endpoint: PeerEndpoint, traceparent: string | null) =>
-    Effect.flatMap(Clock.currentTimeNanos, (nanos) => {
+    Effect.clockWith((clock) => {
+      const nanos = clock.unsafeCurrentTimeNanos()
       attempts++
       metrics.attempt()
       span?.event("a2a.attempt", nanos, { "a2a.attempt": attempts })
@@ -462,8 +468,9 @@ const runWith = (
   }
 
   const endSpan = (exit: Exit.Exit<unknown, unknown>) =>
-    Effect.map(Clock.currentTimeNanos, (now) => {
-      if (span !== undefined && span.status._tag !== "Ended") span.end(now, exit)
+    Effect.clockWith((clock) => {
+      if (span !== undefined && span.status._tag !== "Ended") span.end(clock.unsafeCurrentTimeNanos(), exit)
+      return Effect.void
     })
 
   return Effect.gen(function*() {
