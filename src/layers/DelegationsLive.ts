@@ -14,7 +14,6 @@ import {
   Effect,
   Either,
   Exit,
-  Fiber,
   FiberMap,
   Layer,
   Option,
@@ -200,13 +199,14 @@ export const make = (
     })
 
     // The fiber's result is the final state, so a delegation evicted by a small history can still be awaited.
+    const fromStore = (id: string) => Effect.flatMap(store.get(id), found(id))
     const await_: Delegations["Type"]["await"] = (id) =>
-      FiberMap.get(fibers, id).pipe(
-        Effect.flatMap(Fiber.await),
-        Effect.map((exit) => (Exit.isSuccess(exit) ? exit.value : Option.none())),
-        Effect.orElseSucceed(() => Option.none<Delegation>()),
-        Effect.flatMap((final) => (Option.isSome(final) ? Effect.succeed(final.value) : Effect.flatMap(store.get(id), found(id))))
-      )
+      Effect.suspend(() => {
+        const fiber = FiberMap.unsafeGet(fibers, id)
+        if (Option.isNone(fiber)) return fromStore(id)
+        return Effect.flatMap(fiber.value.await, (exit) =>
+          Exit.isSuccess(exit) && Option.isSome(exit.value) ? Effect.succeed(exit.value.value) : fromStore(id))
+      })
 
     return Delegations.of({ delegate, status, list, await: await_, running: FiberMap.size(fibers) })
   })
