@@ -45,7 +45,7 @@ const log = (line: string) => {
 }
 
 const SIZES = quick ? [1_000] : [1_000, 10_000]
-const ROUNDS: Record<number, number> = { 1_000: quick ? 2 : 4, 10_000: 3 }
+const ROUNDS: Record<number, number> = { 1_000: quick ? 2 : 4, 10_000: 5 }
 // Delegations each round runs before it measures: a host runs for hours, so both sides are measured
 // with their code optimised by the JIT, not while it is still being compiled.
 const WARM_UP = 5_000
