@@ -8,8 +8,9 @@
  * request) and reads each (small, JSON) body in one go. An interrupted request is
  * aborted through undici's controller when the interrupted fiber ends (an
  * `Effect.timeout` or a race ends its fiber at once); a fiber that outlives its
- * interruption, in an uninterruptible region, leaves the request to finish or time out. The library runs about four times as many delegations per
- * second over it as over `NodeHttpClient.layerUndici` (see the README's performance
+ * interruption, in an uninterruptible region, leaves the request to finish or
+ * time out. The library runs more than four times as many delegations per second
+ * over it as over `NodeHttpClient.layerUndici` (see the README's performance
  * section). It makes no `http.client` span per request; the current span's W3C
  * `traceparent` is still sent on every request.
  *
