@@ -15,7 +15,7 @@ import {
   RbacTest
 } from "effect-a2a-delegation"
 import type { AuditRecord, PlatformDelegationRow, SendMessage } from "effect-a2a-delegation"
-import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
 import { PEER, PEER_URL, SELF, testLayer } from "./fixtures/layers.js"
 
 // --- helpers -------------------------------------------------------------------------------------
@@ -1136,6 +1136,14 @@ describe("concurrency", () => {
       expect((yield* audit.records).filter((r) => r.event_type === "delegation").map((r) => r.delegation_id))
         .toEqual([running, running])
       expect((yield* mirror.records).map((r) => r.delegationId)).toEqual([running])
+    }))
+
+  it.effect("a concurrency below 1 given to layerCore is a defect when the layer is built, not stuck delegations", () =>
+    Effect.gen(function*() {
+      for (const concurrency of [0, 1.5, Number.NaN]) {
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(testLayer({ send: [], settings: { concurrency } }))))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause), String(concurrency)).toBe(true)
+      }
     }))
 
   it.effect("closing the layer in the same step as delegate leaves nothing pending", () =>

@@ -113,7 +113,12 @@ export const make = (
     // Retry-After and the retry span events wrap the host's schedule once, not per delegation.
     const programSettings: DelegationSettings = { ...settings, retrySchedule: withRetryAfter(settings.retrySchedule) }
     const runDelegation = yield* makeRunDelegation(store, programSettings)
-    const gate = settings.concurrency === undefined ? undefined : Gate.make(settings.concurrency)
+    const concurrency = settings.concurrency
+    if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1)) {
+      // Zero places would leave every delegation pending for ever: a programming error, not a state.
+      return yield* Effect.dieMessage(`Settings.concurrency must be an integer >= 1, got ${concurrency}`)
+    }
+    const gate = concurrency === undefined ? undefined : Gate.make(concurrency)
     const start: RunDelegation = gate === undefined ? runDelegation : (input) => gate.enter(runDelegation(input))
 
     const abort = (id: DelegationId, detail: string) =>

@@ -108,7 +108,8 @@ const decoder = new TextDecoder()
  * @category utils
  */
 export const nowUtc: Effect.Effect<DateTime.Utc> = Effect.clockWith((clock) =>
-  // Read synchronously from the fiber's Clock: one run-loop step, where `Effect.map` over `currentTimeMillis` takes three.
+  // Read synchronously from the fiber's Clock: one run-loop step, where a map over
+  // `currentTimeMillis` takes three.
   Effect.succeed(DateTime.unsafeMake(clock.unsafeCurrentTimeMillis()))
 )
 
