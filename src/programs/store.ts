@@ -60,8 +60,6 @@ interface State {
   readonly order: Fifo
   /** Finished ids still stored, oldest finished first. */
   readonly finished: Fifo
-  /** How many ids in `order` are evicted. */
-  readonly evicted: number
 }
 
 /**
@@ -94,7 +92,7 @@ export interface DelegationStore {
  * @category constructors
  */
 export const make = (history: number): Effect.Effect<DelegationStore> =>
-  Ref.make<State>({ byId: HashMap.empty(), order: emptyFifo, finished: emptyFifo, evicted: 0 }).pipe(
+  Ref.make<State>({ byId: HashMap.empty(), order: emptyFifo, finished: emptyFifo }).pipe(
     Effect.map(makeWith(history))
   )
 
@@ -103,8 +101,7 @@ const makeWith = (history: number) => (ref: Ref.Ref<State>): DelegationStore => 
     Ref.update(ref, (state) => ({
       byId: HashMap.set(state.byId, delegation.id, { delegation, finished: false }),
       order: push(state.order, delegation.id),
-      finished: state.finished,
-      evicted: state.evicted
+      finished: state.finished
     })),
 
   get: (id) => Ref.get(ref).pipe(Effect.map((state) => Option.map(HashMap.get(state.byId, id), entryDelegation))),
@@ -123,8 +120,7 @@ const makeWith = (history: number) => (ref: Ref.Ref<State>): DelegationStore => 
       const next: State = {
         byId: HashMap.set(state.byId, id, { delegation, finished: true }),
         order: state.order,
-        finished: push(state.finished, delegation.id),
-        evicted: state.evicted
+        finished: push(state.finished, delegation.id)
       }
       return [Option.some(delegation), evictBeyond(history, next)]
     }),
@@ -144,17 +140,18 @@ const makeWith = (history: number) => (ref: Ref.Ref<State>): DelegationStore => 
 const entryDelegation = (entry: Entry): Delegation => entry.delegation
 
 const evictBeyond = (history: number, state: State): State => {
-  let { byId, evicted, finished } = state
+  let { byId, finished } = state
   while (finished.size > history) {
     const oldest = pop(finished)
     if (oldest === undefined) break
     byId = HashMap.remove(byId, oldest[0])
     finished = oldest[1]
-    evicted++
   }
-  // Once most of the creation order is evicted ids, rebuild it: linear, and rare enough to be O(1) per eviction.
+  // Every stored id is in the creation order, so the rest of it is evicted ids. Once they are most of
+  // it, rebuild it: linear, and rare enough to be O(1) per eviction.
+  const evicted = state.order.size - HashMap.size(byId)
   const order = evicted > 64 && evicted * 2 > state.order.size
     ? fromArray(toArray(state.order).filter((id) => HashMap.has(byId, id)))
     : state.order
-  return { byId, order, finished, evicted: order === state.order ? evicted : 0 }
+  return { byId, order, finished }
 }
