@@ -7,6 +7,7 @@ export default defineConfig({
       // Tests import the package by name, as users do; it resolves to the sources.
       "effect-a2a-delegation/ai": fileURLToPath(new URL("./src/ai.ts", import.meta.url)),
       "effect-a2a-delegation/node": fileURLToPath(new URL("./src/node.ts", import.meta.url)),
+      "effect-a2a-delegation/otel": fileURLToPath(new URL("./src/otel.ts", import.meta.url)),
       "effect-a2a-delegation/testing": fileURLToPath(new URL("./src/testing/index.ts", import.meta.url)),
       "effect-a2a-delegation": fileURLToPath(new URL("./src/index.ts", import.meta.url))
     }

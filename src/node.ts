@@ -13,9 +13,6 @@ import type { Delegations } from "./services/Delegations.js"
 /** A lean undici `HttpClient` with a bounded connection pool: the recommended client for Node hosts. */
 export { NodeHttpClientPooled }
 
-/** OpenTelemetry traces and metrics over OTLP/HTTP, from `OTEL_EXPORTER_OTLP_ENDPOINT`. */
-export * as OtelNode from "./layers/OtelNode.js"
-
 /**
  * `DelegationsLive` with everything a Node host needs: the pooled client, and the
  * file system for `AUDIT_LOG_PATH`. Configured from the environment.

@@ -18,7 +18,8 @@ import { ConfigProvider, Console, Context, Duration, Effect, Layer, Schedule } f
 import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
 import { Chat } from "@effect/ai"
 import { DelegationToolkit, DelegationToolkitLive } from "effect-a2a-delegation/ai"
-import { NodeDelegationsLive, OtelNode } from "effect-a2a-delegation/node"
+import { NodeDelegationsLive } from "effect-a2a-delegation/node"
+import { OtelNode } from "effect-a2a-delegation/otel"
 
 describe("README", () => {
   it.effect("quick start: the live program wires up from the environment", () => {

@@ -4,7 +4,7 @@
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (and `OTEL_SERVICE_NAME`).
  *
  * Without an endpoint the layer is empty: spans stay in Effect's own tracer and
- * nothing is exported. Exported from `effect-a2a-delegation/node`.
+ * nothing is exported. Exported from `effect-a2a-delegation/otel`.
  *
  * @since 0.1.0
  */
