@@ -4,43 +4,51 @@
  * Starts a local platform and three A2A peers in-process (fast, busy with
  * capacity 1, broken), delegates a scenario through `DelegationsLive` with proxy
  * dispatch, and shows the delegations as a table that updates while they move.
- * `npm run demo -- --json` prints the final delegations as JSON instead.
+ * `npm run -s demo -- --json` prints the final rows as JSON instead.
  */
-import { FileSystem } from "@effect/platform"
+import { FileSystem, HttpBody, HttpClient } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Delegation, Delegations, DelegationsLive } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { OtelNode } from "effect-a2a-delegation/otel"
 import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
-import { Clock, ConfigProvider, Console, Context, DateTime, Effect, Layer, Logger, LogLevel, Schema } from "effect"
-import * as Os from "node:os"
+import {
+  Clock,
+  Config,
+  ConfigProvider,
+  Console,
+  Context,
+  DateTime,
+  Effect,
+  Layer,
+  Logger,
+  LogLevel,
+  Schema
+} from "effect"
 import * as NodePath from "node:path"
+import { colorEnabled, renderTable, rewind, screenRows, type TableRow, wrapIndented } from "./table.js"
 
 const jsonMode = process.argv.includes("--json")
 // `--otel` exports traces and metrics over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT, default localhost:4318).
 const otel = process.argv.includes("--otel")
-const otlpEndpoint = process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "http://localhost:4318"
-const auditPath = NodePath.join(Os.tmpdir(), "effect-a2a-delegation-demo", "audit.jsonl")
 const tty = process.stdout.isTTY === true && !jsonMode
+// Width for a log or a pipe, where there is no terminal to ask.
+const LOG_WIDTH = 120
+const otlpEndpoint = Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.withDefault("http://localhost:4318"))
 
 /** One line of the scenario: a delegation the runtime accepted, or a request it refused. */
 type Row =
   | { readonly kind: "delegation"; readonly label: string; readonly id: string }
-  | { readonly kind: "refused"; readonly label: string; readonly peer: string; readonly state: string; readonly error: string }
+  | {
+    readonly kind: "refused"
+    readonly label: string
+    readonly workspaceId: string
+    readonly task: string
+    readonly status: "denied" | "invalid"
+    readonly error: string
+  }
 
-const color = (code: number) => (text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text)
-const stateColor: Record<string, (text: string) => string> = {
-  pending: color(90),
-  in_progress: color(36),
-  queued: color(33),
-  completed: color(32),
-  failed: color(31),
-  denied: color(35),
-  invalid: color(35)
-}
-
-const cut = (text: string, width: number) => (text.length <= width ? text : `${text.slice(0, width - 1)}…`)
-const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - text.length))
+const peerName = (workspaceId: string) => workspaceId.replace(/^ws-/, "") || "(none)"
 
 const elapsed = (delegation: Delegation, now: number) => {
   const start = DateTime.toEpochMillis(delegation.createdAt)
@@ -48,43 +56,79 @@ const elapsed = (delegation: Delegation, now: number) => {
   return `${((end - start) / 1000).toFixed(1)}s`
 }
 
-const render = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegation>, now: number): string => {
-  const header = ["#", "task", "peer", "state", "tries", "elapsed", "result / error"]
-  const widths = [2, 24, 10, 11, 5, 7, 56]
-  const lines = rows.map((row, index) => {
+const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegation>, now: number) =>
+  rows.map((row): TableRow => {
     if (row.kind === "refused") {
-      return [String(index + 1), row.label, row.peer, row.state, "0", "-", row.error]
+      return { task: row.label, peer: peerName(row.workspaceId), state: row.status, tries: 0, detail: row.error }
     }
     const d = byId.get(row.id)
-    if (d === undefined) return [String(index + 1), row.label, "?", "?", "", "", ""]
-    const detail = d.status === "completed"
-      ? d.result ?? ""
-      : d.status === "failed"
-      ? d.error ?? ""
-      : d.status === "queued"
-      ? `${d.queueMessage ?? "queued"} (depth ${d.queueDepth ?? "?"})`
-      : ""
-    return [
-      String(index + 1),
-      row.label,
-      d.workspaceId.replace(/^ws-/, ""),
-      d.status,
-      String(d.attempts),
-      elapsed(d, now),
-      detail.replace(/\s+/g, " ")
-    ]
+    if (d === undefined) return { task: row.label, peer: "?", state: "pending" }
+    return {
+      task: row.label,
+      peer: peerName(d.workspaceId),
+      state: d.status,
+      tries: d.attempts,
+      elapsed: elapsed(d, now),
+      detail: d.status === "completed"
+        ? d.result
+        : d.status === "failed"
+        ? d.error
+        : d.status === "queued"
+        ? d.queueMessage
+        : undefined,
+      queueDepth: d.status === "queued" ? d.queueDepth : undefined
+    }
   })
-  const format = (cells: ReadonlyArray<string>, colorize: boolean) =>
-    cells.map((cell, i) => {
-      const text = pad(cut(cell, widths[i]!), widths[i]!)
-      return colorize && i === 3 ? (stateColor[cell] ?? ((t: string) => t))(text) : text
-    }).join("  ")
-  return [format(header, false), widths.map((w) => "-".repeat(w)).join("  "), ...lines.map((l) => format(l, true))]
-    .join("\n")
+
+/**
+ * Whether an OTLP/HTTP collector accepts exports at the endpoint: an empty
+ * export request to `/v1/traces` and `/v1/metrics`, as the exporters send them.
+ * `OtelNode.layer` does not report its exporters' results, and its last export
+ * runs at shutdown, after the summary; the probe is what the summary can know.
+ */
+const probeCollector = (endpoint: string) =>
+  Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+    const base = endpoint.replace(/\/+$/, "")
+    const post = (path: string, body: unknown) =>
+      client.post(`${base}${path}`, { body: HttpBody.unsafeJson(body) }).pipe(
+        Effect.flatMap((response) =>
+          Effect.zipRight(
+            Effect.ignore(response.text), // drain it, so the pooled connection is free again
+            response.status >= 200 && response.status < 300
+              ? Effect.void
+              : Effect.fail(`HTTP ${response.status} from ${path}`)
+          )
+        ),
+        Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => `no answer from ${path} within 3 s` })
+      )
+    yield* post("/v1/traces", { resourceSpans: [] })
+    yield* post("/v1/metrics", { resourceMetrics: [] })
+  }).pipe(
+    Effect.mapError((error) => typeof error === "string" ? error : reasonOf(error)),
+    Effect.either
+  )
+
+// The innermost cause says most ("connect ECONNREFUSED 127.0.0.1:4318"), the outer message least.
+const reasonOf = (error: unknown): string => {
+  let current: unknown = error
+  let reason = String(error)
+  for (let depth = 0; depth < 5 && current !== null && typeof current === "object"; depth++) {
+    const { cause, code, message } = current as { cause?: unknown; code?: unknown; message?: unknown }
+    if (typeof message === "string" && message !== "") reason = message
+    if (code === "ECONNREFUSED") return "connection refused (is a collector listening?)"
+    current = cause
+  }
+  return reason
 }
 
 const program = Effect.gen(function*() {
   const started = yield* Clock.currentTimeMillis
+  const color = colorEnabled(tty, yield* Config.string("NO_COLOR").pipe(Config.withDefault("")))
+  // Re-read at every use: the terminal may have been resized since the last frame.
+  const width = () => (tty ? process.stdout.columns ?? 80 : LOG_WIDTH)
+  const say = (lines: ReadonlyArray<string>) =>
+    Console.log(lines.flatMap((line) => wrapIndented(line, width(), 4)).join("\n"))
 
   // --- the world: one platform, three peers --------------------------------------------------
   const platform = yield* LocalPlatform.make()
@@ -114,7 +158,9 @@ const program = Effect.gen(function*() {
     ).pipe(Effect.map(Context.get(Delegations)))
 
   const fs = yield* FileSystem.FileSystem
-  yield* fs.remove(auditPath, { force: true })
+  // A directory of its own per run, so two demos at once do not write into one audit file.
+  const runDir = yield* fs.makeTempDirectory({ prefix: "effect-a2a-delegation-demo-" })
+  const auditPath = NodePath.join(runDir, "audit.jsonl")
   const common = {
     PLATFORM_URL: platform.url,
     AUDIT_LOG_PATH: auditPath,
@@ -145,8 +191,9 @@ const program = Effect.gen(function*() {
         onFailure: (error): Row => ({
           kind: "refused",
           label,
-          peer: workspaceId.replace(/^ws-/, "") || "(none)",
-          state: error._tag === "AccessDenied" ? "denied" : "invalid",
+          workspaceId,
+          task,
+          status: error._tag === "AccessDenied" ? "denied" : "invalid",
           error: error.message
         })
       }),
@@ -166,33 +213,42 @@ const program = Effect.gen(function*() {
   const ids = rows.flatMap((row) => (row.kind === "delegation" ? [row.id] : []))
   // A terminal gets the table redrawn in place; a log (CI, a pipe) gets it again only when a state changes.
   let lastKey = ""
-  let lines = 0
-  const show = (frame: string, key: string) =>
+  let previous: ReadonlyArray<string> = []
+  const show = (table: ReadonlyArray<TableRow>) =>
     Effect.suspend(() => {
-      if (jsonMode || (!tty && key === lastKey)) return Effect.void
-      lastKey = key
-      const clear = tty && lines > 0 ? `\x1b[${lines}F\x1b[J` : ""
-      lines = frame.split("\n").length
-      return Console.log(tty ? clear + frame : `${frame}\n`)
+      if (jsonMode) return Effect.void
+      if (!tty) {
+        const key = table.map((row) => `${row.state}/${row.tries}`).join(",")
+        if (key === lastKey) return Effect.void
+        lastKey = key
+        return Console.log(`${renderTable(table, { width: LOG_WIDTH, color: false }).join("\n")}\n`)
+      }
+      const columns = width()
+      // One row short of the screen: the cursor ends on the row below the frame, and all of it must stay on screen.
+      const frame = renderTable(table, { width: columns, height: (process.stdout.rows ?? 24) - 1, color })
+      // The previous frame's lines never wrapped when printed; after a narrowing resize they may have reflowed.
+      const back = rewind(screenRows(previous, columns))
+      previous = frame
+      return Console.log(back + frame.join("\n"))
     })
 
   if (!jsonMode) {
-    yield* Console.log(
-      [
-        "effect-a2a-delegation demo: a local platform and three A2A peers over loopback HTTP.",
-        "  fast   answers in 0.4 s        busy   capacity 1, 2.5 s per task (the platform queues the overflow)",
-        "  broken drops every connection  intern a second workspace whose role (read-only) may not delegate",
-        ""
-      ].join("\n")
-    )
+    yield* say([
+      "effect-a2a-delegation demo: a local platform and three A2A peers over loopback HTTP.",
+      "  fast    answers in 0.4 s",
+      "  busy    capacity 1, 2.5 s per task (the platform queues the overflow)",
+      "  broken  drops every connection",
+      "  intern  a second workspace whose role (read-only) may not delegate",
+      ""
+    ])
   }
 
   const snapshot = Effect.gen(function*() {
     const all = yield* orchestrator.list // also refreshes queued delegations from the platform
     const now = yield* Clock.currentTimeMillis
     const byId = new Map(all.map((d) => [d.id as string, d]))
-    yield* show(render(rows, byId, now), all.map((d) => `${d.status}/${d.attempts}`).join(","))
-    return { all, settled: ids.every((id) => byId.get(id)?.isFinished === true) }
+    yield* show(tableRows(rows, byId, now))
+    return { all, byId, settled: ids.every((id) => byId.get(id)?.isFinished === true) }
   })
   type Snapshot = Effect.Effect.Success<typeof snapshot>
   const watch: Effect.Effect<Snapshot> = Effect.flatMap(
@@ -206,9 +262,25 @@ const program = Effect.gen(function*() {
   const finishedAt = yield* Clock.currentTimeMillis
   const refused = rows.flatMap((row) => (row.kind === "refused" ? [row] : []))
   if (jsonMode) {
-    const delegations = yield* Schema.encode(Schema.Array(Delegation))(final.all)
+    // Delegations and refused requests in one shape: label, workspaceId, task, status, attempts, error or result.
+    const encode = Schema.encode(Delegation)
+    const delegations = yield* Effect.forEach(
+      rows.flatMap((row) => (row.kind === "delegation" ? [row] : [])),
+      (row) => Effect.map(encode(final.byId.get(row.id)!), (d) => ({ label: row.label, ...d }))
+    )
     yield* Console.log(JSON.stringify(
-      { delegations, refused: refused.map(({ error, label, peer, state }) => ({ label, peer, state, error })) },
+      {
+        auditLog: auditPath,
+        delegations,
+        refused: refused.map(({ error, label, status, task, workspaceId }) => ({
+          label,
+          workspaceId,
+          task: task.slice(0, 200),
+          status,
+          attempts: 0,
+          error
+        }))
+      },
       null,
       2
     ))
@@ -217,22 +289,36 @@ const program = Effect.gen(function*() {
   const count = (status: string) => final.all.filter((d) => d.status === status).length
   const wasQueued = final.all.filter((d) => d.queueId !== undefined)
   const platformRows = yield* platform.rows
-  yield* Console.log([
+  const exported = otel
+    ? yield* Effect.flatMap(otlpEndpoint, (endpoint) =>
+      Effect.map(probeCollector(endpoint), (result) =>
+        result._tag === "Right"
+          ? `  traces and metrics exported to ${endpoint}`
+          : `  could not export traces and metrics to ${endpoint}: ${result.left}`))
+    : undefined
+  const events = (yield* fs.readFileString(auditPath)).trim().split("\n").length
+  yield* say([
     "",
     `Done in ${((finishedAt - started) / 1000).toFixed(1)} s: ${final.all.length} delegations, ${refused.length} refused.`,
     `  completed ${count("completed")}  failed ${count("failed")}  queued ${count("queued")}  ` +
-    `denied ${refused.filter((r) => r.state === "denied").length}  invalid ${
-      refused.filter((r) => r.state === "invalid").length
+    `denied ${refused.filter((r) => r.status === "denied").length}  invalid ${
+      refused.filter((r) => r.status === "invalid").length
     }`,
     ...wasQueued.map((d) =>
       `  ${d.task}: queued behind another task on "${d.workspaceId}", then ${d.status} once the platform drained its queue`
     ),
-    `  audit trail: ${(yield* fs.readFileString(auditPath)).trim().split("\n").length} events in ${auditPath}`,
-    ...(otel ? [`  traces and metrics exported to ${otlpEndpoint}`] : []),
+    `  audit trail: ${events} events in ${auditPath}`,
+    ...(exported === undefined ? [] : [exported]),
     `  the platform holds ${platformRows.length} delegation rows; peers saw fast ${
       (yield* fast.requests).length
     }, busy ${(yield* busy.requests).length}, broken ${(yield* broken.requests).length} requests`
-  ].join("\n"))
+  ])
+})
+
+// `npm run -s demo -- --json | head` closes the pipe early; stop quietly, as a Unix filter would.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0)
+  throw error
 })
 
 program.pipe(
@@ -240,7 +326,11 @@ program.pipe(
   Effect.provide(Layer.mergeAll(
     NodeHttpClientPooled.layer(),
     NodeContext.layer,
-    otel ? OtelNode.layer({ endpoint: otlpEndpoint, serviceName: "effect-a2a-delegation-demo" }) : Layer.empty
+    otel
+      ? Layer.unwrapEffect(
+        Effect.map(otlpEndpoint, (endpoint) => OtelNode.layer({ endpoint, serviceName: "effect-a2a-delegation-demo" }))
+      )
+      : Layer.empty
   )),
   // Audit events are log lines at Info; keep the table readable.
   Logger.withMinimumLogLevel(LogLevel.Warning),

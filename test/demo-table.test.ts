@@ -1,0 +1,157 @@
+/**
+ * The demo's table (demo/table.ts): it fits the terminal, keeps every state and
+ * the informative part of errors, and has no colour when told so.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import {
+  colorEnabled,
+  renderTable,
+  rewind,
+  screenRows,
+  stripAnsi,
+  type TableRow,
+  visibleWidth,
+  wrap,
+  wrapIndented
+} from "../demo/table.js"
+
+const longError =
+  "Transport error: HTTP 502 (failed to reach workspace agent: connect ECONNREFUSED 10.20.30.40:8000 after 3 attempts)"
+
+const rows: ReadonlyArray<TableRow> = [
+  { task: "summarise the Q3 report", peer: "fast", state: "completed", tries: 1, elapsed: "0.6s", detail: "answer to \"summarise the Q3 report\"" },
+  { task: "translate the memo", peer: "fast", state: "in_progress", tries: 1, elapsed: "0.3s" },
+  { task: "list open incidents", peer: "fast", state: "pending", tries: 0, elapsed: "0.0s" },
+  {
+    task: "audit the payroll",
+    peer: "busy",
+    state: "queued",
+    tries: 1,
+    elapsed: "2.7s",
+    detail: "workspace agent busy — request queued, will dispatch when capacity available",
+    queueDepth: 2
+  },
+  { task: "rebuild the index", peer: "broken", state: "failed", tries: 3, elapsed: "1.7s", detail: longError },
+  { task: "intern delegates", peer: "fast", state: "denied", tries: 0, detail: "RBAC: no 'delegate' permission. Roles: [read-only]" },
+  {
+    task: "bad peer id",
+    peer: "ws busy; rm -rf /",
+    state: "invalid",
+    tries: 0,
+    detail: "Invalid workspaceId (pattern): only letters, digits and . _ : - are allowed"
+  }
+]
+
+/** The table read back: each row's state cell and its whole detail text (first line plus continuation lines). */
+const readBack = (lines: ReadonlyArray<string>) => {
+  const plain = lines.map(stripAnsi)
+  const header = plain[0]!
+  const stateAt = header.indexOf("state")
+  const detailAt = header.indexOf("result")
+  const parsed: Array<{ state: string; detail: string }> = []
+  for (const line of plain.slice(2)) {
+    const state = line.slice(stateAt, stateAt + 11).trim()
+    const detail = line.slice(detailAt).trim()
+    if (state !== "") parsed.push({ state, detail })
+    else parsed[parsed.length - 1]!.detail += ` ${detail}`
+  }
+  return parsed
+}
+
+describe("demo table", () => {
+  for (const width of [80, 120, 200]) {
+    describe(`at ${width} columns`, () => {
+      const colored = renderTable(rows, { width, color: true })
+      const plain = renderTable(rows, { width, color: false })
+
+      it("prints no line wider than the terminal", () => {
+        for (const line of [...colored, ...plain]) expect(visibleWidth(line)).toBeLessThanOrEqual(width)
+      })
+
+      it("shows every row's state, in order", () => {
+        expect(readBack(plain).map((row) => row.state)).toEqual(rows.map((row) => row.state))
+        expect(readBack(colored).map((row) => row.state)).toEqual(rows.map((row) => row.state))
+      })
+
+      it("keeps the informative part of an error: the HTTP status and the reason", () => {
+        const failed = readBack(plain).find((row) => row.state === "failed")!
+        expect(failed.detail).toContain("HTTP 502")
+        expect(failed.detail).toContain("failed to reach workspace agent")
+        const invalid = readBack(plain).find((row) => row.state === "invalid")!
+        expect(invalid.detail).toContain("only letters, digits")
+      })
+
+      it("shows the queue depth of a queued row", () => {
+        expect(readBack(plain).find((row) => row.state === "queued")!.detail).toContain("queue depth 2")
+      })
+
+      it("has no escape codes without colour, and colours the states with it", () => {
+        expect(plain.join("\n")).not.toContain("\x1b")
+        expect(colored.join("\n")).toContain("\x1b[31mfailed")
+      })
+    })
+  }
+
+  it("the whole long error fits at 120 columns, and at 200 on the row's first line", () => {
+    expect(readBack(renderTable(rows, { width: 120, color: false })).find((r) => r.state === "failed")!.detail)
+      .toBe(longError)
+    const wide = renderTable(rows, { width: 200, color: false })
+    expect(wide.some((line) => line.endsWith(longError))).toBe(true)
+  })
+
+  it("stays within the width and the height on a tiny terminal", () => {
+    for (const width of [20, 40, 60]) {
+      const lines = renderTable(rows, { width, height: 8, color: true })
+      expect(lines.length).toBeLessThanOrEqual(8)
+      for (const line of lines) expect(visibleWidth(line)).toBeLessThanOrEqual(width)
+    }
+    expect(renderTable(rows, { width: 80, height: 6, color: false }).at(-1)).toMatch(/more rows/)
+  })
+
+  it("drops continuation lines before rows when the screen is short", () => {
+    const lines = renderTable(rows, { width: 80, height: 10, color: false })
+    expect(lines).toHaveLength(2 + rows.length)
+    expect(readBack(lines).map((row) => row.state)).toEqual(rows.map((row) => row.state))
+  })
+
+  it("strips control characters a peer's answer may carry", () => {
+    const lines = renderTable(
+      [{ task: "t", peer: "p", state: "completed", detail: "evil\x1b[2J\nanswer\ttext" }],
+      { width: 80, color: false }
+    )
+    expect(lines.join("\n")).not.toContain("\x1b")
+    expect(lines[2]).toContain("evil [2J answer text")
+  })
+
+  it("counts wide characters as two columns", () => {
+    const lines = renderTable(
+      [{ task: "翻訳する", peer: "p", state: "completed", detail: "答え".repeat(60) }],
+      { width: 80, color: false }
+    )
+    for (const line of lines) expect(visibleWidth(line)).toBeLessThanOrEqual(80)
+  })
+
+  it("NO_COLOR with any non-empty value turns colour off; so does a pipe", () => {
+    expect(colorEnabled(true, undefined)).toBe(true)
+    expect(colorEnabled(true, "")).toBe(true)
+    expect(colorEnabled(true, "1")).toBe(false)
+    expect(colorEnabled(true, "false")).toBe(false)
+    expect(colorEnabled(false, undefined)).toBe(false)
+  })
+
+  it("wraps words, splits a word longer than the line, and marks what it cut", () => {
+    expect(wrap("aaa bbb ccc", 7)).toEqual(["aaa bbb", "ccc"])
+    expect(wrap("abcdefghij", 4)).toEqual(["abcd", "efgh", "ij"])
+    expect(wrap("one two three four five", 9, 2)).toEqual(["one two", "three…"])
+    expect(wrapIndented("  completed 5  failed 1", 80, 4)).toEqual(["  completed 5  failed 1"])
+    expect(wrapIndented("  a b c d e f g h", 14, 2)).toEqual(["  a b c d e f", "    g h"])
+    expect(wrapIndented("  a b c d e", 8, 2)).toEqual(["  a b c", "d e"])
+  })
+
+  it("counts the screen rows a previous frame takes, also after the terminal narrowed", () => {
+    expect(screenRows(["x".repeat(80), "", "y"], 80)).toBe(3)
+    expect(screenRows(["x".repeat(120)], 80)).toBe(2)
+    expect(rewind(0)).toBe("")
+    expect(rewind(3)).toBe("\r\x1b[3A\x1b[J")
+  })
+})
