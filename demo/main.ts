@@ -26,7 +26,7 @@ import {
   Schema
 } from "effect"
 import * as NodePath from "node:path"
-import { colorEnabled, renderTable, rewind, screenRows, type TableRow, wrapIndented } from "./table.js"
+import { colorEnabled, redraw, renderTable, screenRows, type TableRow, wrapIndented } from "./table.js"
 
 const jsonMode = process.argv.includes("--json")
 // `--otel` exports traces and metrics over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT, default localhost:4318).
@@ -227,14 +227,14 @@ const program = Effect.gen(function*() {
       // One row short of the screen: the cursor ends on the row below the frame, and all of it must stay on screen.
       const frame = renderTable(table, { width: columns, height: (process.stdout.rows ?? 24) - 1, color })
       // The previous frame's lines never wrapped when printed; after a narrowing resize they may have reflowed.
-      const back = rewind(screenRows(previous, columns))
+      const rowsBack = screenRows(previous, columns)
       previous = frame
-      return Console.log(back + frame.join("\n"))
+      return Effect.sync(() => process.stdout.write(redraw(rowsBack, frame)))
     })
 
   if (!jsonMode) {
     yield* say([
-      "effect-a2a-delegation demo: a local platform and three A2A peers over loopback HTTP.",
+      "effect-a2a-delegation demo: a platform and three A2A peers over loopback HTTP.",
       "  fast    answers in 0.4 s",
       "  busy    capacity 1, 2.5 s per task (the platform queues the overflow)",
       "  broken  drops every connection",

@@ -168,8 +168,8 @@ const DETAIL_MIN = 28
 
 /**
  * Picks the columns for the width: full headers and two-space gaps when there
- * is room; then single gaps and short headers; then narrower task and peer
- * columns; then no row number, no elapsed time and no tries. The detail column
+ * is room; then single gaps and short headers; then no row number and
+ * narrower task and peer columns; then no elapsed time and no tries. The detail column
  * gets whatever is left.
  */
 const layout = (rows: ReadonlyArray<TableRow>, width: number) => {
@@ -180,7 +180,7 @@ const layout = (rows: ReadonlyArray<TableRow>, width: number) => {
   const steps: ReadonlyArray<{ gap: number; short: boolean; task: number; peer: number; drop: ReadonlyArray<Key> }> = [
     { gap: 2, short: false, task: 24, peer: 10, drop: [] },
     { gap: 1, short: true, task: 24, peer: 10, drop: [] },
-    { gap: 1, short: true, task: 16, peer: 8, drop: [] },
+    { gap: 1, short: true, task: 18, peer: 8, drop: ["n"] },
     { gap: 1, short: true, task: 14, peer: 7, drop: ["n"] },
     { gap: 1, short: true, task: 12, peer: 7, drop: ["n", "elapsed"] },
     { gap: 1, short: true, task: 10, peer: 6, drop: ["n", "elapsed", "tries"] }
@@ -193,7 +193,7 @@ const layout = (rows: ReadonlyArray<TableRow>, width: number) => {
       { key: "peer", header: "peer", width: Math.max(4, Math.min(step.peer, peer)) },
       { key: "state", header: "state", width: 11 },
       { key: "tries", header: step.short ? "try" : "tries", width: step.short ? 3 : 5 },
-      { key: "elapsed", header: step.short ? "time" : "elapsed", width: step.short ? 6 : 7 }
+      { key: "elapsed", header: step.short ? "time" : "elapsed", width: step.short ? 5 : 7 }
     ]
     const columns = all.filter((c) => !step.drop.includes(c.key))
     const used = columns.reduce((sum, c) => sum + c.width + step.gap, 0)
@@ -273,5 +273,13 @@ export const renderTable = (rows: ReadonlyArray<TableRow>, options: TableOptions
 export const screenRows = (lines: ReadonlyArray<string>, columns: number): number =>
   lines.reduce((sum, line) => sum + Math.max(1, Math.ceil(visibleWidth(line) / Math.max(1, columns))), 0)
 
-/** Escape sequence that moves to the first row of the previous frame and clears to the end of the screen. */
-export const rewind = (rows: number): string => (rows > 0 ? `\r\x1b[${rows}A\x1b[J` : "")
+/**
+ * What to write to replace a frame that took `rowsBack` screen rows with `lines`:
+ * back to its first row, each line erased before it is written, then the rows
+ * below cleared (a shorter frame leaves none of the old one behind). The clear
+ * to the end of the screen is sent from below the frame, never from the top
+ * left corner: tmux treats a clear from there as a clear screen and pushes the
+ * old frame into the scrollback.
+ */
+export const redraw = (rowsBack: number, lines: ReadonlyArray<string>): string =>
+  `${rowsBack > 0 ? `\r\x1b[${rowsBack}A` : ""}${lines.map((line) => `\x1b[2K${line}\n`).join("")}\x1b[J`

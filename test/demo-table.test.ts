@@ -5,8 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   colorEnabled,
+  redraw,
   renderTable,
-  rewind,
   screenRows,
   stripAnsi,
   type TableRow,
@@ -151,7 +151,10 @@ describe("demo table", () => {
   it("counts the screen rows a previous frame takes, also after the terminal narrowed", () => {
     expect(screenRows(["x".repeat(80), "", "y"], 80)).toBe(3)
     expect(screenRows(["x".repeat(120)], 80)).toBe(2)
-    expect(rewind(0)).toBe("")
-    expect(rewind(3)).toBe("\r\x1b[3A\x1b[J")
+  })
+
+  it("redraws over the previous frame's rows and clears below, never from the top left corner", () => {
+    expect(redraw(0, ["a", "b"])).toBe("\x1b[2Ka\n\x1b[2Kb\n\x1b[J")
+    expect(redraw(3, ["a"])).toBe("\r\x1b[3A\x1b[2Ka\n\x1b[J")
   })
 })
