@@ -66,7 +66,7 @@ const fileLayer = (options: {
 const build = <E>(layer: Layer.Layer<Delegations, E>) => Effect.map(Layer.build(layer), Context.get(Delegations))
 
 const delegateAndAwait = (delegations: Delegations["Type"], task = "do stuff", workspaceId = PEER) =>
-  Effect.flatMap(delegations.delegate({ workspaceId, task }), delegations.await)
+  Effect.flatMap(delegations.delegate({ workspaceId, task }), delegations.awaitSettled)
 
 // --- (a) the file sink under the core service ---------------------------------------------------------
 
@@ -339,7 +339,8 @@ describe("AUDIT_LOG_PATH without a FileSystem", () => {
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
           ["WORKSPACE_ID", SELF],
           ["PLATFORM_URL", PLATFORM],
-          ["AUDIT_LOG_PATH", path]
+          ["AUDIT_LOG_PATH", path],
+          ["AUDIT_LOG_LEVEL", "Info"]
         ]))))
       )
       const host = yield* start(layer).pipe(Effect.provide(logs.layer))

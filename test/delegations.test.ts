@@ -42,7 +42,7 @@ const delegateAndAwait = (task = "do stuff", workspaceId = PEER) =>
   Effect.gen(function*() {
     const d = yield* Delegations
     const id = yield* d.delegate({ workspaceId, task })
-    return yield* d.await(id)
+    return yield* d.awaitSettled(id)
   })
 
 /** Starts a delegation and waits for it while moving the TestClock far enough for every retry. */
@@ -50,7 +50,7 @@ const delegateAndAwaitWithTime = (task = "do stuff", time: Duration.DurationInpu
   Effect.gen(function*() {
     const d = yield* Delegations
     const id = yield* d.delegate({ workspaceId: PEER, task })
-    const fiber = yield* Effect.fork(d.await(id))
+    const fiber = yield* Effect.fork(d.awaitSettled(id))
     yield* TestClock.adjust(time)
     return yield* Fiber.join(fiber)
   })
@@ -103,7 +103,7 @@ describe("delegate", () => {
       expect(["pending", "in_progress"]).toContain(stored.status)
       expect(stored.workspaceId).toBe(PEER)
       expect(stored.result).toBeUndefined()
-      const done = yield* d.await(id)
+      const done = yield* d.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(seenAtDiscovery).toEqual([true])
       expect(seenAtSend).toEqual([true])
@@ -175,7 +175,7 @@ describe("status and list", () => {
       expect(error).toBeInstanceOf(DelegationNotFound)
       expect(error.id).toBe("nonexistent")
       expect(error.message).toContain("nonexistent")
-      const awaited = yield* Effect.flip(d.await("nonexistent"))
+      const awaited = yield* Effect.flip(d.awaitSettled("nonexistent"))
       expect(awaited).toBeInstanceOf(DelegationNotFound)
     }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")] }))))
 
@@ -255,7 +255,7 @@ describe("validation", () => {
       const a = yield* d.delegate({ workspaceId: longId, task: "do stuff" })
       const b = yield* d.delegate({ workspaceId: PEER, task })
       expect((yield* d.list).map((x) => x.id)).toEqual([a, b])
-      const done = yield* d.await(b)
+      const done = yield* d.awaitSettled(b)
       expect(done.status).toBe("completed")
       const requests = yield* sent
       expect(requests.find((r) => r.delegationId === b)?.text).toBe(task)
@@ -459,7 +459,7 @@ describe("task polling", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: PEER, task: "do stuff" })
-      const fiber = yield* Effect.fork(d.await(id))
+      const fiber = yield* Effect.fork(d.awaitSettled(id))
       yield* settle
       expect(yield* polledCount).toBe(0)
       const working = yield* d.status(id)
@@ -510,7 +510,7 @@ describe("task polling", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: PEER, task: "do stuff" })
-      const fiber = yield* Effect.fork(d.await(id))
+      const fiber = yield* Effect.fork(d.awaitSettled(id))
       yield* TestClock.adjust("299999 millis")
       expect((yield* d.status(id)).status).toBe("in_progress")
       yield* TestClock.adjust("1 millis")
@@ -749,7 +749,7 @@ describe("A2A errors and retries", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: PEER, task: "do stuff" })
-      const fiber = yield* Effect.fork(d.await(id))
+      const fiber = yield* Effect.fork(d.awaitSettled(id))
       yield* settle
       expect(yield* sentCount).toBe(1)
       expect((yield* d.status(id)).attempts).toBe(1)
@@ -786,7 +786,7 @@ describe("A2A errors and retries", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: PEER, task: "do stuff" })
-      const fiber = yield* Effect.fork(d.await(id))
+      const fiber = yield* Effect.fork(d.awaitSettled(id))
       yield* settle
       expect(yield* sentCount).toBe(1)
       yield* TestClock.adjust("29999 millis")
@@ -805,7 +805,7 @@ describe("A2A errors and retries", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: PEER, task: "do stuff" })
-      const fiber = yield* Effect.fork(d.await(id))
+      const fiber = yield* Effect.fork(d.awaitSettled(id))
       yield* TestClock.adjust("4999 millis")
       expect(yield* sentCount).toBe(1)
       yield* TestClock.adjust("1 millis")
@@ -884,8 +884,8 @@ describe("A2A errors and retries", () => {
       const a = yield* d.delegate({ workspaceId: PEER, task: "one" })
       const b = yield* d.delegate({ workspaceId: PEER, task: "two" })
       expect(a).not.toBe(b)
-      yield* d.await(a)
-      yield* d.await(b)
+      yield* d.awaitSettled(a)
+      yield* d.awaitSettled(b)
       const ids = (yield* sent).map((r) => r.messageId)
       expect(new Set(ids)).toEqual(new Set([a, b]))
     }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")] }))))
@@ -962,7 +962,7 @@ describe("abnormal ends", () => {
       const d = Context.get(context, Delegations)
       const mirror = Context.get(context, PlatformMirrorTest.PlatformMirrorTest)
       const id = yield* d.delegate({ workspaceId: PEER, task: "quick" })
-      expect((yield* d.await(id)).status).toBe("completed")
+      expect((yield* d.awaitSettled(id)).status).toBe("completed")
       yield* Scope.close(scope, Exit.void)
       expect((yield* d.status(id)).status).toBe("completed")
       expect((yield* mirror.updates).map((u) => u.status)).toEqual(["completed"])
@@ -1032,7 +1032,7 @@ describe("history", () => {
       const fast1 = yield* delegateAndAwait("fast 1")
       const fast2 = yield* delegateAndAwait("fast 2")
       expect((yield* d.list).map((x) => x.id)).toEqual([slow, fast1.id, fast2.id])
-      const fiber = yield* Effect.fork(d.await(slow))
+      const fiber = yield* Effect.fork(d.awaitSettled(slow))
       yield* TestClock.adjust("5 seconds")
       expect((yield* Fiber.join(fiber)).status).toBe("completed")
       expect((yield* d.list).map((x) => x.id)).toEqual([slow, fast2.id])
@@ -1084,7 +1084,7 @@ describe("concurrency", () => {
         yield* peer.open(0)
         yield* peer.open(2)
         yield* peer.open(3)
-        const done = yield* Effect.forEach(ids, (id) => d.await(id))
+        const done = yield* Effect.forEach(ids, (id) => d.awaitSettled(id))
         expect(done.map((x) => x.status)).toEqual(["completed", "completed", "completed", "completed"])
         expect((yield* sent).map((m) => m.text)).toEqual(["t0", "t1", "t2", "t3"])
         expect(yield* d.running).toBe(0)
@@ -1096,8 +1096,8 @@ describe("concurrency", () => {
       const d = yield* Delegations
       const first = yield* d.delegate({ workspaceId: PEER, task: "to nowhere" })
       const second = yield* d.delegate({ workspaceId: PEER, task: "fine" })
-      expect((yield* d.await(first)).status).toBe("failed")
-      expect((yield* d.await(second)).status).toBe("completed")
+      expect((yield* d.awaitSettled(first)).status).toBe("failed")
+      expect((yield* d.awaitSettled(second)).status).toBe("completed")
     }).pipe(Effect.provide(testLayer({
       send: (request) => request.text === "to nowhere" ? A2ATransportTest.rpcError(-32000, "no") : A2ATransportTest.message("ok"),
       settings: { concurrency: 1 }

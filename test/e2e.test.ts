@@ -35,7 +35,7 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
 
       const tasks = ["summarise the Q3 report", "translate the memo to French", "list open incidents"]
       const ids = yield* Effect.forEach(tasks, (task) => host.delegate({ workspaceId: "ws-fast", task }))
-      const done = yield* Effect.forEach(ids, (id) => host.await(id))
+      const done = yield* Effect.forEach(ids, (id) => host.awaitSettled(id))
 
       expect(done.map((d) => d.status)).toEqual(["completed", "completed", "completed"])
       expect(done.map((d) => d.result)).toEqual(tasks.map((task) => `answer to "${task}"`))
@@ -112,7 +112,7 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
       yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
       const second = yield* host.delegate({ workspaceId: "ws-busy", task: "audit the payroll" })
 
-      const queued = yield* host.await(second)
+      const queued = yield* host.awaitSettled(second)
       expect(queued.status).toBe("queued")
       expect(queued.queueId).toBeTypeOf("string")
       expect(queued.queueId).not.toBe("")
@@ -121,7 +121,7 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
       expect(queued.attempts).toBe(1)
       expect(queued.result).toBeUndefined()
 
-      const firstDone = yield* host.await(first)
+      const firstDone = yield* host.awaitSettled(first)
       expect(firstDone.status).toBe("completed")
       expect(firstDone.result).toBe(`report on "audit the ledger"`)
       expect(firstDone.attempts).toBe(1)
@@ -180,8 +180,8 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
       const first = yield* host.delegate({ workspaceId: "ws-busy", task: "first" })
       yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
       const second = yield* host.delegate({ workspaceId: "ws-busy", task: "second" })
-      expect((yield* host.await(second)).status).toBe("queued")
-      expect((yield* host.await(first)).result).toBe("done: first")
+      expect((yield* host.awaitSettled(second)).status).toBe("queued")
+      expect((yield* host.awaitSettled(first)).result).toBe("done: first")
 
       // list refreshes every queued delegation with one platform call
       const all = yield* eventually(
@@ -210,7 +210,7 @@ describe("e2e: failures", () => {
 
       const a = yield* direct.delegate({ workspaceId: "ws-broken", task: "rebuild the index" })
       const b = yield* proxied.delegate({ workspaceId: "ws-broken", task: "rebuild the index again" })
-      const [viaDirect, viaProxy] = yield* Effect.all([direct.await(a), proxied.await(b)])
+      const [viaDirect, viaProxy] = yield* Effect.all([direct.awaitSettled(a), proxied.awaitSettled(b)])
 
       expect(viaDirect.status).toBe("failed")
       expect(viaDirect.attempts).toBe(3)
@@ -288,7 +288,7 @@ describe("e2e: failures", () => {
       const host = yield* world.host({ timeout: "200 millis" })
 
       const id = yield* host.delegate({ workspaceId: "ws-slow", task: "take your time" })
-      const done = yield* host.await(id)
+      const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(3)
       expect(done.error).toBe("Transport error: request timed out after 200ms")
@@ -305,7 +305,7 @@ describe("e2e: failures", () => {
       const host = yield* world.host({ timeout: "200 millis" }, NodeHttpClientPooled.layer())
 
       const id = yield* host.delegate({ workspaceId: "ws-slow", task: "take your time" })
-      const done = yield* host.await(id)
+      const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(3)
       expect(done.error).toBe("Transport error: request timed out after 200ms")
@@ -314,7 +314,7 @@ describe("e2e: failures", () => {
       // 2 s and more: undici's headers timeout fires (within its ~1 s resolution), a retried transport error
       const slower = yield* world.peer("ws-slower", { latency: "4 seconds" })
       const native = yield* world.host({ timeout: "2 seconds", retryAttempts: 1 }, NodeHttpClientPooled.layer())
-      const late = yield* native.await(yield* native.delegate({ workspaceId: "ws-slower", task: "too slow" }))
+      const late = yield* native.awaitSettled(yield* native.delegate({ workspaceId: "ws-slower", task: "too slow" }))
       expect(late.status).toBe("failed")
       expect(late.error).toMatch(/^Transport error: timed out \(/)
       const cause = late.cause
@@ -324,7 +324,7 @@ describe("e2e: failures", () => {
 
       // and a fast answer within the bound goes through the same client
       const fast = yield* world.peer("ws-quick", { latency: "20 millis" })
-      const ok = yield* host.await(yield* host.delegate({ workspaceId: "ws-quick", task: "quick" }))
+      const ok = yield* host.awaitSettled(yield* host.delegate({ workspaceId: "ws-quick", task: "quick" }))
       expect(ok.status).toBe("completed")
       expect((yield* fast.requests).length).toBe(1)
     }).pipe(quiet))
@@ -340,7 +340,7 @@ describe("e2e: failures", () => {
       const host = yield* world.host()
 
       const id = yield* host.delegate({ workspaceId: "ws-worker", task: "long job" })
-      const done = yield* host.await(id)
+      const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(done.result).toBe("finished: long job")
       expect(done.taskId).toBe("task-1")
@@ -360,7 +360,7 @@ describe("e2e: failures", () => {
       const host = yield* world.host({ timeout: "200 millis" })
 
       const id = yield* host.delegate({ workspaceId: "ws-worker", task: "never ends in time" })
-      const done = yield* host.await(id)
+      const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(1)
       expect(done.taskId).toBe("task-1")
@@ -381,7 +381,7 @@ describe("e2e: failures", () => {
       const host = yield* world.host()
 
       const id = yield* host.delegate({ workspaceId: "ws-v1", task: "hello?" })
-      const done = yield* host.await(id)
+      const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(1)
       expect(done.error).toContain("JSON-RPC error -32601: Method not found")
@@ -430,7 +430,7 @@ describe("e2e: a platform that is down", () => {
 
       const logs = captureLogs()
       const id = yield* host.delegate({ workspaceId: "ws-fast", task: "works offline" }).pipe(Effect.provide(logs.layer))
-      const done = yield* host.await(id)
+      const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(done.result).toBe(`answer to "works offline"`)
       expect(done.attempts).toBe(1)
@@ -461,7 +461,7 @@ describe("e2e: the local platform's contract", () => {
       const host = yield* world.host({ platformToken: "tok-not-mine" })
 
       const id = yield* host.delegate({ workspaceId: "ws-fast", task: "who am I?" })
-      const done = yield* host.await(id)
+      const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.error).toBe("Discovery failed: HTTP 401 (invalid workspace auth token)")
       expect(done.attempts).toBe(0)
@@ -569,7 +569,7 @@ describe("e2e: the local platform's contract", () => {
       })
       // and a delegation to it fails at discovery with that text
       const host = yield* world.host()
-      const done = yield* host.await(yield* host.delegate({ workspaceId: "ws-fast", task: "are you there?" }))
+      const done = yield* host.awaitSettled(yield* host.delegate({ workspaceId: "ws-fast", task: "are you there?" }))
       expect(done.status).toBe("failed")
       expect(done.error).toBe("Discovery failed: HTTP 503 (workspace not available)")
       expect(yield* fast.requests).toEqual([])

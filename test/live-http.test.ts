@@ -67,7 +67,7 @@ describe("live HTTP layers over loopback", () => {
       const delegations = yield* start(live(plat.url))
 
       const id = yield* delegations.delegate({ workspaceId: "peer-1", task: "say hello" })
-      const done = yield* delegations.await(id)
+      const done = yield* delegations.awaitSettled(id)
 
       expect(done.status).toBe("completed")
       expect(done.result).toBe("hello from peer")
@@ -105,7 +105,7 @@ describe("live HTTP layers over loopback", () => {
       const delegations = yield* start(live(plat.url))
 
       const id = yield* delegations.delegate({ workspaceId: "peer-1", task: "anyone there?" })
-      const done = yield* delegations.await(id)
+      const done = yield* delegations.awaitSettled(id)
 
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(3)
@@ -123,7 +123,7 @@ describe("live HTTP layers over loopback", () => {
       const delegations = yield* start(live(plat.url))
 
       const id = yield* delegations.delegate({ workspaceId: "peer-1", task: "wait your turn" })
-      const queued = yield* delegations.await(id)
+      const queued = yield* delegations.awaitSettled(id)
       expect(queued.status).toBe("queued")
       expect(queued.queueId).toBe("q-1")
       expect(queued.queueDepth).toBe(2)
@@ -161,7 +161,7 @@ describe("live HTTP layers over loopback", () => {
       const delegations = yield* start(live(plat.url))
 
       const id = yield* delegations.delegate({ workspaceId: "peer-1", task: "long job" })
-      const done = yield* delegations.await(id)
+      const done = yield* delegations.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(done.result).toBe("report")
       expect(done.taskId).toBe("t-9")
@@ -178,7 +178,7 @@ describe("live HTTP layers over loopback", () => {
         )
       )
       const id = yield* delegations.delegate({ workspaceId: "peer-1", task: "x" })
-      const done = yield* delegations.await(id)
+      const done = yield* delegations.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.error).toBe("Discovery failed: HTTP 401 (missing workspace auth token)")
       expect(done.attempts).toBe(0)

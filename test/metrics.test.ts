@@ -86,7 +86,7 @@ const delegateAndAwaitWithTime = (task = "do stuff") =>
   Effect.gen(function*() {
     const d = yield* Delegations
     const id = yield* d.delegate({ workspaceId: PEER, task })
-    const fiber = yield* Effect.fork(d.await(id))
+    const fiber = yield* Effect.fork(d.awaitSettled(id))
     yield* TestClock.adjust("10 minutes")
     return yield* Fiber.join(fiber)
   })
@@ -106,7 +106,7 @@ describe("delegation metrics", () => {
   it.effect("a completed delegation: started, finished{completed}, one attempt, no retry, time to outcome", () =>
     Effect.gen(function*() {
       const { delta, value: done } = yield* measure(
-        Effect.flatMap(Delegations, (d) => Effect.flatMap(d.delegate({ workspaceId: PEER, task: "hi" }), d.await))
+        Effect.flatMap(Delegations, (d) => Effect.flatMap(d.delegate({ workspaceId: PEER, task: "hi" }), d.awaitSettled))
       )
       expect(done.status).toBe("completed")
       // the TestClock did not move: the outcome took 0 s
@@ -138,7 +138,7 @@ describe("delegation metrics", () => {
   it.effect("a discovery failure: started and failed, but no attempt", () =>
     Effect.gen(function*() {
       const { delta, value: done } = yield* measure(
-        Effect.flatMap(Delegations, (d) => Effect.flatMap(d.delegate({ workspaceId: "stranger", task: "x" }), d.await))
+        Effect.flatMap(Delegations, (d) => Effect.flatMap(d.delegate({ workspaceId: "stranger", task: "x" }), d.awaitSettled))
       )
       expect(done.status).toBe("failed")
       expect(done.error).toContain("Discovery failed")
@@ -191,7 +191,7 @@ describe("delegation metrics", () => {
         Effect.gen(function*() {
           const d = yield* Delegations
           const ids = yield* Effect.forEach(["a", "b", "c", "d"], (task) => d.delegate({ workspaceId: PEER, task }))
-          yield* Effect.forEach(ids, (id) => d.await(id))
+          yield* Effect.forEach(ids, (id) => d.awaitSettled(id))
         })
       )
       expect(delta).toEqual(deltas({ started: 4, completed: 4, attempts: 4, outcomeCount: 4 }))
@@ -204,7 +204,7 @@ describe("queued delegations", () => {
   it.effect("queued counts finished{queued}; resolving it later counts finished{completed} and the time queued", () =>
     Effect.gen(function*() {
       const d = yield* Delegations
-      const first = yield* measure(Effect.flatMap(d.delegate({ workspaceId: PEER, task: "busy" }), d.await))
+      const first = yield* measure(Effect.flatMap(d.delegate({ workspaceId: PEER, task: "busy" }), d.awaitSettled))
       const queued = first.value
       expect(queued.status).toBe("queued")
       expect(first.delta).toEqual(deltas({ started: 1, queued: 1, attempts: 1, outcomeCount: 1, outcomeSum: 0 }))
@@ -230,7 +230,7 @@ describe("queued delegations", () => {
   it.effect("a queued delegation the platform fails counts finished{failed} and the time queued", () =>
     Effect.gen(function*() {
       const d = yield* Delegations
-      const queued = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "busy" }), d.await)
+      const queued = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "busy" }), d.awaitSettled)
       yield* TestClock.adjust("90 seconds")
       yield* Effect.flatMap(platform, (p) => p.setRows([row(queued.id, "failed", { error: "peer crashed" })]))
       const resolved = yield* measure(d.status(queued.id))
@@ -241,9 +241,9 @@ describe("queued delegations", () => {
   it.effect("list resolves several queued delegations with one platform call and counts each", () =>
     Effect.gen(function*() {
       const d = yield* Delegations
-      const a = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "a" }), d.await)
+      const a = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "a" }), d.awaitSettled)
       yield* TestClock.adjust("10 seconds")
-      const b = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "b" }), d.await)
+      const b = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "b" }), d.awaitSettled)
       yield* TestClock.adjust("20 seconds")
       const p = yield* platform
       yield* p.setRows([row(a.id, "completed", { response_preview: "A" }), row(b.id, "failed", { error: "B" })])
@@ -257,7 +257,7 @@ describe("queued delegations", () => {
   it.effect("a failing platform leaves it queued and counts nothing", () =>
     Effect.gen(function*() {
       const d = yield* Delegations
-      const queued = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "busy" }), d.await)
+      const queued = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "busy" }), d.awaitSettled)
       const p = yield* platform
       yield* p.setRows([row(queued.id, "completed", { response_preview: "unreachable" })])
       yield* p.setFailing(true)
@@ -302,7 +302,7 @@ describe("exported through OpenTelemetry", () => {
       const ok = yield* d.delegate({ workspaceId: PEER, task: "retry then ok" })
       const bad = yield* d.delegate({ workspaceId: PEER, task: "always refused" })
       const busy = yield* d.delegate({ workspaceId: PEER, task: "queue me" })
-      const fiber = yield* Effect.fork(Effect.forEach([ok, bad, busy], (id) => d.await(id)))
+      const fiber = yield* Effect.fork(Effect.forEach([ok, bad, busy], (id) => d.awaitSettled(id)))
       yield* TestClock.adjust("10 minutes")
       const done = yield* Fiber.join(fiber)
       expect(done.map((x) => x.status)).toEqual(["completed", "failed", "queued"])

@@ -35,13 +35,13 @@ const delegateId = (task: string, workspace_id = PEER) =>
   })
 
 /** Waits for the background fiber of a delegation without moving the clock. */
-const awaitDone = (id: string) => Effect.flatMap(Delegations, (d) => d.await(id))
+const awaitDone = (id: string) => Effect.flatMap(Delegations, (d) => d.awaitSettled(id))
 
 /** Waits for a delegation while moving the TestClock far enough for every retry. */
 const awaitWithTime = (id: string) =>
   Effect.gen(function*() {
     const d = yield* Delegations
-    const fiber = yield* Effect.fork(d.await(id))
+    const fiber = yield* Effect.fork(d.awaitSettled(id))
     yield* TestClock.adjust("10 minutes")
     return yield* Fiber.join(fiber)
   })

@@ -32,7 +32,7 @@ describe("tracing", () => {
     return Effect.gen(function*() {
       const delegations = yield* Delegations
       const id = yield* delegations.delegate({ workspaceId: PEER, task: "trace me" }).pipe(Effect.withSpan("caller"))
-      yield* delegations.await(id)
+      yield* delegations.awaitSettled(id)
 
       const span = delegateSpan(exporter)
       expect(span.attributes).toMatchObject({
@@ -64,7 +64,7 @@ describe("tracing", () => {
     return Effect.gen(function*() {
       const delegations = yield* Delegations
       const id = yield* delegations.delegate({ workspaceId: PEER, task: "flaky" })
-      const fiber = yield* Effect.fork(delegations.await(id))
+      const fiber = yield* Effect.fork(delegations.awaitSettled(id))
       yield* TestClock.adjust("1 minute")
       const done = yield* Fiber.join(fiber)
       expect(done.status).toBe("failed")
@@ -84,7 +84,7 @@ describe("tracing", () => {
     return Effect.gen(function*() {
       const delegations = yield* Delegations
       const id = yield* delegations.delegate({ workspaceId: PEER, task: "busy peer" })
-      expect((yield* delegations.await(id)).status).toBe("queued")
+      expect((yield* delegations.awaitSettled(id)).status).toBe("queued")
       const span = delegateSpan(exporter)
       expect(eventNames(span)).toEqual(["a2a.attempt", "a2a.queued"])
       expect(span.status.code).toBe(1)

@@ -52,7 +52,7 @@ export const make = (options: Options) =>
               })
             ),
             Effect.catchAll((error) =>
-              Effect.logWarning(`audit write to ${options.path} failed; the event is dropped`, error)
+              Effect.logWarning(`audit write to ${options.path} failed; the event is dropped: ${error.message}`)
             )
           ))
     })

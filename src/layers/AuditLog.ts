@@ -1,5 +1,6 @@
 /**
- * Audit events as structured Effect log lines (the default sink).
+ * Audit events as structured Effect log lines (the default sink). They are written at Debug
+ * unless another level is asked for, so a host's console is not filled with one line per event.
  *
  * @since 0.1.0
  */
@@ -14,7 +15,7 @@ import { nowUtc } from "../programs/runDelegation.js"
  * @category constructors
  */
 export const make = (options: { readonly workspaceId: string; readonly level?: LogLevel.LogLevel | undefined }) => {
-  const level = options.level ?? LogLevel.Info
+  const level = options.level ?? LogLevel.Debug
   return Audit.of({
     log: (event) =>
       // Building the annotated record is the expensive part: skip it when the line would be dropped.

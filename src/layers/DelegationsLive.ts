@@ -16,9 +16,11 @@ import {
   Exit,
   FiberMap,
   Layer,
+  LogLevel,
   Option,
   Redacted,
-  Schedule
+  Schedule,
+  Schema
 } from "effect"
 import type { Scope } from "effect"
 import { bestEffort, currentTraceId } from "../programs/bestEffort.js"
@@ -28,6 +30,7 @@ import type { DelegationSettings, RunDelegation } from "../programs/runDelegatio
 import { linearRetry, makeRunDelegation, nowUtc, patch, taskPreview, withRetryAfter } from "../programs/runDelegation.js"
 import * as Store from "../programs/store.js"
 import { validate } from "../programs/validate.js"
+import { ProtocolSetting } from "../services/A2A.js"
 import type { A2ATransportError } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import { Audit } from "../services/Audit.js"
@@ -203,17 +206,31 @@ export const make = (
       return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refresh(queued), store.list)
     })
 
-    // The fiber's result is the final state, so a delegation evicted by a small history can still be awaited.
+    // The fiber's result is the state it left, so a delegation evicted by a small history can still be awaited.
     const fromStore = (id: string) => Effect.flatMap(store.get(id), found(id))
-    const await_: Delegations["Type"]["await"] = (id) =>
+    const awaitFiber = (id: string) =>
       Effect.suspend(() => {
         const fiber = FiberMap.unsafeGet(fibers, id)
         if (Option.isNone(fiber)) return fromStore(id)
         return Effect.flatMap(fiber.value.await, (exit) =>
           Exit.isSuccess(exit) && Option.isSome(exit.value) ? Effect.succeed(exit.value.value) : fromStore(id))
       })
+    // A queued delegation is resolved by the platform, not by its fiber: ask the platform on the poll schedule.
+    const pollSchedule: Schedule.Schedule<unknown, Delegation> = settings.pollSchedule
+    const pollQueued = Schedule.passthrough(pollSchedule)
+    const untilResolved = (id: string) =>
+      status(id).pipe(Effect.repeat({ schedule: pollQueued, until: (d) => d.status !== "queued" }))
+    const await_: Delegations["Type"]["await"] = (id) =>
+      Effect.flatMap(awaitFiber(id), (d) => (d.status === "queued" ? untilResolved(id) : Effect.succeed(d)))
 
-    return Delegations.of({ delegate, status, list, await: await_, running: FiberMap.size(fibers) })
+    return Delegations.of({
+      delegate,
+      status,
+      list,
+      await: await_,
+      awaitSettled: awaitFiber,
+      running: FiberMap.size(fibers)
+    })
   })
 
 /**
@@ -273,11 +290,21 @@ export interface Options {
    */
   readonly viaPlatformProxy?: boolean | undefined
   /**
+   * `A2A_PROTOCOL`: the A2A version spoken to peers. `auto` (default) chooses per peer from its
+   * agent card, else tries 1.0 and switches once to 0.3 on a version answer; `1.0` or `0.3` pins it.
+   */
+  readonly protocol?: ProtocolSetting | undefined
+  /**
    * `AUDIT_LOG_PATH`: append audit events to this file (JSON lines). Needs a
    * `FileSystem` and `Path` in the environment (e.g. `NodeContext.layer`);
    * without one, or without a path, audit events are Effect log lines.
    */
   readonly auditLogPath?: string | undefined
+  /**
+   * `AUDIT_LOG_LEVEL`: the level of audit log lines when no `AUDIT_LOG_PATH` is set (Debug, so
+   * they stay off a console at the default Info level; set Info to see them).
+   */
+  readonly auditLogLevel?: LogLevel.LogLevel | undefined
   /** Upper bound of each platform call made by the mirror (10 seconds). */
   readonly mirrorTimeout?: Duration.DurationInput | undefined
 }
@@ -292,8 +319,12 @@ export interface ResolvedOptions extends Settings {
   /** Bound of each call of the live platform mirror. */
   readonly platformTimeout: Duration.Duration
   readonly viaPlatformProxy: boolean
+  readonly protocol: ProtocolSetting
   readonly auditLogPath: string | undefined
+  readonly auditLogLevel: LogLevel.LogLevel
   readonly platformUrl: string
+  /** No platform URL was configured, so `DEFAULT_PLATFORM_URL` is used (errors then say to set `PLATFORM_URL`). */
+  readonly platformUrlIsDefault: boolean
   readonly platformToken: Option.Option<Redacted.Redacted<string>>
   readonly orgId: Option.Option<string>
   readonly roles: ReadonlyArray<string>
@@ -302,6 +333,27 @@ export interface ResolvedOptions extends Settings {
 
 /** `PLATFORM_URL` when none is configured. */
 export const DEFAULT_PLATFORM_URL = "http://host.docker.internal:8080"
+
+/**
+ * A duration option: a plain number means seconds, as in the environment variable; anything
+ * else is Effect duration input. A value that is neither is a `ConfigError` naming the setting.
+ */
+const durationOption = (
+  key: string,
+  input: Duration.DurationInput | undefined,
+  defaultSeconds: number
+): Either.Either<Duration.Duration, ConfigError.ConfigError> => {
+  if (input === undefined) return Either.right(Duration.seconds(defaultSeconds))
+  if (typeof input === "number") {
+    return Number.isFinite(input) && input >= 0
+      ? Either.right(Duration.seconds(input))
+      : Either.left(ConfigError.InvalidData([key], `must be a number of seconds >= 0, got ${input}`))
+  }
+  return Either.fromOption(
+    Duration.decodeUnknown(input),
+    () => ConfigError.InvalidData([key], `must be a duration ("30 seconds", Duration.seconds(30)) or a number of seconds`)
+  )
+}
 
 /**
  * Applies defaults and checks values; a bad value is a `ConfigError` naming the setting.
@@ -314,9 +366,12 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
   const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
   const retryAttempts = options.retryAttempts ?? 3
   const history = options.history ?? 100
-  const timeout = Duration.decode(options.timeout ?? "300 seconds")
-  const retryDelay = Duration.decode(options.retryDelay ?? "5 seconds")
-  const platformTimeout = Duration.decode(options.mirrorTimeout ?? "10 seconds")
+  const timeout = durationOption("DELEGATION_TIMEOUT", options.timeout, 300)
+  if (Either.isLeft(timeout)) return Either.left(timeout.left)
+  const retryDelay = durationOption("DELEGATION_RETRY_DELAY", options.retryDelay, 5)
+  if (Either.isLeft(retryDelay)) return Either.left(retryDelay.left)
+  const platformTimeout = durationOption("mirrorTimeout", options.mirrorTimeout, 10)
+  if (Either.isLeft(platformTimeout)) return Either.left(platformTimeout.left)
   if (typeof options.workspaceId !== "string" || options.workspaceId.trim() === "") {
     return invalid("WORKSPACE_ID", "must be a non-empty workspace id")
   }
@@ -329,7 +384,10 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
     return invalid("DELEGATION_CONCURRENCY", "must be an integer >= 1")
   }
-  if (!Duration.greaterThan(timeout, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
+  if (!Duration.greaterThan(timeout.right, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
+  if (!Duration.greaterThan(platformTimeout.right, Duration.zero)) return invalid("mirrorTimeout", "must be > 0")
+  const protocol = options.protocol ?? "auto"
+  if (!Schema.is(ProtocolSetting)(protocol)) return invalid("A2A_PROTOCOL", `must be auto, 1.0 or 0.3, got ${protocol}`)
   const token = options.platformToken === undefined
     ? Option.none()
     : Option.some(typeof options.platformToken === "string"
@@ -338,15 +396,18 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
   return Either.right({
     workspaceId: options.workspaceId,
     platformUrl,
+    platformUrlIsDefault: options.platformUrl === undefined,
     platformToken: Option.filter(token, (t) => Redacted.value(t) !== ""),
     orgId: Option.filter(Option.fromNullable(options.orgId), (org) => org !== ""),
     history,
     concurrency,
-    timeout,
-    platformTimeout,
+    timeout: timeout.right,
+    platformTimeout: platformTimeout.right,
     viaPlatformProxy: options.viaPlatformProxy ?? false,
+    protocol,
     auditLogPath: options.auditLogPath === "" ? undefined : options.auditLogPath,
-    retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),
+    auditLogLevel: options.auditLogLevel ?? LogLevel.Debug,
+    retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay.right),
     pollSchedule: options.pollSchedule ?? defaultPollSchedule,
     roles: options.roles ?? ["operator"],
     allowedActions: options.allowedActions
@@ -355,8 +416,8 @@ export const resolveOptions = (options: Options): Either.Either<ResolvedOptions,
 
 // The file sink when a path is configured and the environment has a FileSystem; the log otherwise.
 const auditLayer = (options: ResolvedOptions): Layer.Layer<Audit> => {
-  const { auditLogPath, workspaceId } = options
-  if (auditLogPath === undefined) return AuditLog.layer({ workspaceId })
+  const { auditLogLevel: level, auditLogPath, workspaceId } = options
+  if (auditLogPath === undefined) return AuditLog.layer({ workspaceId, level })
   return Layer.unwrapEffect(Effect.gen(function*() {
     const fs = yield* Effect.serviceOption(FileSystem.FileSystem)
     const path = yield* Effect.serviceOption(Path.Path)
@@ -368,7 +429,7 @@ const auditLayer = (options: ResolvedOptions): Layer.Layer<Audit> => {
     yield* Effect.logWarning(
       "AUDIT_LOG_PATH is set but no FileSystem/Path is provided (add NodeContext.layer); audit events go to the log"
     )
-    return AuditLog.layer({ workspaceId })
+    return AuditLog.layer({ workspaceId, level })
   }))
 }
 
@@ -386,7 +447,12 @@ export const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations
       options.viaPlatformProxy
         ? DiscoveryProxy.layer(options)
         : DiscoveryHttp.layer({ ...options, timeout: options.timeout }),
-      A2ATransportHttp.layer({ workspaceId: options.workspaceId, timeout: options.timeout, platform: options }),
+      A2ATransportHttp.layer({
+        workspaceId: options.workspaceId,
+        timeout: options.timeout,
+        platform: options,
+        protocol: options.protocol
+      }),
       PlatformMirrorHttp.layer({ ...options, timeout: options.platformTimeout }),
       auditLayer(options),
       RbacStatic.layer({ roles: options.roles, allowedActions: options.allowedActions })
@@ -410,7 +476,7 @@ export const layer = (options: Options): Layer.Layer<Delegations, ConfigError.Co
  * @category config
  */
 export const config: Config.Config<Options> = Config.all({
-  platformUrl: Config.string("PLATFORM_URL").pipe(Config.withDefault(DEFAULT_PLATFORM_URL)),
+  platformUrl: Config.option(Config.string("PLATFORM_URL")).pipe(Config.map(Option.getOrUndefined)),
   workspaceId: Config.nonEmptyString("WORKSPACE_ID"),
   platformToken: Config.option(Config.redacted("PLATFORM_TOKEN")).pipe(Config.map(Option.getOrUndefined)),
   orgId: Config.option(Config.string("PLATFORM_ORG_ID")).pipe(Config.map(Option.getOrUndefined)),
@@ -428,7 +494,9 @@ export const config: Config.Config<Options> = Config.all({
   history: Config.integer("DELEGATION_HISTORY").pipe(Config.withDefault(100)),
   concurrency: Config.option(Config.integer("DELEGATION_CONCURRENCY")).pipe(Config.map(Option.getOrUndefined)),
   viaPlatformProxy: Config.boolean("A2A_VIA_PLATFORM_PROXY").pipe(Config.withDefault(false)),
+  protocol: Config.literal("auto", "1.0", "0.3")("A2A_PROTOCOL").pipe(Config.withDefault("auto" as const)),
   auditLogPath: AuditFile.pathConfig.pipe(Config.map(Option.getOrUndefined)),
+  auditLogLevel: Config.option(Config.logLevel("AUDIT_LOG_LEVEL")).pipe(Config.map(Option.getOrUndefined)),
   rbac: RbacStatic.config
 }).pipe(Config.map(({ rbac, ...rest }) => ({ ...rest, roles: rbac.roles, allowedActions: rbac.allowedActions })))
 

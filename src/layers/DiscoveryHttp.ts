@@ -9,7 +9,15 @@ import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/
 
 import type { PlatformSettings } from "./internal/http.js"
 import { makeBounded } from "./RequestTimeout.js"
-import { errorText, fromHttpClientError, parseJson, platformRequests, segment, withText } from "./internal/http.js"
+import {
+  errorText,
+  fromHttpClientError,
+  parseJson,
+  platformHint,
+  platformRequests,
+  segment,
+  withText
+} from "./internal/http.js"
 
 /**
  * Options of the live discovery.
@@ -52,7 +60,9 @@ export const make = (options: Options) =>
         platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader),
         (response) =>
           withText(response, (text): Effect.Effect<PeerEndpoint, DiscoveryError> => {
-            if (response.status !== 200) return fail("Status", errorText(text), response.status)
+            if (response.status !== 200) {
+              return fail("Status", errorText(text) + platformHint(options, response.status), response.status)
+            }
             const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
             if (Either.isLeft(body)) return fail("Decode", "expected a JSON object with a url")
             const { name, url } = body.right
@@ -67,8 +77,8 @@ export const make = (options: Options) =>
         () => new DiscoveryError({ workspaceId, reason: "Transport", detail: `timed out after ${Duration.format(timeout)}` })
       ).pipe(
         Effect.catchTags({
-          RequestError: (error) => fail("Transport", fromHttpClientError(error).detail),
-          ResponseError: (error) => fail("Transport", fromHttpClientError(error).detail)
+          RequestError: (error) => fail("Transport", fromHttpClientError(error).detail + platformHint(options)),
+          ResponseError: (error) => fail("Transport", fromHttpClientError(error).detail + platformHint(options))
         })
       )
     }

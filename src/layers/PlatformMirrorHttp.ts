@@ -10,7 +10,15 @@ import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "
 
 import type { PlatformSettings } from "./internal/http.js"
 import { makeBounded } from "./RequestTimeout.js"
-import { errorText, fromHttpClientError, parseJson, platformRequests, segment, withText } from "./internal/http.js"
+import {
+  errorText,
+  fromHttpClientError,
+  parseJson,
+  platformHint,
+  platformRequests,
+  segment,
+  withText
+} from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -52,12 +60,23 @@ export const make = (options: Options) =>
           response.status >= 200 && response.status < 300
             ? onOk(response, text)
             : Effect.fail(
-              new PlatformError({ operation: name, reason: "Status", status: response.status, detail: errorText(text) })
+              new PlatformError({
+                operation: name,
+                reason: "Status",
+                status: response.status,
+                detail: errorText(text) + platformHint(options, response.status)
+              })
             ))
       const onTimeout = () =>
         new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
       const transportError = (error: HttpClientError.HttpClientError) =>
-        Effect.fail(new PlatformError({ operation: name, reason: "Transport", detail: fromHttpClientError(error).detail }))
+        Effect.fail(
+          new PlatformError({
+            operation: name,
+            reason: "Transport",
+            detail: fromHttpClientError(error).detail + platformHint(options)
+          })
+        )
       const recover = { RequestError: transportError, ResponseError: transportError }
       return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<A, PlatformError> =>
         Effect.catchTags(execute(request, handle, onTimeout), recover)

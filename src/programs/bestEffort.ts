@@ -26,10 +26,27 @@ export const bestEffort = (
     options.timeout === undefined ? effect : Effect.asVoid(Effect.timeout(effect, options.timeout)),
     (cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
-      const logged = Effect.logWarning(`${label} failed; the delegation outcome is unchanged`, cause)
+      // A tolerated failure is one readable line; its full cause (stack included) only at Debug.
+      const message = `${label} failed; the delegation outcome is unchanged`
+      const logged = Effect.zipRight(
+        Effect.logWarning(`${message}: ${summary(cause)}`),
+        Effect.logDebug(message, cause)
+      )
       return options.annotations === undefined ? logged : Effect.annotateLogs(logged, options.annotations)
     }
   )
+
+/**
+ * The message of a cause's main error, on one line.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const summary = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  const text = error instanceof Error ? error.message : String(error)
+  return text.replace(/\s+/g, " ")
+}
 
 /**
  * The trace id of the current span, or `""` when none is recording.

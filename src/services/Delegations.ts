@@ -5,6 +5,7 @@
  */
 import { Context, Schema } from "effect"
 import type { Effect } from "effect"
+import { ProtocolVersion } from "./A2A.js"
 import { A2AResponseError, A2ATransportError, JsonRpcError } from "./A2ATransport.js"
 import { DiscoveryError } from "./Discovery.js"
 import type { AccessDenied } from "./Rbac.js"
@@ -157,8 +158,13 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   error: Schema.optional(Schema.String),
   /** The typed failure behind `error`. */
   cause: Schema.optional(DelegationFailure),
-  /** A2A `message/send` POSTs made so far. */
+  /**
+   * Send attempts made so far (`SendMessage` / `message/send` POSTs). The resend of a version
+   * fallback (in the other A2A version, after a -32009/-32601 answer) is part of its attempt.
+   */
   attempts: Schema.Int,
+  /** The A2A version spoken to the peer ("1.0" or "0.3"), once a request was sent. */
+  protocolVersion: Schema.optional(ProtocolVersion),
   /** The peer's A2A task id, when it answered with a Task. */
   taskId: Schema.optional(Schema.String),
   /** The proxy's `queue_id` (queued only). */
@@ -238,8 +244,16 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
   readonly status: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
   /** Every stored delegation, oldest first; `queued` ones are refreshed with one platform call. */
   readonly list: Effect.Effect<ReadonlyArray<Delegation>>
-  /** Waits until the delegation leaves `pending`/`in_progress`, then returns it. */
+  /**
+   * Waits for the final outcome (`completed` or `failed`) and returns it. A `queued` delegation is
+   * asked of the platform on the poll schedule until the platform resolves it.
+   */
   readonly await: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
+  /**
+   * Waits until the delegation's background work is over - `completed`, `failed`, or `queued` on the
+   * platform - and returns it, without asking the platform about a queued one.
+   */
+  readonly awaitSettled: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
   /** Delegations whose background fiber is still running. */
   readonly running: Effect.Effect<number>
 }>() {}

@@ -18,6 +18,28 @@ export interface PlatformSettings {
   readonly workspaceId: string
   readonly platformToken: Option.Option<Redacted.Redacted<string>>
   readonly orgId: Option.Option<string>
+  /** True when `platformUrl` is the built-in default rather than a configured `PLATFORM_URL`. */
+  readonly platformUrlIsDefault?: boolean | undefined
+}
+
+/**
+ * What to check when a platform call failed for what is most likely a configuration reason:
+ * an unreachable platform names `PLATFORM_URL`, a 401 names `PLATFORM_TOKEN`. Empty otherwise.
+ *
+ * @internal
+ */
+export const platformHint = (settings: PlatformSettings, status?: number): string => {
+  if (status === undefined) {
+    return settings.platformUrlIsDefault === true
+      ? `; PLATFORM_URL is not set, so the default ${settings.platformUrl} was used: set PLATFORM_URL`
+      : `; check PLATFORM_URL (${settings.platformUrl})`
+  }
+  if (status === 401) {
+    return Option.isNone(settings.platformToken)
+      ? "; no PLATFORM_TOKEN is set: set it to this workspace's platform token"
+      : "; the platform rejected PLATFORM_TOKEN: check it"
+  }
+  return ""
 }
 
 /**

@@ -1,0 +1,262 @@
+/**
+ * What a new user meets in the first hour: `await` that waits for the final outcome, duration
+ * options in the unit of their environment variable, a quiet console, and configuration errors
+ * that name the variable to set.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { A2ATransportTest, Delegations, DelegationsLayer, PlatformMirrorTest } from "effect-a2a-delegation"
+import type { PlatformDelegationRow } from "effect-a2a-delegation"
+import { ConfigProvider, Context, Duration, Effect, Either, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
+import { captureLogs } from "./fixtures/e2e.js"
+import * as Http from "./fixtures/http.js"
+import { PEER, testLayer } from "./fixtures/layers.js"
+
+const PLATFORM = "http://platform:8080"
+const PEER_A2A = "http://peer:8000/a2a"
+
+const row = (delegationId: string, status: string, extra: Partial<PlatformDelegationRow> = {}): PlatformDelegationRow => ({
+  delegation_id: delegationId,
+  type: "delegation",
+  status,
+  ...extra
+})
+
+const messageReply = (request: Http.Recorded) =>
+  Http.reply(200, {
+    jsonrpc: "2.0",
+    id: (request.body as { readonly id?: unknown } | undefined)?.id ?? null,
+    result: { kind: "message", role: "agent", messageId: "m-1", parts: [{ kind: "text", text: "pong" }] }
+  })
+
+/** A platform that discovers the peer and accepts every mirror call, and a 0.3 peer that answers "pong". */
+const healthyNetwork = (request: Http.Recorded): Http.Step =>
+  request.url === `${PLATFORM}/registry/discover/${PEER}`
+    ? Http.reply(200, { id: PEER, url: PEER_A2A })
+    : request.url === PEER_A2A
+    ? messageReply(request)
+    : request.url.startsWith("http://peer:8000/")
+    ? Http.reply(404, "not found")
+    : Http.reply(200, { status: "ok" })
+
+const fromEnv = (env: ReadonlyArray<readonly [string, string]>) =>
+  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(env)))
+
+const delegateOnce = (task = "ping") =>
+  Effect.flatMap(Delegations, (d) => Effect.flatMap(d.delegate({ workspaceId: PEER, task }), d.await))
+
+// --- await --------------------------------------------------------------------------------------------
+
+describe("await waits for the final outcome", () => {
+  const queued = A2ATransportTest.queued({ queueId: "q-1", queueDepth: 1, message: "queued" })
+
+  it.effect("through queued: it returns completed once the platform has the result", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: PEER, task: "busy" })
+      const waiting = yield* Effect.fork(d.await(id))
+      expect((yield* d.awaitSettled(id)).status).toBe("queued")
+      yield* TestClock.adjust("5 seconds")
+      expect(waiting.unsafePoll()).toBeNull()
+      const p = yield* PlatformMirrorTest.PlatformMirrorTest
+      yield* p.setRows([row(id, "completed", { response_preview: "the late answer" })])
+      yield* TestClock.adjust("10 seconds")
+      const done = yield* Fiber.join(waiting)
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe("the late answer")
+    }).pipe(Effect.provide(testLayer({ send: [queued] }))))
+
+  it.effect("through queued: a failure the platform records ends it failed with the platform's error", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: PEER, task: "busy" })
+      const waiting = yield* Effect.fork(d.await(id))
+      yield* TestClock.adjust("1 second")
+      const p = yield* PlatformMirrorTest.PlatformMirrorTest
+      yield* p.setRows([row(id, "failed", { error: "peer crashed" })])
+      yield* TestClock.adjust("10 seconds")
+      const done = yield* Fiber.join(waiting)
+      expect(done.status).toBe("failed")
+      expect(done.error).toContain("peer crashed")
+    }).pipe(Effect.provide(testLayer({ send: [queued] }))))
+
+  it.effect("awaitSettled returns at queued without asking the platform", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: PEER, task: "busy" })
+      const settled = yield* d.awaitSettled(id)
+      expect(settled.status).toBe("queued")
+      expect(yield* Effect.flatMap(PlatformMirrorTest.PlatformMirrorTest, (p) => p.listCalls)).toBe(0)
+    }).pipe(Effect.provide(testLayer({ send: [queued] }))))
+})
+
+// --- durations -------------------------------------------------------------------------------------------
+
+describe("duration options", () => {
+  it("a plain number means seconds, as in the environment variable", () => {
+    const resolved = DelegationsLayer.resolveOptions({ workspaceId: "ws-me", timeout: 300, retryDelay: 2, mirrorTimeout: 7 })
+    expect(Either.isRight(resolved)).toBe(true)
+    if (Either.isLeft(resolved)) return
+    expect(Duration.toSeconds(resolved.right.timeout)).toBe(300)
+    expect(Duration.toSeconds(resolved.right.platformTimeout)).toBe(7)
+  })
+
+  it("Effect duration input is taken as it is", () => {
+    const resolved = DelegationsLayer.resolveOptions({ workspaceId: "ws-me", timeout: "250 millis" })
+    expect(Either.isRight(resolved) && Duration.toMillis(resolved.right.timeout)).toBe(250)
+  })
+
+  it("a value that is not a duration is a ConfigError naming the setting", () => {
+    for (
+      const [options, key] of [
+        [{ timeout: -1 }, "DELEGATION_TIMEOUT"],
+        [{ timeout: Number.NaN }, "DELEGATION_TIMEOUT"],
+        [{ timeout: "soon" as Duration.DurationInput }, "DELEGATION_TIMEOUT"],
+        [{ retryDelay: "later" as Duration.DurationInput }, "DELEGATION_RETRY_DELAY"],
+        [{ timeout: 0 }, "DELEGATION_TIMEOUT"]
+      ] as const
+    ) {
+      const resolved = DelegationsLayer.resolveOptions({ workspaceId: "ws-me", ...options })
+      expect(Either.isLeft(resolved)).toBe(true)
+      if (Either.isRight(resolved)) continue
+      expect(String(resolved.left)).toContain(key)
+    }
+  })
+
+  it.scoped("layer({ timeout: 2 }) gives a hung peer two seconds, not two milliseconds", () =>
+    Effect.gen(function*() {
+      const network = Http.layer((request) => request.url === PEER_A2A ? Effect.never : Effect.succeed(healthyNetwork(request)))
+      const layer = DelegationsLayer.layer({
+        workspaceId: "ws-me",
+        platformUrl: PLATFORM,
+        timeout: 2,
+        retryAttempts: 1,
+        protocol: "0.3"
+      }).pipe(Layer.provide(network))
+      const d = yield* Layer.build(layer).pipe(Effect.map(Context.get(Delegations)))
+      const id = yield* d.delegate({ workspaceId: PEER, task: "slow" })
+      const waiting = yield* Effect.fork(d.await(id))
+      yield* TestClock.adjust("1900 millis")
+      expect(waiting.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("200 millis")
+      const done = yield* Fiber.join(waiting)
+      expect(done.status).toBe("failed")
+      expect(done.error).toContain("2s")
+    }))
+})
+
+// --- a quiet console -------------------------------------------------------------------------------------
+
+describe("logging", () => {
+  it.scoped("a successful delegation writes nothing at Info: audit lines are at Debug unless asked", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const layer = DelegationsLayer.layerConfig.pipe(
+        Layer.provide(Http.layer((request) => Effect.succeed(healthyNetwork(request)))),
+        Layer.provide(fromEnv([["WORKSPACE_ID", "ws-me"], ["PLATFORM_URL", PLATFORM], ["A2A_PROTOCOL", "0.3"]]))
+      )
+      const quiet = yield* delegateOnce().pipe(Effect.provide(layer), Effect.provide(logs.layer))
+      expect(quiet.status).toBe("completed")
+      expect(logs.lines).toEqual([])
+
+      const debug = captureLogs()
+      yield* delegateOnce().pipe(
+        Effect.provide(layer),
+        Effect.provide(debug.layer),
+        Effect.provide(Logger.minimumLogLevel(LogLevel.Debug))
+      )
+      expect(debug.lines.filter((line) => line.message.startsWith("audit ")).map((line) => [line.level, line.message]))
+        .toEqual([["DEBUG", "audit delegation dispatched"], ["DEBUG", "audit delegation success"]])
+
+      const asked = captureLogs()
+      const atInfo = DelegationsLayer.layerConfig.pipe(
+        Layer.provide(Http.layer((request) => Effect.succeed(healthyNetwork(request)))),
+        Layer.provide(fromEnv([
+          ["WORKSPACE_ID", "ws-me"],
+          ["PLATFORM_URL", PLATFORM],
+          ["A2A_PROTOCOL", "0.3"],
+          ["AUDIT_LOG_LEVEL", "Info"]
+        ]))
+      )
+      yield* delegateOnce().pipe(Effect.provide(atInfo), Effect.provide(asked.layer))
+      expect(asked.lines.map((line) => [line.level, line.message]))
+        .toEqual([["INFO", "audit delegation dispatched"], ["INFO", "audit delegation success"]])
+    }))
+
+  it.scoped("a tolerated platform failure is one warning line without a stack; the stack is at Debug", () =>
+    Effect.gen(function*() {
+      const network = Http.layer((request) =>
+        Effect.succeed(
+          request.url.endsWith("/delegations/record") ? Http.reply(500, { error: "database is down" }) : healthyNetwork(request)
+        )
+      )
+      const layer = DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM, protocol: "0.3" }).pipe(
+        Layer.provide(network)
+      )
+      const logs = captureLogs()
+      const done = yield* delegateOnce().pipe(Effect.provide(layer), Effect.provide(logs.layer))
+      expect(done.status).toBe("completed")
+      expect(logs.lines.map((line) => [line.level, line.message])).toEqual([
+        ["WARN", "platform record failed; the delegation outcome is unchanged: Platform record failed (Status HTTP 500): database is down"]
+      ])
+      expect(logs.lines[0]!.message).not.toContain("\n")
+
+      const debug = captureLogs()
+      yield* delegateOnce().pipe(
+        Effect.provide(layer),
+        Effect.provide(debug.layer),
+        Effect.provide(Logger.minimumLogLevel(LogLevel.Debug))
+      )
+      expect(debug.lines.filter((line) => line.level === "DEBUG" && line.message.startsWith("platform record failed")))
+        .toHaveLength(1)
+    }))
+})
+
+// --- configuration errors name the variable ------------------------------------------------------------------
+
+describe("errors caused by configuration name the variable to set", () => {
+  it.scoped("no PLATFORM_URL: an unreachable default platform says to set PLATFORM_URL", () =>
+    Effect.gen(function*() {
+      const network = Http.layer(() => Effect.succeed("refused" as const))
+      const layer = DelegationsLayer.layerConfig.pipe(
+        Layer.provide(network),
+        Layer.provide(fromEnv([["WORKSPACE_ID", "ws-me"], ["DELEGATION_RETRY_ATTEMPTS", "1"]]))
+      )
+      const done = yield* delegateOnce().pipe(Effect.provide(layer))
+      expect(done.status).toBe("failed")
+      expect(done.error).toContain("PLATFORM_URL is not set")
+      expect(done.error).toContain(DelegationsLayer.DEFAULT_PLATFORM_URL)
+    }))
+
+  it.scoped("a configured but unreachable platform names PLATFORM_URL and its value", () =>
+    Effect.gen(function*() {
+      const layer = DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM }).pipe(
+        Layer.provide(Http.layer(() => Effect.succeed("refused" as const)))
+      )
+      const done = yield* delegateOnce().pipe(Effect.provide(layer))
+      expect(done.error).toContain(`check PLATFORM_URL (${PLATFORM})`)
+    }))
+
+  it.scoped("a 401 from the platform names PLATFORM_TOKEN, whether it is missing or wrong", () =>
+    Effect.gen(function*() {
+      const network = Http.layer((request) =>
+        Effect.succeed(
+          request.url.startsWith(`${PLATFORM}/registry/`)
+            ? Http.reply(401, { error: "missing workspace auth token" })
+            : healthyNetwork(request)
+        )
+      )
+      const missing = yield* delegateOnce().pipe(
+        Effect.provide(DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM }).pipe(Layer.provide(network)))
+      )
+      expect(missing.error).toContain("no PLATFORM_TOKEN is set")
+      const wrong = yield* delegateOnce().pipe(
+        Effect.provide(
+          DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM, platformToken: "stale" }).pipe(
+            Layer.provide(network)
+          )
+        )
+      )
+      expect(wrong.error).toContain("the platform rejected PLATFORM_TOKEN")
+      expect(wrong.error).not.toContain("stale")
+    }))
+})
