@@ -142,6 +142,15 @@ export const make = (
         ))
     )
     const fibers = yield* FiberMap.make<string, Option.Option<Delegation>, never>()
+    // Runs before the FiberMap's finalizer. Delegations cut short by a closing layer are a common wiring
+    // mistake (a layer provided per request or per chat turn), so say so once, with the fix.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(FiberMap.size(fibers), (running) =>
+        running === 0 ? Effect.void : Effect.logWarning(
+          `the Delegations layer closed with ${running} delegation(s) running; they end failed (interrupted). ` +
+            "Build the layer once for the whole host (ManagedRuntime.make, Layer.launch), not per request or chat turn"
+        ))
+    )
 
     const refresh = (ids: ReadonlyArray<string>) =>
       refreshQueued(ids, store, settings).pipe(Effect.provide(context))
