@@ -116,7 +116,13 @@ const storeFigures = () =>
         pollSchedule: DelegationsLayer.defaultPollSchedule
       }).pipe(Layer.provide(Layer.mergeAll(
         // Services that keep nothing, so the heap growth is the store's alone.
-        Layer.succeed(A2ATransport, A2ATransport.of({ send: () => Effect.succeed(reply), getTask: () => Effect.die("unused") })),
+        Layer.succeed(A2ATransport, A2ATransport.of({
+          protocolFor: (peer) => Effect.succeed({ version: "1.0", url: peer.url, source: "pinned" }),
+          rememberProtocol: () => Effect.void,
+          send: () => Effect.succeed(reply),
+          getTask: () => Effect.die("unused"),
+          cancelTask: () => Effect.die("unused")
+        })),
         Layer.succeed(Discovery, Discovery.of({ resolve: () => Effect.succeed(endpoint) })),
         Layer.succeed(PlatformMirror, PlatformMirror.of({
           record: () => Effect.void,

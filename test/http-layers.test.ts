@@ -11,7 +11,7 @@ import {
   PlatformMirror,
   PlatformMirrorHttp
 } from "effect-a2a-delegation"
-import type { SendMessage } from "effect-a2a-delegation"
+import type { PeerProtocol, SendMessage } from "effect-a2a-delegation"
 import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 import * as Http from "./fixtures/http.js"
 import type { Handler, Recorded, Step } from "./fixtures/http.js"
@@ -64,9 +64,12 @@ const transportLayer = (handler: Handler) =>
   )
 
 const endpoint = new PeerEndpoint({ id: "target", url: PEER_URL })
+/** These transport tests are about the v0.3 wire (test/a2a-v1-wire.test.ts has the 1.0 ones). */
+const v03: PeerProtocol = { version: "0.3", url: PEER_URL, source: "pinned" }
 
 const sendMessage: SendMessage = {
   endpoint,
+  protocol: v03,
   messageId: "msg-1",
   requestId: "req-1",
   delegationId: "del-1",
@@ -119,7 +122,7 @@ describe("A2ATransportHttp over HttpClient", () => {
   it.effect("posts the exact tasks/get body and returns the task", () =>
     Effect.gen(function*() {
       const transport = yield* A2ATransport
-      const reply = yield* transport.getTask({ endpoint, requestId: "req-get-1", taskId: "task-9" })
+      const reply = yield* transport.getTask({ endpoint, protocol: v03, requestId: "req-get-1", taskId: "task-9" })
       expect(reply.task.id).toBe("task-9")
       expect(reply.task.status.state).toBe("working")
       const [request] = yield* Http.requests
@@ -595,12 +598,15 @@ const script = (...steps: ReadonlyArray<Step | ((request: Recorded) => Step)>): 
 const answer = (text: string) => (request: Recorded): Step =>
   Http.reply(200, rpcResult(agentMessage(text), get(request.body, "id")))
 
+// Pinned to v0.3: these tests read the v0.3 wire and count every request (auto would read the
+// peer's agent card first); test/a2a-v1-wire.test.ts runs the stack in auto and 1.0.
 const stackLayer = (peer: Handler) =>
   DelegationsLayer.layer({
     workspaceId: "ws-self",
     platformUrl: PLATFORM,
     platformToken: "tok",
-    retryDelay: "5 seconds"
+    retryDelay: "5 seconds",
+    protocol: "0.3"
   }).pipe(Layer.provideMerge(Http.layer(network(peer))))
 
 const peerPosts = Effect.map(Http.requests, (all) => all.filter(isPeer))
@@ -759,7 +765,8 @@ const configured = (entries: ReadonlyArray<readonly [string, string]>, peer: Han
 const baseEnv: ReadonlyArray<readonly [string, string]> = [
   ["WORKSPACE_ID", "ws-self"],
   ["PLATFORM_URL", PLATFORM],
-  ["PLATFORM_TOKEN", "tok"]
+  ["PLATFORM_TOKEN", "tok"],
+  ["A2A_PROTOCOL", "0.3"]
 ]
 
 describe("DelegationsLive configured from Config", () => {

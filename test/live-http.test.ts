@@ -40,14 +40,18 @@ const platform = (peerUrl: () => string, rows: () => ReadonlyArray<unknown> = ()
     return Effect.succeed(json({ error: "not found" }, 404))
   })
 
-/** The live stack over undici, with no delay between retries or polls (real I/O, no clock). */
+/**
+ * The live stack over undici, with no delay between retries or polls (real I/O, no clock). Pinned to
+ * v0.3: the peers here are v0.3 servers that record every request (auto would read their card first).
+ */
 const live = (platformUrl: string) =>
   DelegationsLayer.layer({
     workspaceId: "ws-self",
     platformUrl,
     platformToken: TOKEN,
     retrySchedule: Schedule.recurs(2),
-    pollSchedule: Schedule.recurs(20)
+    pollSchedule: Schedule.recurs(20),
+    protocol: "0.3"
   }).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
 /** Builds the layer for the rest of the test's scope (closing it would interrupt the delegations). */

@@ -59,7 +59,8 @@ const delegateInTrace = (client: Layer.Layer<HttpClient.HttpClient>) => {
     // The platform's proxy needs a client; it is not used by direct dispatch.
     const platformHttp = yield* Layer.build(NodeHttpClient.layerUndici)
     const platform = yield* Effect.provide(LocalPlatform.make(), platformHttp)
-    const peer = yield* LocalPeer.make({ name: PEER, behaviour: { reply: (task) => `echo: ${task}` } })
+    // A v0.3 peer: the assertions below read the v0.3 wire (method, params.metadata).
+    const peer = yield* LocalPeer.make({ name: PEER, protocol: "0.3", behaviour: { reply: (task) => `echo: ${task}` } })
     const token = yield* platform.register({ id: SELF })
     yield* platform.register({ id: PEER, url: peer.url })
 

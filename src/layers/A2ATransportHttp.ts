@@ -1,13 +1,34 @@
 /**
- * The live A2A transport: JSON-RPC over the host's `HttpClient`.
+ * The live A2A transport: JSON-RPC 1.0 or v0.3 over the host's `HttpClient`, with the
+ * per-peer version choice (`A2A_PROTOCOL`) read from agent cards.
  *
  * @since 0.1.0
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
-import { JsonRpcResponse, Message, messageSendBody, Task, tasksGetBody } from "../services/A2A.js"
-import type { A2AError, SendReply } from "../services/A2ATransport.js"
+import { DEFAULT_CAPACITY, DEFAULT_TIME_TO_LIVE, makeProtocolChoice } from "../programs/protocol.js"
+import type { CardProtocol, ProtocolSetting, ProtocolVersion } from "../services/A2A.js"
+import {
+  AGENT_CARD_PATH,
+  cardProtocol,
+  errorInfoReason,
+  JsonRpcResponse,
+  Message,
+  messageFromV1,
+  messageSendBody,
+  Task,
+  taskFromV1,
+  tasksCancelBody,
+  tasksGetBody,
+  V1Message,
+  V1Task,
+  v1CancelTaskBody,
+  v1GetTaskBody,
+  v1SendMessageBody,
+  VERSION_HEADER
+} from "../services/A2A.js"
+import type { A2AError, PeerProtocol, SendReply } from "../services/A2ATransport.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
 
 import {
@@ -47,11 +68,20 @@ export interface Options {
    * (`PeerEndpoint.viaPlatform`) and start with `platformUrl`. Never sent anywhere else.
    */
   readonly platform?: PlatformSettings | undefined
+  /** `A2A_PROTOCOL`: `auto` (default) chooses per peer; `1.0` or `0.3` pins the version for every peer. */
+  readonly protocol?: ProtocolSetting | undefined
+  /** How many peers' versions `auto` keeps (1,000) and for how long (1 hour). */
+  readonly protocolCache?: {
+    readonly capacity?: number | undefined
+    readonly timeToLive?: Duration.DurationInput | undefined
+  } | undefined
 }
 
 const decodeEnvelope = Schema.decodeUnknownEither(JsonRpcResponse)
 const decodeTask = Schema.decodeUnknownEither(Task)
 const decodeMessage = Schema.decodeUnknownEither(Message)
+const decodeV1Task = Schema.decodeUnknownEither(V1Task)
+const decodeV1Message = Schema.decodeUnknownEither(V1Message)
 const decodeQueued = Schema.decodeUnknownEither(Schema.Struct({
   queued: Schema.Literal(true),
   queue_id: Schema.optional(Schema.String),
@@ -62,8 +92,18 @@ const decodeQueued = Schema.decodeUnknownEither(Schema.Struct({
 const RETRYABLE_STATUS = new Set([408, 429, 502, 503, 504])
 
 /**
+ * What a request's `result` should be: a send's (1.0 wraps it in `{message}` or
+ * `{task}`), or a bare Task (`GetTask`/`tasks/get`, `CancelTask`/`tasks/cancel`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Expected = "send" | "task"
+
+/**
  * Turns one HTTP response into a reply or a typed error. A 202 is read before any
  * JSON-RPC decoding because `{"queued": true}` is the proxy's contract, not A2A.
+ * Both versions' results become the library's `Message`/`Task`.
  *
  * @since 0.1.0
  * @category utils
@@ -72,7 +112,9 @@ export const classifyResponse = (
   url: string,
   requestId: string,
   response: HttpClientResponse.HttpClientResponse,
-  text: string
+  text: string,
+  version: ProtocolVersion = "0.3",
+  expect: Expected = "send"
 ): Effect.Effect<SendReply, A2AError> => {
   const status = response.status
   const responseError = (reason: A2AResponseError["reason"], detail: string) =>
@@ -122,11 +164,14 @@ export const classifyResponse = (
     return responseError("IdMismatch", `sent ${requestId}, got ${String(reply.id)}`)
   }
   if (reply.error !== undefined) {
+    const reason = errorInfoReason(reply.error.data)
     return Effect.fail(
       new JsonRpcError({
         code: reply.error.code,
         rpcMessage: reply.error.message,
-        ...(reply.error.data === undefined ? {} : { data: reply.error.data })
+        ...(reply.error.data === undefined ? {} : { data: reply.error.data }),
+        ...(reason === undefined ? {} : { reason }),
+        protocolVersion: version
       })
     )
   }
@@ -135,17 +180,51 @@ export const classifyResponse = (
   if (typeof result !== "object" || result === null || Array.isArray(result)) {
     return responseError("InvalidResult", `result is ${result === null ? "null" : typeof result}`)
   }
-  if (field(result, "kind") === "task") {
-    const task = decodeTask(result)
-    return Either.isRight(task)
-      ? Effect.succeed(new TaskReply({ task: task.right, raw: result }, { disableValidation: true }))
-      : responseError("InvalidResult", "malformed Task")
-  }
-  const message = decodeMessage(result)
-  return Either.isRight(message)
-    ? Effect.succeed(new MessageReply({ message: message.right, raw: result }, { disableValidation: true }))
-    : responseError("InvalidResult", "malformed Message")
+  const answer = version === "1.0" ? v1Result(result, expect) : v03Result(result, expect)
+  return Either.isRight(answer) ? Effect.succeed(answer.right) : responseError("InvalidResult", answer.left)
 }
+
+const taskReply = (task: Task, raw: unknown) => new TaskReply({ task, raw }, { disableValidation: true })
+const messageReply = (message: Message, raw: unknown) => new MessageReply({ message, raw }, { disableValidation: true })
+
+// A v0.3 result is a Task (`kind: "task"`) or a Message.
+const v03Result = (result: object, expect: Expected): Either.Either<SendReply, string> => {
+  if (field(result, "kind") === "task") {
+    return Either.match(decodeTask(result), {
+      onLeft: () => Either.left("malformed Task"),
+      onRight: (task) => Either.right(taskReply(task, result))
+    })
+  }
+  if (expect === "task") return Either.left("expected a Task")
+  return Either.match(decodeMessage(result), {
+    onLeft: () => Either.left("malformed Message"),
+    onRight: (message) => Either.right(messageReply(message, result))
+  })
+}
+
+// A 1.0 send result is `{"message": ...}` or `{"task": ...}`; GetTask and CancelTask return the bare Task.
+const v1Result = (result: object, expect: Expected): Either.Either<SendReply, string> => {
+  const wrapped = expect === "send" ? field(result, "task") : result
+  if (wrapped !== undefined) {
+    return Either.match(decodeV1Task(wrapped), {
+      onLeft: () => Either.left("malformed Task"),
+      onRight: (task) => Either.right(taskReply(taskFromV1(task), wrapped))
+    })
+  }
+  const message = field(result, "message")
+  if (message === undefined) return Either.left("expected {\"message\": ...} or {\"task\": ...}")
+  return Either.match(decodeV1Message(message), {
+    onLeft: () => Either.left("malformed Message"),
+    onRight: (decoded) => Either.right(messageReply(messageFromV1(decoded), message))
+  })
+}
+
+// The origin's well-known card path, or nothing for a URL that does not parse.
+const cardUrlOf = (url: string): string | undefined =>
+  URL.canParse(url) ? `${new URL(url).origin}${AGENT_CARD_PATH}` : undefined
+
+// The SDK's own client reads the card with these; a compatible server answers 1.0 only with the header.
+const CARD_HEADERS = { [VERSION_HEADER]: "1.0", accept: "application/json" }
 
 /**
  * Builds the transport from the host's `HttpClient`.
@@ -159,16 +238,19 @@ export const make = (options: Options) =>
     const timeout = Duration.decode(options.timeout)
     const execute = yield* makeBounded(client, timeout)
     const platform = options.platform
+    // A v0.3 request has no version header (a 1.0 server reads its absence as 0.3).
     const peerHeaders = { "x-workspace-id": options.workspaceId }
+    const peerHeadersV1 = { ...peerHeaders, [VERSION_HEADER]: "1.0" }
     // The platform's proxy also gets the platform bearer and org header; a peer never does.
     const proxyHeaders = platform === undefined
       ? peerHeaders
       : { ...platformRequests(platform).headers, ...peerHeaders }
+    const proxyHeadersV1 = { ...proxyHeaders, [VERSION_HEADER]: "1.0" }
     const proxyPrefix = platform === undefined ? undefined : `${platform.platformUrl.replace(/\/+$/, "")}/`
-    const headersFor = (endpoint: PeerEndpoint) =>
-      endpoint.viaPlatform === true && proxyPrefix !== undefined && endpoint.url.startsWith(proxyPrefix)
-        ? proxyHeaders
-        : peerHeaders
+    const headersFor = (endpoint: PeerEndpoint, url: string, version: ProtocolVersion) =>
+      endpoint.viaPlatform === true && proxyPrefix !== undefined && url.startsWith(proxyPrefix)
+        ? (version === "1.0" ? proxyHeadersV1 : proxyHeaders)
+        : (version === "1.0" ? peerHeadersV1 : peerHeaders)
 
     // The error mapping is built once: the request's URL is the endpoint's.
     const onTimeout = (request: HttpClientRequest.HttpClientRequest) =>
@@ -189,45 +271,95 @@ export const make = (options: Options) =>
         Effect.fail(new A2ATransportError({ url: error.request.url, ...fromHttpClientError(error) }))
     }
 
-    const post = (endpoint: PeerEndpoint, requestId: string, body: unknown): Effect.Effect<SendReply, A2AError> => {
-      const url = endpoint.url
+    const post = (
+      endpoint: PeerEndpoint,
+      protocol: PeerProtocol,
+      requestId: string,
+      body: unknown,
+      expect: Expected
+    ): Effect.Effect<SendReply, A2AError> => {
+      const { url, version } = protocol
       return Effect.catchTags(
         execute(
-          HttpClientRequest.post(url, { headers: headersFor(endpoint), body: HttpBody.unsafeJson(body) }),
-          (response) => withText(response, (text) => classifyResponse(url, requestId, response, text)),
+          HttpClientRequest.post(url, { headers: headersFor(endpoint, url, version), body: HttpBody.unsafeJson(body) }),
+          (response) => withText(response, (text) => classifyResponse(url, requestId, response, text, version, expect)),
           onTimeout
         ),
         recover
       )
     }
 
+    // Only a Task answers GetTask and CancelTask; classifyResponse lets nothing else through for "task".
+    const postForTask = (
+      endpoint: PeerEndpoint,
+      protocol: PeerProtocol,
+      requestId: string,
+      body: unknown
+    ): Effect.Effect<TaskReply, A2AError> =>
+      Effect.flatMap(post(endpoint, protocol, requestId, body, "task"), (reply) =>
+        reply._tag === "TaskReply"
+          ? Effect.succeed(reply)
+          : Effect.fail(
+            new A2AResponseError({ url: protocol.url, reason: "InvalidResult", status: 200, detail: `expected a Task, got ${reply._tag}` })
+          ))
+
+    // The card read is bounded like any request, and its failure only means "the card does not say".
+    const readCard = (url: string): Effect.Effect<CardProtocol | undefined> => {
+      const cardUrl = cardUrlOf(url)
+      if (cardUrl === undefined) return Effect.succeed(undefined)
+      return execute(
+        HttpClientRequest.get(cardUrl, { headers: CARD_HEADERS }),
+        (response) =>
+          withText(response, (text) =>
+            Effect.succeed(
+              response.status === 200 ? Either.getOrUndefined(Either.map(parseJson(text), (card) => cardProtocol(card, cardUrl))) : undefined
+            )),
+        onTimeout
+      ).pipe(
+        Effect.catchAll((error) =>
+          Effect.logDebug(`agent card ${cardUrl} not read (${error.message}); A2A 1.0 is tried first`).pipe(Effect.as(undefined))
+        )
+      )
+    }
+
+    const choice = yield* makeProtocolChoice({
+      setting: options.protocol ?? "auto",
+      readCard,
+      capacity: options.protocolCache?.capacity ?? DEFAULT_CAPACITY,
+      timeToLive: options.protocolCache?.timeToLive ?? DEFAULT_TIME_TO_LIVE
+    })
+
     return A2ATransport.of({
-      send: (request) =>
-        post(
-          request.endpoint,
-          request.requestId,
-          messageSendBody({
-            requestId: request.requestId,
-            messageId: request.messageId,
-            text: request.text,
-            delegationId: request.delegationId,
-            metadata: request.metadata
-          })
-        ),
+      protocolFor: choice.protocolFor,
+      rememberProtocol: choice.rememberProtocol,
+      send: (request) => {
+        const fields = {
+          requestId: request.requestId,
+          messageId: request.messageId,
+          text: request.text,
+          delegationId: request.delegationId,
+          metadata: request.metadata
+        }
+        const body = request.protocol.version === "1.0" ? v1SendMessageBody(fields) : messageSendBody(fields)
+        return post(request.endpoint, request.protocol, request.requestId, body, "send")
+      },
       getTask: (request) =>
-        post(request.endpoint, request.requestId, tasksGetBody(request.requestId, request.taskId)).pipe(
-          Effect.flatMap((reply) =>
-            reply._tag === "TaskReply"
-              ? Effect.succeed(reply)
-              : Effect.fail(
-                new A2AResponseError({
-                  url: request.endpoint.url,
-                  reason: "InvalidResult",
-                  status: 200,
-                  detail: `tasks/get answered with ${reply._tag}`
-                })
-              )
-          )
+        postForTask(
+          request.endpoint,
+          request.protocol,
+          request.requestId,
+          request.protocol.version === "1.0"
+            ? v1GetTaskBody(request.requestId, request.taskId)
+            : tasksGetBody(request.requestId, request.taskId)
+        ),
+      cancelTask: (request) =>
+        postForTask(
+          request.endpoint,
+          request.protocol,
+          request.requestId,
+          request.protocol.version === "1.0"
+            ? v1CancelTaskBody(request.requestId, request.taskId)
+            : tasksCancelBody(request.requestId, request.taskId)
         )
     })
   })

@@ -3,9 +3,10 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Effect, Layer, Ref } from "effect"
-import type { TaskState } from "../services/A2A.js"
-import type { A2AError, GetTask, SendMessage, SendReply } from "../services/A2ATransport.js"
+import { Chunk, Context, Duration, Effect, Layer, Ref } from "effect"
+import { DEFAULT_CAPACITY, makeProtocolChoice } from "../programs/protocol.js"
+import type { CardProtocol, ProtocolSetting, TaskState } from "../services/A2A.js"
+import type { A2AError, CancelTask, GetTask, SendMessage, SendReply } from "../services/A2ATransport.js"
 import {
   A2AResponseError,
   A2ATransport,
@@ -41,6 +42,9 @@ export type Script<Req, A> = ReadonlyArray<Answer<A>> | ((request: Req, index: n
 export class A2ATransportTest extends Context.Tag("effect-a2a-delegation/A2ATransportTest")<A2ATransportTest, {
   readonly sent: Effect.Effect<ReadonlyArray<SendMessage>>
   readonly polled: Effect.Effect<ReadonlyArray<GetTask>>
+  readonly canceled: Effect.Effect<ReadonlyArray<CancelTask>>
+  /** The peer URLs whose agent card was read (`protocol: "auto"`), in order. */
+  readonly cardReads: Effect.Effect<ReadonlyArray<string>>
 }>() {}
 
 const isA2AError = (value: unknown): value is A2AError =>
@@ -56,30 +60,64 @@ const run = <Req, A>(script: Script<Req, A>, request: Req, index: number): Effec
 }
 
 /**
+ * What the scripted peer answers, and how it chooses versions.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  readonly send: Script<SendMessage, SendReply>
+  readonly getTask?: Script<GetTask, TaskReply> | undefined
+  readonly cancelTask?: Script<CancelTask, TaskReply> | undefined
+  /**
+   * The version choice, as `A2A_PROTOCOL`: pinned `1.0` by default (no fallback), `0.3`,
+   * or `auto` over `cards` with the live transport's cache and fallback rules.
+   */
+  readonly protocol?: ProtocolSetting | undefined
+  /** In `auto`: what each peer's agent card says, by discovered URL; a missing URL has no card. */
+  readonly cards?: Readonly<Record<string, CardProtocol>> | undefined
+  /** In `auto`: how long a peer's version is kept (1 hour, on the `Clock`). */
+  readonly timeToLive?: Duration.DurationInput | undefined
+}
+
+// Records a request in `log` and runs the answer the script has for it.
+const answering = <Req, A>(log: Ref.Ref<Chunk.Chunk<Req>>, script: Script<Req, A>) => (request: Req) =>
+  Ref.modify(log, (all) => [Chunk.size(all), Chunk.append(all, request)] as const).pipe(
+    Effect.flatMap((index) => run(script, request, index))
+  )
+
+const readAll = <A>(log: Ref.Ref<Chunk.Chunk<A>>) => Effect.map(Ref.get(log), Chunk.toReadonlyArray)
+
+/**
  * Provides `A2ATransport` and `A2ATransportTest`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (script: {
-  readonly send: Script<SendMessage, SendReply>
-  readonly getTask?: Script<GetTask, TaskReply> | undefined
-}): Layer.Layer<A2ATransport | A2ATransportTest> =>
+export const layer = (script: Options): Layer.Layer<A2ATransport | A2ATransportTest> =>
   Layer.effectContext(Effect.gen(function*() {
     const sent = yield* Ref.make(Chunk.empty<SendMessage>())
     const polled = yield* Ref.make(Chunk.empty<GetTask>())
+    const canceled = yield* Ref.make(Chunk.empty<CancelTask>())
+    const cardReads = yield* Ref.make(Chunk.empty<string>())
+    const cards = script.cards ?? {}
+    const choice = yield* makeProtocolChoice({
+      setting: script.protocol ?? "1.0",
+      readCard: (url) => Effect.as(Ref.update(cardReads, Chunk.append(url)), cards[url]),
+      capacity: DEFAULT_CAPACITY,
+      timeToLive: script.timeToLive ?? Duration.hours(1)
+    })
     return Context.make(A2ATransport, {
-      send: (request) =>
-        Ref.modify(sent, (all) => [Chunk.size(all), Chunk.append(all, request)] as const).pipe(
-          Effect.flatMap((index) => run(script.send, request, index))
-        ),
-      getTask: (request) =>
-        Ref.modify(polled, (all) => [Chunk.size(all), Chunk.append(all, request)] as const).pipe(
-          Effect.flatMap((index) => run(script.getTask ?? [], request, index))
-        )
+      protocolFor: choice.protocolFor,
+      rememberProtocol: choice.rememberProtocol,
+      send: answering(sent, script.send),
+      getTask: answering(polled, script.getTask ?? []),
+      cancelTask: answering(canceled, script.cancelTask ?? [])
     }).pipe(Context.add(A2ATransportTest, {
-      sent: Effect.map(Ref.get(sent), Chunk.toReadonlyArray),
-      polled: Effect.map(Ref.get(polled), Chunk.toReadonlyArray)
+      sent: readAll(sent),
+      polled: readAll(polled),
+      canceled: readAll(canceled),
+      cardReads: readAll(cardReads)
     }))
   }))
 
@@ -142,3 +180,18 @@ export const refused = (url = "http://peer.test"): A2ATransportError =>
  * @category constructors
  */
 export const rpcError = (code: number, rpcMessage: string): JsonRpcError => new JsonRpcError({ code, rpcMessage })
+
+/**
+ * What a strict A2A 1.0 server answers, before running anything, to a request it takes for v0.3.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const versionNotSupported = (): JsonRpcError =>
+  new JsonRpcError({
+    code: -32009,
+    rpcMessage: "The requested A2A protocol version '0.3' is not supported. Supported versions: 1.0",
+    data: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "VERSION_NOT_SUPPORTED", domain: "a2a-protocol.org" }],
+    reason: "VERSION_NOT_SUPPORTED",
+    protocolVersion: "0.3"
+  })

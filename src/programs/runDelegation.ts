@@ -27,11 +27,13 @@ import { answerText } from "../services/A2A.js"
 import type {
   A2AError,
   A2ATransportError,
+  JsonRpcError,
+  PeerProtocol,
   QueuedReply,
   SendReply,
   TaskReply
 } from "../services/A2ATransport.js"
-import { A2ATransport } from "../services/A2ATransport.js"
+import { A2ATransport, isVersionMismatch } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
 import { Audit } from "../services/Audit.js"
 import type { DelegationFailure, DelegationId } from "../services/Delegations.js"
@@ -41,6 +43,7 @@ import { Discovery } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
 import { bestEffort } from "./bestEffort.js"
 import * as Metrics from "./metrics.js"
+import { canFallBack, otherVersion } from "./protocol.js"
 import type { DelegationStore } from "./store.js"
 
 /**
@@ -84,6 +87,14 @@ export interface DelegationInput {
 type Outcome =
   | { readonly _tag: "Completed"; readonly result: string }
   | { readonly _tag: "Queued"; readonly reply: QueuedReply }
+
+/** A peer's answer to the send, and the version (and URL) it answered in: its task is followed in it. */
+interface Sent {
+  readonly reply: SendReply
+  readonly protocol: PeerProtocol
+}
+
+type RetryDriver = Schedule.ScheduleDriver<unknown, A2ATransportError, never>
 
 /** Characters of the task kept in the store and in audit previews. */
 export const TASK_PREVIEW = 200
@@ -270,19 +281,25 @@ const runWith = (
 
   // --- sending ---------------------------------------------------------------------------
 
-  // One clock reading serves the attempt's span event and its store update.
-  const sendOnce = (endpoint: PeerEndpoint, traceparent: string | null) =>
+  // One POST of the task. A counted one is a new attempt (event, metric, `attempts`); the resend of a
+  // version fallback is not: it belongs to the attempt that got the version answer. One clock reading
+  // serves the span event and the store update.
+  const post = (endpoint: PeerEndpoint, protocol: PeerProtocol, traceparent: string | null, counted: boolean) =>
     Effect.clockWith((clock) => {
       const nanos = clock.unsafeCurrentTimeNanos()
-      attempts++
-      metrics.attempt()
-      span?.event("a2a.attempt", nanos, { "a2a.attempt": attempts })
+      if (counted) {
+        attempts++
+        metrics.attempt()
+        span?.event("a2a.attempt", nanos, { "a2a.attempt": attempts })
+      }
+      span?.attribute("a2a.protocol_version", protocol.version)
       const now = DateTime.unsafeMake(Number(nanos / 1_000_000n))
-      return store.update(id, (d) => patch(d, { attempts }, now)).pipe(
+      return store.update(id, (d) => patch(d, { attempts, protocolVersion: protocol.version }, now)).pipe(
         Effect.zipRight(transport.send({
           endpoint,
+          protocol,
           messageId: id,
-          requestId: `${id}-${attempts}`,
+          requestId: counted ? `${id}-${attempts}` : `${id}-${attempts}-${protocol.version}`,
           delegationId: id,
           text: task,
           metadata: { parent_task_id: id, source_workspace_id: settings.workspaceId, traceparent }
@@ -290,24 +307,60 @@ const runWith = (
       )
     })
 
-  // Answers (a JSON-RPC error, a bad response) fail through untouched: only a transport failure
-  // goes to the retry schedule, whose driver is built once the first one has happened.
-  const send = (endpoint: PeerEndpoint, traceparent: string | null): Effect.Effect<SendReply, A2AError> => {
-    const attempt = sendOnce(endpoint, traceparent)
-    return Effect.catchTag(attempt, "A2ATransportError", (first) =>
-      Effect.flatMap(Schedule.driver(settings.retrySchedule), (driver) => {
-        const retry = (error: A2ATransportError): Effect.Effect<SendReply, A2AError> =>
-          Effect.matchEffect(driver.next(error), {
-            onFailure: () => Effect.fail(error),
-            onSuccess: () => Effect.catchTag(attempt, "A2ATransportError", retry)
-          })
-        return retry(first)
-      }))
+  // Sends until an answer: transport failures are retried on the schedule (whose driver is built once the
+  // first one has happened); any other answer fails through untouched, except a version answer
+  // (-32009/-32601, given before the agent runs) to a guessed or learned version: that one switches to
+  // the other version, once per delegation, and the peer is remembered in it. Retries after the switch
+  // stay in the new version.
+  const send = (endpoint: PeerEndpoint, first: PeerProtocol, traceparent: string | null): Effect.Effect<Sent, A2AError> => {
+    const attempt = (
+      protocol: PeerProtocol,
+      mayFallBack: boolean,
+      counted: boolean,
+      driver: RetryDriver | undefined
+    ): Effect.Effect<Sent, A2AError> =>
+      Effect.matchEffect(post(endpoint, protocol, traceparent, counted), {
+        onSuccess: (reply) => Effect.succeed({ reply, protocol }),
+        onFailure: (error) => {
+          if (error._tag === "A2ATransportError") return retry(protocol, mayFallBack, driver, error)
+          if (mayFallBack && isVersionMismatch(error)) return fallBack(protocol, error, driver)
+          return Effect.fail(error)
+        }
+      })
+    const retry = (
+      protocol: PeerProtocol,
+      mayFallBack: boolean,
+      driver: RetryDriver | undefined,
+      error: A2ATransportError
+    ): Effect.Effect<Sent, A2AError> =>
+      driver === undefined
+        ? Effect.flatMap(Schedule.driver(settings.retrySchedule), (built) => retry(protocol, mayFallBack, built, error))
+        : Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => attempt(protocol, mayFallBack, true, driver)
+        })
+    const fallBack = (
+      from: PeerProtocol,
+      answer: JsonRpcError,
+      driver: RetryDriver | undefined
+    ): Effect.Effect<Sent, A2AError> => {
+      const to: PeerProtocol = { version: otherVersion(from.version), url: from.url, source: "learned" }
+      return transport.rememberProtocol(endpoint, to).pipe(
+        Effect.zipRight(event("a2a.protocol_fallback", {
+          "a2a.attempt": attempts,
+          "a2a.protocol_version.from": from.version,
+          "a2a.protocol_version.to": to.version,
+          "rpc.jsonrpc.error_code": answer.code
+        })),
+        Effect.zipRight(attempt(to, false, false, driver))
+      )
+    }
+    return attempt(first, canFallBack(first), true, undefined)
   }
 
   // --- following a task --------------------------------------------------------------------
 
-  const follow = (endpoint: PeerEndpoint, first: TaskReply) => {
+  const follow = (endpoint: PeerEndpoint, protocol: PeerProtocol, first: TaskReply) => {
     let current = first
     let polls = 0
     const loop = Effect.gen(function*() {
@@ -317,7 +370,7 @@ const runWith = (
         const next = yield* Effect.either(driver.next(undefined))
         if (Either.isLeft(next)) break
         polls++
-        current = yield* transport.getTask({ endpoint, requestId: `${id}-get-${polls}`, taskId: first.task.id })
+        current = yield* transport.getTask({ endpoint, protocol, requestId: `${id}-get-${polls}`, taskId: first.task.id })
           .pipe(Effect.catchTag("A2ATransportError", (error) =>
             Effect.logDebug("tasks/get transport failure; polling again", error).pipe(Effect.as(current))
           ))
@@ -357,7 +410,7 @@ const runWith = (
     )
   }
 
-  const settle = (endpoint: PeerEndpoint, reply: SendReply): Effect.Effect<Outcome, DelegationFailure> => {
+  const settle = (endpoint: PeerEndpoint, { protocol, reply }: Sent): Effect.Effect<Outcome, DelegationFailure> => {
     switch (reply._tag) {
       case "QueuedReply":
         return event("a2a.queued", {
@@ -374,7 +427,7 @@ const runWith = (
       }
       case "TaskReply":
         return isPendingState(reply.task.status.state)
-          ? Effect.flatMap(follow(endpoint, reply), fromTask)
+          ? Effect.flatMap(follow(endpoint, protocol, reply), fromTask)
           : fromTask(reply)
     }
   }
@@ -391,8 +444,9 @@ const runWith = (
       )
       const endpoint = yield* discovery.resolve(target)
       current.attribute("a2a.peer_url", endpoint.url)
-      const reply = yield* send(endpoint, traceparentOf(current))
-      return yield* settle(endpoint, reply)
+      const protocol = yield* transport.protocolFor(endpoint)
+      const sent = yield* send(endpoint, protocol, traceparentOf(current))
+      return yield* settle(endpoint, sent)
     })
 
   // Counts the outcome and the time it took, from the stored timestamps.

@@ -1,19 +1,38 @@
 /**
- * Sends A2A JSON-RPC requests to a peer and classifies what comes back.
+ * Sends A2A JSON-RPC requests to a peer, in 1.0 or v0.3, and classifies what comes back.
  *
- * One call is one HTTP request: retries belong to the delegation program, which
- * retries only `A2ATransportError`.
+ * One `send`, `getTask` or `cancelTask` is one HTTP request in the version it is given:
+ * retries and the version fallback belong to the delegation program, which retries only
+ * `A2ATransportError`. `protocolFor` says which version (and URL) to use for a peer.
  *
  * @since 0.1.0
  */
 import { Context, Schema } from "effect"
 import type { Effect } from "effect"
 import type { SendMetadata } from "./A2A.js"
-import { Message, Task } from "./A2A.js"
+import { Message, ProtocolVersion, Task } from "./A2A.js"
 import type { PeerEndpoint } from "./Discovery.js"
 
 /**
- * The peer answered `message/send` with a `Message`: the delegation is done.
+ * Where and in which A2A version to talk to one peer.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PeerProtocol {
+  readonly version: ProtocolVersion
+  /** The JSON-RPC URL: the discovered one, or for 1.0 the one the peer's agent card names. */
+  readonly url: string
+  /**
+   * How the version was chosen: `pinned` (`A2A_PROTOCOL`), `card` (the peer's agent card),
+   * `learned` (the peer's answer to an earlier delegation) or `guess` (nothing known: 1.0 first).
+   * Only a `guess` or a `learned` version is switched on a version answer.
+   */
+  readonly source: "pinned" | "card" | "learned" | "guess"
+}
+
+/**
+ * The peer answered `SendMessage` / `message/send` with a `Message`: the delegation is done.
  *
  * @since 0.1.0
  * @category models
@@ -24,7 +43,8 @@ export class MessageReply extends Schema.TaggedClass<MessageReply>("effect-a2a-d
 ) {}
 
 /**
- * The peer answered with a `Task` (from `message/send` or `tasks/get`).
+ * The peer answered with a `Task` (from a send, `GetTask`/`tasks/get` or `CancelTask`/`tasks/cancel`).
+ * `raw` is the task as the peer sent it (1.0 or v0.3 JSON); `task` is it in the library's model.
  *
  * @since 0.1.0
  * @category models
@@ -51,7 +71,7 @@ export class QueuedReply extends Schema.TaggedClass<QueuedReply>("effect-a2a-del
 ) {}
 
 /**
- * Every successful reply to `message/send`.
+ * Every successful reply to a send.
  *
  * @since 0.1.0
  * @category models
@@ -129,7 +149,8 @@ export class A2AResponseError extends Schema.TaggedError<A2AResponseError>(
 }
 
 /**
- * The peer answered with a JSON-RPC error object; the code is kept.
+ * The peer answered with a JSON-RPC error object; the code is kept, and for a 1.0 peer
+ * the `reason` of its `google.rpc.ErrorInfo` (e.g. `TASK_NOT_FOUND`, `VERSION_NOT_SUPPORTED`).
  *
  * @since 0.1.0
  * @category errors
@@ -139,16 +160,45 @@ export class JsonRpcError extends Schema.TaggedError<JsonRpcError>("effect-a2a-d
   {
     code: Schema.Number,
     rpcMessage: Schema.String,
-    data: Schema.optional(Schema.Unknown)
+    data: Schema.optional(Schema.Unknown),
+    /** The `reason` of the first `google.rpc.ErrorInfo` in `data` (A2A 1.0 errors). */
+    reason: Schema.optional(Schema.String),
+    /** The A2A version the request was sent in. */
+    protocolVersion: Schema.optional(ProtocolVersion)
   }
 ) {
   override get message(): string {
-    const hint = this.code === -32601
-      ? " (method not found: the peer may only speak A2A v1.0, which renamed message/send to SendMessage)"
-      : ""
-    return `JSON-RPC error ${this.code}: ${this.rpcMessage === "" ? "(no message)" : this.rpcMessage}${hint}`
+    const reason = this.reason === undefined ? "" : ` (${this.reason})`
+    const text = this.rpcMessage === "" ? "(no message)" : this.rpcMessage
+    return `JSON-RPC error ${this.code}${reason}: ${text}${versionHint(this.code, this.protocolVersion)}`
   }
 }
+
+// -32009 and -32601 to a send are version answers: say what they mean for the version that was sent.
+const versionHint = (code: number, sent: ProtocolVersion | undefined): string => {
+  if (code === -32009) {
+    return sent === "1.0"
+      ? " (A2A version not supported: the peer did not accept this request as A2A 1.0)"
+      : " (A2A version not supported: the peer speaks only A2A 1.0, whose requests carry the header" +
+        " A2A-Version: 1.0; a proxy that does not forward the header makes every request look like 0.3)"
+  }
+  if (code === -32601) {
+    return sent === "1.0"
+      ? " (method not found: the peer may only speak A2A v0.3, whose method is message/send)"
+      : " (method not found: the peer may only speak A2A v1.0, which renamed message/send to SendMessage)"
+  }
+  return ""
+}
+
+/**
+ * True for the answers a server gives, before running anything, to a request in a
+ * version it does not speak: -32009 (version not supported) and -32601 (method not found).
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isVersionMismatch = (error: A2AError): error is JsonRpcError =>
+  error._tag === "JsonRpcError" && (error.code === -32009 || error.code === -32601)
 
 /**
  * Every way a single A2A request can fail.
@@ -159,13 +209,15 @@ export class JsonRpcError extends Schema.TaggedError<JsonRpcError>("effect-a2a-d
 export type A2AError = A2ATransportError | A2AResponseError | JsonRpcError
 
 /**
- * One `message/send` call.
+ * One `SendMessage` (1.0) or `message/send` (v0.3) call.
  *
  * @since 0.1.0
  * @category models
  */
 export interface SendMessage {
   readonly endpoint: PeerEndpoint
+  /** The version and URL to send in (from `protocolFor`). */
+  readonly protocol: PeerProtocol
   /** Stable across attempts, so a peer or queue can de-duplicate. */
   readonly messageId: string
   /** The JSON-RPC `id`; changes with every attempt. */
@@ -176,13 +228,29 @@ export interface SendMessage {
 }
 
 /**
- * One `tasks/get` call.
+ * One `GetTask` (1.0) or `tasks/get` (v0.3) call.
  *
  * @since 0.1.0
  * @category models
  */
 export interface GetTask {
   readonly endpoint: PeerEndpoint
+  /** The version and URL the task was created in. */
+  readonly protocol: PeerProtocol
+  readonly requestId: string
+  readonly taskId: string
+}
+
+/**
+ * One `CancelTask` (1.0) or `tasks/cancel` (v0.3) call.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CancelTask {
+  readonly endpoint: PeerEndpoint
+  /** The version and URL the task was created in. */
+  readonly protocol: PeerProtocol
   readonly requestId: string
   readonly taskId: string
 }
@@ -194,10 +262,20 @@ export interface GetTask {
  * @category tags
  */
 export class A2ATransport extends Context.Tag("effect-a2a-delegation/A2ATransport")<A2ATransport, {
-  /** One `message/send` POST. */
+  /**
+   * Which version and URL to use for a peer: pinned, read from its agent card, learned from an
+   * earlier answer, or 1.0 as a guess. Cached per peer; never fails (a card that cannot be read
+   * leaves the guess).
+   */
+  readonly protocolFor: (endpoint: PeerEndpoint) => Effect.Effect<PeerProtocol>
+  /** Remembers the version a peer accepts, for later delegations to it (after a version answer). */
+  readonly rememberProtocol: (endpoint: PeerEndpoint, protocol: PeerProtocol) => Effect.Effect<void>
+  /** One `SendMessage` / `message/send` POST. */
   readonly send: (request: SendMessage) => Effect.Effect<SendReply, A2AError>
-  /** One `tasks/get` POST, to follow a task that is still submitted or working. */
+  /** One `GetTask` / `tasks/get` POST, to follow a task that is still submitted or working. */
   readonly getTask: (request: GetTask) => Effect.Effect<TaskReply, A2AError>
+  /** One `CancelTask` / `tasks/cancel` POST; the peer answers with the task (canceled, or as it is). */
+  readonly cancelTask: (request: CancelTask) => Effect.Effect<TaskReply, A2AError>
 }>() {}
 
 /**

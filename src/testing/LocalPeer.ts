@@ -1,20 +1,24 @@
 /**
- * A local A2A v0.3 peer over real HTTP (`message/send`, `tasks/get`) whose
- * behaviour a test or a demo scripts: latency, capacity, reply text, Task or
- * Message results, JSON-RPC errors, HTTP errors and dropped connections.
+ * A local A2A peer over real HTTP whose behaviour a test or a demo scripts: latency,
+ * capacity, reply text, Task or Message results, JSON-RPC errors, HTTP errors and
+ * dropped connections. It speaks A2A 1.0 (`SendMessage`, `GetTask`, `CancelTask`),
+ * v0.3 (`message/send`, `tasks/get`, `tasks/cancel`), or both as a compatible peer,
+ * serves a matching agent card, and answers requests in a version it does not speak
+ * as the official `@a2a-js/sdk` servers do.
  *
  * @since 0.1.0
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpServer, HttpServerError } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import { Clock, Duration, Effect, Either, Schema } from "effect"
+import { Chunk, Clock, Duration, Effect, Either, HashMap, Option, Ref, Schema } from "effect"
 import type { Scope } from "effect"
 import * as Http from "node:http"
-import { answerText, Message } from "../services/A2A.js"
+import type { ProtocolVersion } from "../services/A2A.js"
+import { answerText, Message, messageFromV1, V1Message, VERSION_HEADER } from "../services/A2A.js"
 
 /**
- * How the peer answers `message/send`.
+ * How the peer answers a send.
  *
  * @since 0.1.0
  * @category models
@@ -28,13 +32,26 @@ export interface Behaviour {
   readonly reply?: ((task: string) => string) | undefined
   /** Answer with a `Message` (default) or a `Task` that is `working` until `latency` has passed. */
   readonly result?: "message" | "task" | undefined
-  /** Answer with this JSON-RPC error instead. */
-  readonly rpcError?: { readonly code: number; readonly message: string } | undefined
+  /**
+   * Answer with this JSON-RPC error instead; a 1.0 answer carries `reason` as a
+   * `google.rpc.ErrorInfo` in `data`, as 1.0 servers do.
+   */
+  readonly rpcError?: { readonly code: number; readonly message: string; readonly reason?: string | undefined } | undefined
   /** Answer with this HTTP status and `{"error": ...}` instead. */
   readonly status?: number | undefined
   /** Close the connection without answering. */
   readonly drop?: boolean | undefined
 }
+
+/**
+ * The versions a peer speaks: strict `1.0` (as `@a2a-js/sdk` 1.x by default), `0.3`
+ * (as `@a2a-js/sdk` 0.3.x), or `both` (1.x with its v0.3 compatibility layer, which
+ * dispatches by the `A2A-Version` header: none or `0.3` is v0.3, `1.0` is 1.0).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Protocol = ProtocolVersion | "both"
 
 /**
  * A request the peer received.
@@ -57,12 +74,31 @@ export interface PeerRequest {
 export interface LocalPeer {
   /** Its A2A JSON-RPC endpoint (what discovery hands out). */
   readonly url: string
-  /** Replaces the behaviour; a function gets the 0-based index of the `message/send` call. */
+  /** The versions it speaks. */
+  readonly protocol: Protocol
+  /** Replaces the behaviour; a function gets the 0-based index of the send it answers. */
   readonly setBehaviour: (behaviour: Behaviour | ((call: number) => Behaviour)) => Effect.Effect<void>
-  /** Every JSON-RPC request received, in order. */
+  /** Every JSON-RPC request received, in order, including those answered with a version error. */
   readonly requests: Effect.Effect<ReadonlyArray<PeerRequest>>
+  /** Every request for its agent card (`GET /.well-known/agent-card.json`), in order. */
+  readonly cardRequests: Effect.Effect<ReadonlyArray<PeerRequest>>
   /** Requests being served right now. */
   readonly active: Effect.Effect<number>
+}
+
+/**
+ * How to start a peer.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  readonly name?: string | undefined
+  readonly behaviour?: Behaviour | undefined
+  /** The versions it speaks (default `1.0`, the current spec). */
+  readonly protocol?: Protocol | undefined
+  /** Serve an agent card at the well-known path (default `true`); without, that path is 404. */
+  readonly card?: boolean | undefined
 }
 
 const RpcRequest = Schema.Struct({
@@ -70,14 +106,114 @@ const RpcRequest = Schema.Struct({
   method: Schema.String,
   params: Schema.optional(Schema.Struct({
     id: Schema.optional(Schema.String),
-    message: Schema.optional(Message)
+    message: Schema.optional(Schema.Unknown)
   }))
 })
+type RpcRequest = typeof RpcRequest.Type
 const decodeRequest = Schema.decodeUnknownEither(Schema.parseJson(RpcRequest))
 const parseAny = Schema.decodeUnknownEither(Schema.parseJson())
+const decodeMessage = Schema.decodeUnknownOption(Message)
+const decodeV1Message = Schema.decodeUnknownOption(V1Message)
 
-const rpc = (id: unknown, payload: { readonly result: unknown } | { readonly error: unknown }) =>
-  HttpServerResponse.unsafeJson({ jsonrpc: "2.0", id: id ?? null, ...payload })
+/** The methods of each version, by what they do. */
+const METHODS = {
+  "1.0": { send: "SendMessage", get: "GetTask", cancel: "CancelTask" },
+  "0.3": { send: "message/send", get: "tasks/get", cancel: "tasks/cancel" }
+} as const
+
+type Answer = { readonly result: unknown } | { readonly error: unknown }
+
+const rpc = (id: unknown, payload: Answer) => HttpServerResponse.unsafeJson({ jsonrpc: "2.0", id: id ?? null, ...payload })
+
+// A 1.0 error names its reason in a google.rpc.ErrorInfo; a v0.3 error has no data.
+const rpcError = (version: ProtocolVersion, code: number, message: string, reason?: string): Answer => ({
+  error: version === "1.0" && reason !== undefined
+    ? {
+      code,
+      message,
+      data: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason, domain: "a2a-protocol.org" }]
+    }
+    : { code, message }
+})
+
+/**
+ * The version a request is taken in, or the error the SDK servers give before running
+ * anything: a strict 1.0 server needs `A2A-Version: 1.0` exactly (none counts as 0.3);
+ * a compatible one dispatches by the header; a v0.3 server has no version check.
+ */
+const dialectOf = (protocol: Protocol, header: string | undefined): Either.Either<ProtocolVersion, Answer> => {
+  if (protocol === "0.3") return Either.right("0.3")
+  const asked = header ?? "0.3"
+  if (asked === "1.0") return Either.right("1.0")
+  if (protocol === "both" && asked === "0.3") return Either.right("0.3")
+  const supported = protocol === "both" ? "1.0, 0.3" : "1.0"
+  return Either.left(rpcError(
+    "1.0",
+    -32009,
+    `The requested A2A protocol version '${asked}' is not supported. Supported versions: ${supported}`,
+    "VERSION_NOT_SUPPORTED"
+  ))
+}
+
+// A method of the other version (or none): a 1.0 server says "Invalid method.", a v0.3 one names it.
+const unknownMethod = (version: ProtocolVersion, method: string): Answer =>
+  version === "1.0"
+    ? { error: { code: -32601, message: "Invalid method." } }
+    : { error: { code: -32601, message: `Method not found: ${method}` } }
+
+// The text of the sent message, read in the version it came in.
+const taskText = (version: ProtocolVersion, message: unknown): string => {
+  const decoded = version === "1.0"
+    ? Option.map(decodeV1Message(message), messageFromV1)
+    : decodeMessage(message)
+  return Option.match(decoded, { onNone: () => "", onSome: (m) => answerText(m) ?? "" })
+}
+
+type TaskState = "working" | "completed" | "canceled"
+
+interface PeerTask {
+  readonly doneAt: number
+  readonly text: string
+  readonly canceled: boolean
+}
+
+const V1_STATE: Readonly<Record<TaskState, string>> = {
+  working: "TASK_STATE_WORKING",
+  completed: "TASK_STATE_COMPLETED",
+  canceled: "TASK_STATE_CANCELED"
+}
+
+// A task as each version writes it; proto3 JSON (1.0) leaves out an empty artifact list.
+const taskJson = (version: ProtocolVersion, id: string, state: TaskState, text: string) => {
+  const answered = state === "completed"
+  if (version === "0.3") {
+    return {
+      kind: "task",
+      id,
+      contextId: `ctx-${id}`,
+      status: { state },
+      artifacts: answered ? [{ artifactId: `${id}-answer`, parts: [{ kind: "text", text }] }] : []
+    }
+  }
+  return {
+    id,
+    contextId: `ctx-${id}`,
+    status: { state: V1_STATE[state] },
+    ...(answered ? { artifacts: [{ artifactId: `${id}-answer`, parts: [{ text, mediaType: "text/plain" }] }] } : {})
+  }
+}
+
+const messageJson = (version: ProtocolVersion, messageId: string, text: string) =>
+  version === "0.3"
+    ? { kind: "message", role: "agent", messageId, parts: [{ kind: "text", text }] }
+    : { messageId, role: "ROLE_AGENT", parts: [{ text, mediaType: "text/plain" }] }
+
+// A 1.0 send result is wrapped (`{message}` / `{task}`); a v0.3 one is the object itself.
+const sendResult = (version: ProtocolVersion, kind: "message" | "task", value: unknown): unknown =>
+  version === "1.0" ? { [kind]: value } : value
+
+const stateOf = (task: PeerTask, now: number): TaskState =>
+  task.canceled ? "canceled" : now >= task.doneAt ? "completed" : "working"
 
 /**
  * Starts a peer on 127.0.0.1 (port 0) for the current scope.
@@ -85,67 +221,69 @@ const rpc = (id: unknown, payload: { readonly result: unknown } | { readonly err
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  options: { readonly name?: string | undefined; readonly behaviour?: Behaviour | undefined } = {}
-): Effect.Effect<LocalPeer, HttpServerError.ServeError, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServerError.ServeError, Scope.Scope> =>
   Effect.gen(function*() {
-    let behaviourOf: (call: number) => Behaviour = () => options.behaviour ?? {}
-    let sends = 0
-    let active = 0
-    let taskCount = 0
-    const tasks = new Map<string, { readonly doneAt: number; readonly text: string }>()
-    const requests: Array<PeerRequest> = []
+    const protocol = options.protocol ?? "1.0"
     const name = options.name ?? "local-peer"
+    const behaviourOf = yield* Ref.make<(call: number) => Behaviour>(() => options.behaviour ?? {})
+    const sends = yield* Ref.make(0)
+    const active = yield* Ref.make(0)
+    const tasks = yield* Ref.make(HashMap.empty<string, PeerTask>())
+    const requests = yield* Ref.make(Chunk.empty<PeerRequest>())
+    const cardRequests = yield* Ref.make(Chunk.empty<PeerRequest>())
 
-    const taskJson = (id: string, state: "working" | "completed", text: string) => ({
-      kind: "task",
-      id,
-      contextId: `ctx-${id}`,
-      status: { state },
-      artifacts: state === "completed" ? [{ artifactId: `${id}-answer`, parts: [{ kind: "text", text }] }] : []
-    })
+    // Beyond `capacity`, nothing is taken; the check and the count are one step.
+    const enter = (capacity: number | undefined) =>
+      Ref.modify(active, (n) => (capacity !== undefined && n >= capacity ? [false, n] : [true, n + 1]))
 
-    const handle = Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const raw = yield* Effect.orElseSucceed(request.text, () => "")
-      const decoded = decodeRequest(raw)
-      if (Either.isLeft(decoded)) {
-        return rpc(null, { error: { code: -32700, message: "Parse error" } })
-      }
-      const call = decoded.right
-      requests.push({ method: call.method, headers: request.headers, body: Either.getOrUndefined(parseAny(raw)) })
+    const busy = () =>
+      HttpServerResponse.unsafeJson(
+        { error: "workspace agent busy — retry after a short backoff", busy: true, retry_after: 1 },
+        { status: 503, headers: { "retry-after": "1" } }
+      )
 
-      if (call.method === "tasks/get") {
+    const newTask = (latency: Duration.DurationInput | undefined, text: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(tasks, (all) => {
+          const id = `task-${HashMap.size(all) + 1}`
+          return [id, HashMap.set(all, id, { doneAt: now + Duration.toMillis(latency ?? 0), text, canceled: false })]
+        }))
+
+    const taskNotFound = (version: ProtocolVersion, id: string) =>
+      rpcError(version, -32001, `Task not found: ${id}`, "TASK_NOT_FOUND")
+
+    const getTask = (version: ProtocolVersion, call: RpcRequest) =>
+      Effect.gen(function*() {
         const id = call.params?.id ?? ""
-        const task = tasks.get(id)
-        if (task === undefined) return rpc(call.id, { error: { code: -32001, message: "Task not found" } })
-        const now = yield* Clock.currentTimeMillis
-        return rpc(call.id, { result: taskJson(id, now >= task.doneAt ? "completed" : "working", task.text) })
-      }
-      if (call.method !== "message/send") {
-        return rpc(call.id, { error: { code: -32601, message: "Method not found" } })
-      }
+        const task = HashMap.get(yield* Ref.get(tasks), id)
+        if (Option.isNone(task)) return rpc(call.id, taskNotFound(version, id))
+        const state = stateOf(task.value, yield* Clock.currentTimeMillis)
+        return rpc(call.id, { result: taskJson(version, id, state, task.value.text) })
+      })
 
-      const behaviour = behaviourOf(sends++)
-      if (behaviour.drop === true) {
-        NodeHttpServerRequest.toIncomingMessage(request).socket.destroy()
-        return HttpServerResponse.empty()
-      }
-      if (behaviour.capacity !== undefined && active >= behaviour.capacity) {
-        return HttpServerResponse.unsafeJson(
-          { error: "workspace agent busy — retry after a short backoff", busy: true, retry_after: 1 },
-          { status: 503, headers: { "retry-after": "1" } }
-        )
-      }
-      active++
-      return yield* Effect.gen(function*() {
-        const text = answerText(call.params?.message ?? { artifacts: [], parts: [] }) ?? ""
-        const answer = behaviour.reply?.(text) ?? `done: ${text}`
+    // A working task is canceled; a canceled one is returned as it is; a completed one cannot be.
+    const cancelTask = (version: ProtocolVersion, call: RpcRequest) =>
+      Effect.gen(function*() {
+        const id = call.params?.id ?? ""
+        const now = yield* Clock.currentTimeMillis
+        const task = HashMap.get(yield* Ref.get(tasks), id)
+        if (Option.isNone(task)) return rpc(call.id, taskNotFound(version, id))
+        if (stateOf(task.value, now) === "completed") {
+          return rpc(call.id, rpcError(version, -32002, `Task not cancelable: ${id}`, "TASK_NOT_CANCELABLE"))
+        }
+        const canceled: PeerTask = { ...task.value, canceled: true }
+        yield* Ref.update(tasks, HashMap.set(id, canceled))
+        return rpc(call.id, { result: taskJson(version, id, "canceled", task.value.text) })
+      })
+
+    // What a send gets, by behaviour; `index` is the send's 0-based number.
+    const answer = (version: ProtocolVersion, call: RpcRequest, behaviour: Behaviour, index: number) =>
+      Effect.gen(function*() {
+        const asked = taskText(version, call.params?.message)
+        const text = behaviour.reply?.(asked) ?? `done: ${asked}`
         if (behaviour.result === "task") {
-          const id = `task-${++taskCount}`
-          const now = yield* Clock.currentTimeMillis
-          tasks.set(id, { doneAt: now + Duration.toMillis(behaviour.latency ?? 0), text: answer })
-          return rpc(call.id, { result: taskJson(id, "working", answer) })
+          const id = yield* newTask(behaviour.latency, text)
+          return rpc(call.id, { result: sendResult(version, "task", taskJson(version, id, "working", text)) })
         }
         if (behaviour.latency !== undefined) yield* Effect.sleep(behaviour.latency)
         if (behaviour.status !== undefined) {
@@ -153,47 +291,121 @@ export const make = (
             status: behaviour.status
           })
         }
-        if (behaviour.rpcError !== undefined) return rpc(call.id, { error: behaviour.rpcError })
-        return rpc(call.id, {
-          result: {
-            kind: "message",
-            role: "agent",
-            messageId: `${name}-${sends}`,
-            parts: [{ kind: "text", text: answer }]
-          }
-        })
-      }).pipe(Effect.ensuring(Effect.sync(() => active--)))
+        const scripted = behaviour.rpcError
+        if (scripted !== undefined) return rpc(call.id, rpcError(version, scripted.code, scripted.message, scripted.reason))
+        return rpc(call.id, { result: sendResult(version, "message", messageJson(version, `${name}-${index + 1}`, text)) })
+      })
+
+    const send = (version: ProtocolVersion, call: RpcRequest, request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
+        const index = yield* Ref.getAndUpdate(sends, (n) => n + 1)
+        const behaviour = (yield* Ref.get(behaviourOf))(index)
+        if (behaviour.drop === true) {
+          NodeHttpServerRequest.toIncomingMessage(request).socket.destroy()
+          return HttpServerResponse.empty()
+        }
+        if (!(yield* enter(behaviour.capacity))) return busy()
+        return yield* answer(version, call, behaviour, index).pipe(Effect.ensuring(Ref.update(active, (n) => n - 1)))
+      })
+
+    const dispatch = (version: ProtocolVersion, call: RpcRequest, request: HttpServerRequest.HttpServerRequest) => {
+      const methods = METHODS[version]
+      switch (call.method) {
+        case methods.send:
+          return send(version, call, request)
+        case methods.get:
+          return getTask(version, call)
+        case methods.cancel:
+          return cancelTask(version, call)
+        default:
+          return Effect.succeed(rpc(call.id, unknownMethod(version, call.method)))
+      }
+    }
+
+    const handle = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const raw = yield* Effect.orElseSucceed(request.text, () => "")
+      const decoded = decodeRequest(raw)
+      if (Either.isLeft(decoded)) return rpc(null, { error: { code: -32700, message: "Parse error" } })
+      const call = decoded.right
+      const seen = { method: call.method, headers: request.headers, body: Either.getOrUndefined(parseAny(raw)) }
+      yield* Ref.update(requests, Chunk.append(seen))
+      return yield* Either.match(dialectOf(protocol, request.headers[VERSION_HEADER]), {
+        onLeft: (rejected) => Effect.succeed(rpc(call.id, rejected)),
+        onRight: (version) => dispatch(version, call, request)
+      })
     })
 
-    const card = Effect.suspend(() =>
-      Effect.succeed(HttpServerResponse.unsafeJson({
-        name,
-        description: "A scripted A2A v0.3 peer",
-        url: `${base}/a2a`,
-        version: "0.1.0",
-        protocolVersion: "0.3.0",
-        capabilities: { streaming: false, pushNotifications: false },
-        defaultInputModes: ["text/plain"],
-        defaultOutputModes: ["text/plain"],
-        skills: []
-      }))
-    )
+    const interfaceOf = (version: ProtocolVersion) => ({
+      url: `${base}/a2a`,
+      protocolBinding: "JSONRPC",
+      tenant: "",
+      protocolVersion: version
+    })
+    const cardV1 = (versions: ReadonlyArray<ProtocolVersion>) => ({
+      name,
+      description: "A scripted A2A peer",
+      supportedInterfaces: versions.map(interfaceOf),
+      version: "1.0.0",
+      capabilities: { streaming: false, pushNotifications: false, extensions: [] },
+      securitySchemes: {},
+      securityRequirements: [],
+      defaultInputModes: ["text/plain"],
+      defaultOutputModes: ["text/plain"],
+      skills: [],
+      signatures: []
+    })
+    const cardV03 = () => ({
+      name,
+      description: "A scripted A2A v0.3 peer",
+      url: `${base}/a2a`,
+      version: "0.1.0",
+      protocolVersion: "0.3.0",
+      capabilities: { streaming: false, pushNotifications: false },
+      defaultInputModes: ["text/plain"],
+      defaultOutputModes: ["text/plain"],
+      skills: []
+    })
+    // A compatible server answers a reader without `A2A-Version: 1.0` with a hybrid: the v0.3 fields
+    // next to the full `supportedInterfaces`.
+    const cardFor = (header: string | undefined) => {
+      switch (protocol) {
+        case "1.0":
+          return { body: cardV1(["1.0"]), headers: {} }
+        case "0.3":
+          return { body: cardV03(), headers: {} }
+        case "both":
+          return header === "1.0"
+            ? { body: cardV1(["1.0", "0.3"]), headers: { vary: VERSION_HEADER } }
+            : {
+              body: { ...cardV03(), protocolVersion: "0.3", preferredTransport: "JSONRPC", ...cardV1(["1.0", "0.3"]) },
+              headers: { vary: VERSION_HEADER }
+            }
+      }
+    }
 
-    const router = HttpRouter.empty.pipe(
-      HttpRouter.post("/a2a", handle),
-      HttpRouter.get("/.well-known/agent-card.json", card)
-    )
+    const card = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      yield* Ref.update(cardRequests, Chunk.append({ method: request.method, headers: request.headers, body: undefined }))
+      const { body, headers } = cardFor(request.headers[VERSION_HEADER])
+      return HttpServerResponse.unsafeJson(body, { headers })
+    })
+
+    const rpcRoutes = HttpRouter.empty.pipe(HttpRouter.post("/a2a", handle))
+    const router = options.card === false
+      ? rpcRoutes
+      : HttpRouter.get(rpcRoutes, "/.well-known/agent-card.json", card)
     const server = yield* NodeHttpServer.make(() => Http.createServer(), { port: 0, host: "127.0.0.1" })
     yield* server.serve(router)
     const base = `http://127.0.0.1:${(server.address as HttpServer.TcpAddress).port}`
 
+    const readAll = (log: Ref.Ref<Chunk.Chunk<PeerRequest>>) => Effect.map(Ref.get(log), Chunk.toReadonlyArray)
     return {
       url: `${base}/a2a`,
-      setBehaviour: (behaviour) =>
-        Effect.sync(() => {
-          behaviourOf = typeof behaviour === "function" ? behaviour : () => behaviour
-        }),
-      requests: Effect.sync(() => [...requests]),
-      active: Effect.sync(() => active)
+      protocol,
+      setBehaviour: (behaviour) => Ref.set(behaviourOf, typeof behaviour === "function" ? behaviour : () => behaviour),
+      requests: readAll(requests),
+      cardRequests: readAll(cardRequests),
+      active: Ref.get(active)
     }
   })
