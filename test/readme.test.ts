@@ -2,7 +2,7 @@
  * The README's examples, kept compiling and (where they need no network) running.
  */
 import { NodeHttpClient } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, vi } from "@effect/vitest"
 import {
   A2ATransportTest,
   AuditMemory,
@@ -14,9 +14,9 @@ import {
   PlatformMirrorTest,
   RbacTest
 } from "effect-a2a-delegation"
-import { ConfigProvider, Console, Context, Duration, Effect, Layer, Schedule } from "effect"
+import { ConfigProvider, Console, Context, Duration, Effect, Fiber, Layer, ManagedRuntime, Schedule, Stream, TestClock } from "effect"
 import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
-import { Chat } from "@effect/ai"
+import { Chat, LanguageModel } from "@effect/ai"
 import { DelegationToolkit, DelegationToolkitLive } from "effect-a2a-delegation/ai"
 import { NodeDelegationsLive } from "effect-a2a-delegation/node"
 import { OtelNode } from "effect-a2a-delegation/otel"
@@ -38,6 +38,38 @@ describe("README", () => {
     )
   })
 
+  it.live("quick start: prints a completed result against the local platform", () =>
+    Effect.gen(function*() {
+      const platform = yield* LocalPlatform.make()
+      const peer = yield* LocalPeer.make({ behaviour: { reply: (task) => `summary of: ${task}` } })
+      const token = yield* platform.register({ id: "ws-host" })
+      yield* platform.register({ id: "ws-research", url: peer.url })
+      const printed: Array<string> = []
+      const log = vi.spyOn(console, "log").mockImplementation((...args: ReadonlyArray<unknown>) => {
+        printed.push(args.join(" "))
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => log.mockRestore()))
+
+      // The README's program, verbatim.
+      const program = Effect.gen(function*() {
+        const delegations = yield* Delegations
+        const id = yield* delegations.delegate({ workspaceId: "ws-research", task: "Summarise the Q3 report" })
+        // ...do other work; later wait for the final outcome (or read delegations.status(id) at any time):
+        const delegation = yield* delegations.await(id)
+        yield* Console.log(delegation.status, delegation.result ?? delegation.error) // "completed <the peer's answer>"
+      })
+
+      yield* program.pipe(
+        Effect.provide(DelegationsLive.pipe(Layer.provide(NodeHttpClient.layerUndici))),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
+          ["WORKSPACE_ID", "ws-host"],
+          ["PLATFORM_URL", platform.url],
+          ["PLATFORM_TOKEN", token]
+        ])))
+      )
+      expect(printed).toEqual(["completed summary of: Summarise the Q3 report"])
+    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+
   it.effect("options object with a custom retry schedule", () =>
     Effect.gen(function*() {
       const DelegationsFromOptions = DelegationsLayer.layer({
@@ -52,7 +84,7 @@ describe("README", () => {
       expect(running).toBe(0)
     }))
 
-  it.effect("testing without HTTP", () => {
+  it.effect("testing without HTTP: handles reachable through provideMerge, retries on the TestClock", () => {
     const TestDelegations = DelegationsLayer.layerCore({
       workspaceId: "ws-self",
       history: 100,
@@ -60,21 +92,36 @@ describe("README", () => {
       mirrorTimeout: Duration.seconds(10),
       retrySchedule: linearRetry(3, "5 seconds"),
       pollSchedule: DelegationsLayer.defaultPollSchedule
-    }).pipe(Layer.provide(Layer.mergeAll(
-      A2ATransportTest.layer({ send: [A2ATransportTest.message("42")] }),
+    }).pipe(Layer.provideMerge(Layer.mergeAll(
+      // The first send finds the peer down, the retry gets the answer.
+      A2ATransportTest.layer({ send: [A2ATransportTest.refused(), A2ATransportTest.message("42")] }),
       DiscoveryTest.layer({ "ws-peer": "http://peer.test/a2a" }),
       PlatformMirrorTest.layer(),
       AuditMemory.layer({ workspaceId: "ws-self" }),
       RbacTest.layer({ allow: true })
     )))
 
-    const answer = Effect.gen(function*() {
+    // Run under @effect/vitest's it.effect, whose TestClock moves only when told to.
+    const retriedThenAnswered = Effect.gen(function*() {
       const delegations = yield* Delegations
       const id = yield* delegations.delegate({ workspaceId: "ws-peer", task: "6 x 7?" })
-      return (yield* delegations.await(id)).result
+      const waiting = yield* Effect.fork(delegations.await(id))
+      yield* TestClock.adjust("5 seconds") // the retry's delay passes at once, no real waiting
+      const done = yield* Fiber.join(waiting) // completed, result "42", attempts 2
+      const sent = yield* Effect.flatMap(A2ATransportTest.A2ATransportTest, (peer) => peer.sent) // 2 requests
+      const audit = yield* Effect.flatMap(AuditMemory.AuditMemory, (memory) => memory.records) // dispatched, success
+      const updates = yield* Effect.flatMap(PlatformMirrorTest.PlatformMirrorTest, (platform) => platform.updates)
+      return { done, sent, audit, updates }
     }).pipe(Effect.provide(TestDelegations))
 
-    return Effect.map(answer, (result) => expect(result).toBe("42"))
+    return Effect.map(retriedThenAnswered, ({ audit, done, sent, updates }) => {
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe("42")
+      expect(done.attempts).toBe(2)
+      expect(sent).toHaveLength(2)
+      expect(audit.map((record) => record.outcome)).toEqual(["dispatched", "success"])
+      expect(updates.map((update) => update.status)).toEqual(["completed"])
+    })
   })
 })
 
@@ -101,19 +148,26 @@ describe("README: local platform and peers", () => {
 })
 
 describe("README: toolkit and tracing snippets", () => {
-  it("the chat turn and the tracing setup type-check", () => {
-    const turn = Effect.gen(function*() {
-      const chat = yield* Chat.empty
-      return yield* chat.generateText({
-        prompt: "Ask ws-research for a summary of the Q3 report",
-        toolkit: DelegationToolkit
-      })
-    })
-    const Tools = DelegationToolkitLive.layer.pipe(Layer.provide(NodeDelegationsLive))
-    const withTools = turn.pipe(Effect.provide(Tools))
+  it("the toolkit runtime and the tracing setup type-check", () => {
+    // Stands in for the README's `declare const Model` (a provider's model).
+    const Model: Layer.Layer<LanguageModel.LanguageModel> = Layer.effect(
+      LanguageModel.LanguageModel,
+      LanguageModel.make({ generateText: () => Effect.succeed([]), streamText: () => Stream.empty })
+    )
+    const runtime = ManagedRuntime.make(
+      Layer.mergeAll(DelegationToolkitLive.layer, Model).pipe(Layer.provideMerge(NodeDelegationsLive))
+    )
+    const conversation = async () => {
+      const chat = await runtime.runPromise(Chat.empty)
+      await runtime.runPromise(
+        chat.generateText({ prompt: "Ask ws-research for a summary of the Q3 report", toolkit: DelegationToolkit })
+      )
+      await runtime.runPromise(chat.generateText({ prompt: "Is the summary ready?", toolkit: DelegationToolkit }))
+      await runtime.dispose()
+    }
     const program = Effect.void
     const traced = program.pipe(Effect.provide(NodeDelegationsLive), Effect.provide(OtelNode.layerConfig("my-agent")))
-    expect(Effect.isEffect(withTools)).toBe(true)
+    expect(typeof conversation).toBe("function")
     expect(Effect.isEffect(traced)).toBe(true)
   })
 })
