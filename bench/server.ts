@@ -15,13 +15,26 @@ const server = Http.createServer((req, res) => {
   req.on("data", (chunk: Buffer) => chunks.push(chunk))
   req.on("end", () => {
     const url = req.url ?? "/"
+    // A peer with the SDK's v0.3 compatibility layer: A2A 1.0 with the header (the library, which reads the
+    // card below once), v0.3 without (the floor's message/send).
     if (req.method === "POST" && url === "/a2a") {
       const request = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown }
       return json(res, 200, {
         jsonrpc: "2.0",
         id: request.id ?? null,
-        result: { kind: "message", role: "agent", messageId: "m", parts: [{ kind: "text", text: "ok" }] }
+        result: req.headers["a2a-version"] === "1.0"
+          ? { message: { messageId: "m", role: "ROLE_AGENT", parts: [{ text: "ok", mediaType: "text/plain" }] } }
+          : { kind: "message", role: "agent", messageId: "m", parts: [{ kind: "text", text: "ok" }] }
       })
+    }
+    if (req.method === "GET" && url === "/.well-known/agent-card.json") {
+      const jsonRpc = (protocolVersion: string) => ({
+        url: `http://127.0.0.1:${port}/a2a`,
+        protocolBinding: "JSONRPC",
+        tenant: "",
+        protocolVersion
+      })
+      return json(res, 200, { name: "bench-peer", supportedInterfaces: [jsonRpc("1.0"), jsonRpc("0.3")] })
     }
     if (req.method === "GET" && url.startsWith("/registry/discover/")) {
       const id = decodeURIComponent(url.slice("/registry/discover/".length))

@@ -205,8 +205,8 @@ const taskJson = (version: ProtocolVersion, id: string, state: TaskState, text: 
 
 const messageJson = (version: ProtocolVersion, messageId: string, text: string) =>
   version === "0.3"
-    ? { kind: "message", role: "agent", messageId, parts: [{ kind: "text", text }] }
-    : { messageId, role: "ROLE_AGENT", parts: [{ text, mediaType: "text/plain" }] }
+    ? { kind: "message", role: "agent", messageId, contextId: `ctx-${messageId}`, parts: [{ kind: "text", text }] }
+    : { messageId, contextId: `ctx-${messageId}`, role: "ROLE_AGENT", parts: [{ text, mediaType: "text/plain" }] }
 
 // A 1.0 send result is wrapped (`{message}` / `{task}`); a v0.3 one is the object itself.
 const sendResult = (version: ProtocolVersion, kind: "message" | "task", value: unknown): unknown =>
