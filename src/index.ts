@@ -12,8 +12,10 @@ export * from "./services/Discovery.js"
 export * from "./services/PlatformMirror.js"
 export * from "./services/Rbac.js"
 
-/** A2A v0.3 wire schemas and helpers. */
+/** A2A wire schemas (1.0 and v0.3), version constants and helpers. */
 export * as A2A from "./services/A2A.js"
+/** The per-peer A2A version choice (`A2A_PROTOCOL`), for hosts writing their own transport. */
+export * as ProtocolChoice from "./programs/protocol.js"
 
 /** Live A2A transport over the host's `HttpClient`. */
 export * as A2ATransportHttp from "./layers/A2ATransportHttp.js"
