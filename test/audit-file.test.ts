@@ -340,7 +340,9 @@ describe("AUDIT_LOG_PATH without a FileSystem", () => {
           ["WORKSPACE_ID", SELF],
           ["PLATFORM_URL", PLATFORM],
           ["AUDIT_LOG_PATH", path],
-          ["AUDIT_LOG_LEVEL", "Info"]
+          ["AUDIT_LOG_LEVEL", "Info"],
+          // The scripted peer answers every request with a v0.3 Message.
+          ["A2A_PROTOCOL", "0.3"]
         ]))))
       )
       const host = yield* start(layer).pipe(Effect.provide(logs.layer))

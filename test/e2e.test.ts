@@ -436,12 +436,18 @@ describe("e2e: a platform that is down", () => {
       expect(done.attempts).toBe(1)
       expect(done.error).toBeUndefined()
 
+      // One line per tolerated failure: what failed, why, and which setting to check.
       const warnings = logs.lines.filter((line) => line.level === "WARN").map((line) => line.message).sort()
-      expect(warnings).toEqual([
+      expect(warnings.map((warning) => warning.split(": ")[0])).toEqual([
         "platform notify failed; the delegation outcome is unchanged",
         "platform record failed; the delegation outcome is unchanged",
         "platform update failed; the delegation outcome is unchanged"
       ])
+      for (const warning of warnings) {
+        expect(warning).toContain("connection refused")
+        expect(warning).toContain(`check PLATFORM_URL (${platformUrl})`)
+        expect(warning).not.toContain("\n")
+      }
       expect(logs.lines.filter((line) => line.level === "ERROR" || line.level === "FATAL")).toEqual([])
 
       expect(yield* Context.get(context, DiscoveryTest.DiscoveryTest).lookups).toEqual(["ws-fast"])
@@ -463,7 +469,9 @@ describe("e2e: the local platform's contract", () => {
       const id = yield* host.delegate({ workspaceId: "ws-fast", task: "who am I?" })
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
-      expect(done.error).toBe("Discovery failed: HTTP 401 (invalid workspace auth token)")
+      expect(done.error).toBe(
+        "Discovery failed: HTTP 401 (invalid workspace auth token; the platform rejected PLATFORM_TOKEN: check it)"
+      )
       expect(done.attempts).toBe(0)
       const cause = done.cause
       expect(cause?._tag).toBe("DiscoveryError")
