@@ -616,7 +616,7 @@ describe("DelegationsLayer.layer over a fake network", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
-      const done = yield* d.await(id)
+      const done = yield* d.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(done.result).toBe("the answer")
       expect(done.attempts).toBe(1)
@@ -652,7 +652,7 @@ describe("DelegationsLayer.layer over a fake network", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
-      const done = yield* d.await(id)
+      const done = yield* d.awaitSettled(id)
       expect(done.status).toBe("completed")
       const [peer] = yield* peerPosts
       const header = peer!.headers["traceparent"]
@@ -668,7 +668,7 @@ describe("DelegationsLayer.layer over a fake network", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
-      const fiber = yield* Effect.fork(d.await(id))
+      const fiber = yield* Effect.fork(d.awaitSettled(id))
 
       yield* untilSleepAt(5_000)
       expect(yield* peerPosts).toHaveLength(1)
@@ -697,7 +697,7 @@ describe("DelegationsLayer.layer over a fake network", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
-      const fiber = yield* Effect.fork(d.await(id))
+      const fiber = yield* Effect.fork(d.awaitSettled(id))
 
       yield* untilSleepAt(30_000)
       expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).not.toContain(5_000)
@@ -728,7 +728,7 @@ describe("DelegationsLayer.layer over a fake network", () => {
       Effect.gen(function*() {
         const d = yield* Delegations
         const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
-        const done = yield* d.await(id)
+        const done = yield* d.awaitSettled(id)
         expect(done.status).toBe("failed")
         expect(done.attempts).toBe(1)
         expect(done.error).toContain(text)
@@ -742,7 +742,7 @@ describe("DelegationsLayer.layer over a fake network", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
-      const done = yield* d.await(id)
+      const done = yield* d.awaitSettled(id)
       expect(done.status).toBe("queued")
       expect(done.queueId).toBe("q-1")
       expect(done.queueDepth).toBe(2)
@@ -811,8 +811,8 @@ describe("DelegationsLive configured from Config", () => {
       const first = yield* d.delegate({ workspaceId: "target", task: "one" })
       const second = yield* d.delegate({ workspaceId: "target", task: "two" })
       expect((yield* d.status(second)).status).toBe("pending")
-      expect((yield* d.await(first)).status).toBe("completed")
-      expect((yield* d.await(second)).status).toBe("completed")
+      expect((yield* d.awaitSettled(first)).status).toBe("completed")
+      expect((yield* d.awaitSettled(second)).status).toBe("completed")
       expect(yield* peerPosts).toHaveLength(2)
     }).pipe(Effect.provide(configured([...baseEnv, ["DELEGATION_CONCURRENCY", "1"]], always(Http.reply(200, rpcResult(agentMessage("done"), null)))))))
 
@@ -831,7 +831,7 @@ describe("DelegationsLive configured from Config", () => {
     Effect.gen(function*() {
       const d = yield* Delegations
       const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
-      const done = yield* d.await(id)
+      const done = yield* d.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(1)
       expect(done.error).toContain("refused")
