@@ -184,7 +184,9 @@ describe("live HTTP layers over loopback", () => {
       const id = yield* delegations.delegate({ workspaceId: "peer-1", task: "x" })
       const done = yield* delegations.awaitSettled(id)
       expect(done.status).toBe("failed")
-      expect(done.error).toBe("Discovery failed: HTTP 401 (missing workspace auth token)")
+      expect(done.error).toBe(
+        "Discovery failed: HTTP 401 (missing workspace auth token; the platform rejected PLATFORM_TOKEN: check it)"
+      )
       expect(done.attempts).toBe(0)
     }))
 })
