@@ -1,9 +1,12 @@
 /**
  * `npm run demo`: the whole delegation flow on one machine, over real HTTP.
  *
- * Starts a local platform and three A2A peers in-process (fast, busy with
- * capacity 1, broken), delegates a scenario through `DelegationsLive` with proxy
- * dispatch, and shows the delegations as a table that updates while they move.
+ * Starts a local platform and four A2A peers in-process (fast: A2A 1.0 only;
+ * legacy: v0.3 only; busy: v0.3 with capacity 1; broken), delegates a scenario
+ * through `DelegationsLive` hosts, one dispatching directly (`A2A_PROTOCOL` auto,
+ * so each peer gets its own version) and one through the platform proxy (pinned to
+ * 0.3, since the proxy does not forward `A2A-Version`), and shows the delegations as
+ * a table that updates while they move; its peer column names the version spoken.
  * `npm run -s demo -- --json` prints the final rows as JSON instead.
  */
 import { FileSystem, HttpBody, HttpClient } from "@effect/platform"
@@ -38,10 +41,11 @@ const otlpEndpoint = Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.wi
 
 /** One line of the scenario: a delegation the runtime accepted, or a request it refused. */
 type Row =
-  | { readonly kind: "delegation"; readonly label: string; readonly id: string }
+  | { readonly kind: "delegation"; readonly label: string; readonly host: string; readonly id: string }
   | {
     readonly kind: "refused"
     readonly label: string
+    readonly host: string
     readonly workspaceId: string
     readonly task: string
     readonly status: "denied" | "invalid"
@@ -66,6 +70,8 @@ const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegatio
     return {
       task: row.label,
       peer: peerName(d.workspaceId),
+      // Set by the first request sent, so a pending row has none.
+      version: d.protocolVersion,
       state: d.status,
       tries: d.attempts,
       elapsed: elapsed(d, now),
@@ -130,25 +136,35 @@ const program = Effect.gen(function*() {
   const say = (lines: ReadonlyArray<string>) =>
     Console.log(lines.flatMap((line) => wrapIndented(line, width(), 4)).join("\n"))
 
-  // --- the world: one platform, three peers --------------------------------------------------
+  // --- the world: one platform, four peers, each with the agent card of its version ----------------
   const platform = yield* LocalPlatform.make()
   const fast = yield* LocalPeer.make({
     name: "fast",
+    protocol: "1.0", // strict, as @a2a-js/sdk 1.x by default: a request without `A2A-Version: 1.0` gets -32009
     behaviour: { latency: "400 millis", reply: (task) => `answer to "${task}"` }
   })
+  const legacy = yield* LocalPeer.make({
+    name: "legacy",
+    protocol: "0.3", // an old peer: `SendMessage` gets -32601
+    behaviour: { latency: "600 millis", reply: (task) => `notes on "${task}"` }
+  })
+  // Reached through the proxy only, which drops `A2A-Version`: a strict 1.0 peer would refuse every request.
   const busy = yield* LocalPeer.make({
     name: "busy",
+    protocol: "0.3",
     behaviour: { latency: "2500 millis", reply: (task) => `report on "${task}"` }
   })
-  const broken = yield* LocalPeer.make({ name: "broken", behaviour: { drop: true } })
+  const broken = yield* LocalPeer.make({ name: "broken", protocol: "1.0", behaviour: { drop: true } })
 
   const orchestratorToken = yield* platform.register({ id: "ws-orchestrator", name: "Orchestrator" })
+  const schedulerToken = yield* platform.register({ id: "ws-scheduler", name: "Scheduler" })
   const internToken = yield* platform.register({ id: "ws-intern", name: "Intern" })
   yield* platform.register({ id: "ws-fast", url: fast.url, capacity: 4 })
+  yield* platform.register({ id: "ws-legacy", url: legacy.url, capacity: 4 })
   yield* platform.register({ id: "ws-busy", url: busy.url, capacity: 1 })
   yield* platform.register({ id: "ws-broken", url: broken.url, capacity: 4 })
 
-  // --- two hosts configured through Config, as an agent would be through its environment ---------
+  // --- three hosts configured through Config, as an agent would be through its environment -------
   const host = (env: Record<string, string>) =>
     Layer.build(
       DelegationsLive.pipe(
@@ -164,18 +180,31 @@ const program = Effect.gen(function*() {
   const common = {
     PLATFORM_URL: platform.url,
     AUDIT_LOG_PATH: auditPath,
-    A2A_VIA_PLATFORM_PROXY: "true",
     DELEGATION_RETRY_ATTEMPTS: "3",
     DELEGATION_RETRY_DELAY: "0.5",
     DELEGATION_TIMEOUT: "15"
   }
+  // Direct dispatch, A2A_PROTOCOL auto (the default): each peer's agent card picks its version.
   const orchestrator = yield* host({ ...common, WORKSPACE_ID: "ws-orchestrator", PLATFORM_TOKEN: orchestratorToken })
+  // Proxy dispatch, so a busy peer's overflow is queued; pinned to 0.3 because the proxy drops `A2A-Version`.
+  const scheduler = yield* host({
+    ...common,
+    WORKSPACE_ID: "ws-scheduler",
+    PLATFORM_TOKEN: schedulerToken,
+    A2A_VIA_PLATFORM_PROXY: "true",
+    A2A_PROTOCOL: "0.3"
+  })
   const intern = yield* host({
     ...common,
     WORKSPACE_ID: "ws-intern",
     PLATFORM_TOKEN: internToken,
     RBAC_ROLES: "read-only"
   })
+  const hostName = new Map<Delegations["Type"], string>([
+    [orchestrator, "ws-orchestrator"],
+    [scheduler, "ws-scheduler"],
+    [intern, "ws-intern"]
+  ])
 
   // --- the scenario ----------------------------------------------------------------------------
   const rows: Array<Row> = []
@@ -187,10 +216,11 @@ const program = Effect.gen(function*() {
   ) =>
     who.delegate({ workspaceId, task }).pipe(
       Effect.match({
-        onSuccess: (id): Row => ({ kind: "delegation", label, id }),
+        onSuccess: (id): Row => ({ kind: "delegation", label, host: hostName.get(who)!, id }),
         onFailure: (error): Row => ({
           kind: "refused",
           label,
+          host: hostName.get(who)!,
           workspaceId,
           task,
           status: error._tag === "AccessDenied" ? "denied" : "invalid",
@@ -202,9 +232,9 @@ const program = Effect.gen(function*() {
 
   yield* delegate(orchestrator, "summarise the Q3 report", "ws-fast", "summarise the Q3 report")
   yield* delegate(orchestrator, "translate the memo", "ws-fast", "translate the memo to French")
-  yield* delegate(orchestrator, "list open incidents", "ws-fast", "list open incidents")
-  yield* delegate(orchestrator, "audit the ledger", "ws-busy", "audit the ledger")
-  yield* delegate(orchestrator, "audit the payroll", "ws-busy", "audit the payroll")
+  yield* delegate(orchestrator, "list open incidents", "ws-legacy", "list open incidents")
+  yield* delegate(scheduler, "audit the ledger", "ws-busy", "audit the ledger")
+  yield* delegate(scheduler, "audit the payroll", "ws-busy", "audit the payroll")
   yield* delegate(orchestrator, "rebuild the index", "ws-broken", "rebuild the index")
   yield* delegate(intern, "intern delegates", "ws-fast", "anything at all")
   yield* delegate(orchestrator, "bad peer id", "ws busy; rm -rf /", "whatever")
@@ -234,17 +264,22 @@ const program = Effect.gen(function*() {
 
   if (!jsonMode) {
     yield* say([
-      "effect-a2a-delegation demo: a platform and three A2A peers over loopback HTTP.",
-      "  fast    answers in 0.4 s",
-      "  busy    capacity 1, 2.5 s per task (the platform queues the overflow)",
-      "  broken  drops every connection",
-      "  intern  a second workspace whose role (read-only) may not delegate",
+      "effect-a2a-delegation demo: a platform and four A2A peers over loopback HTTP.",
+      "  fast          A2A 1.0 only, answers in 0.4 s",
+      "  legacy        A2A v0.3 only, answers in 0.6 s",
+      "  busy          A2A v0.3 only, capacity 1, 2.5 s per task (overflow is queued)",
+      "  broken        drops every connection",
+      "and three workspaces that delegate to them:",
+      "  orchestrator  directly to fast, legacy and broken, A2A_PROTOCOL=auto",
+      "  scheduler     to busy through the platform proxy, A2A_PROTOCOL=0.3",
+      "  intern        a workspace whose role (read-only) may not delegate",
       ""
     ])
   }
 
   const snapshot = Effect.gen(function*() {
-    const all = yield* orchestrator.list // also refreshes queued delegations from the platform
+    // Each host lists its own; `list` also refreshes queued delegations from the platform.
+    const all = (yield* Effect.all([orchestrator.list, scheduler.list])).flat()
     const now = yield* Clock.currentTimeMillis
     const byId = new Map(all.map((d) => [d.id as string, d]))
     yield* show(tableRows(rows, byId, now))
@@ -262,18 +297,25 @@ const program = Effect.gen(function*() {
   const finishedAt = yield* Clock.currentTimeMillis
   const refused = rows.flatMap((row) => (row.kind === "refused" ? [row] : []))
   if (jsonMode) {
-    // Delegations and refused requests in one shape: label, workspaceId, task, status, attempts, error or result.
+    // Delegations and refused requests in one shape: label, host, protocolVersion, workspaceId, task, status,
+    // attempts, error or result. protocolVersion is null where no request was sent.
     const encode = Schema.encode(Delegation)
     const delegations = yield* Effect.forEach(
       rows.flatMap((row) => (row.kind === "delegation" ? [row] : [])),
-      (row) => Effect.map(encode(final.byId.get(row.id)!), (d) => ({ label: row.label, ...d }))
+      (row) =>
+        Effect.map(
+          encode(final.byId.get(row.id)!),
+          (d) => ({ label: row.label, host: row.host, protocolVersion: null, ...d })
+        )
     )
     yield* Console.log(JSON.stringify(
       {
         auditLog: auditPath,
         delegations,
-        refused: refused.map(({ error, label, status, task, workspaceId }) => ({
+        refused: refused.map(({ error, host, label, status, task, workspaceId }) => ({
           label,
+          host,
+          protocolVersion: null,
           workspaceId,
           task: task.slice(0, 200),
           status,
@@ -297,6 +339,14 @@ const program = Effect.gen(function*() {
           : `  could not export traces and metrics to ${endpoint}: ${result.left}`))
     : undefined
   const events = (yield* fs.readFileString(auditPath)).trim().split("\n").length
+  // The versions each peer was spoken to, from the delegations themselves.
+  const spoken = (workspaceId: string) =>
+    `${peerName(workspaceId)} ${
+      [...new Set(final.all.flatMap((d) => d.workspaceId === workspaceId && d.protocolVersion ? [d.protocolVersion] : []))]
+        .join("+") || "none"
+    }`
+  const cardsRead = (yield* fast.cardRequests).length + (yield* legacy.cardRequests).length +
+    (yield* busy.cardRequests).length + (yield* broken.cardRequests).length
   yield* say([
     "",
     `Done in ${((finishedAt - started) / 1000).toFixed(1)} s: ${final.all.length} delegations, ${refused.length} refused.`,
@@ -304,6 +354,8 @@ const program = Effect.gen(function*() {
     `denied ${refused.filter((r) => r.status === "denied").length}  invalid ${
       refused.filter((r) => r.status === "invalid").length
     }`,
+    `  A2A directly, auto (${cardsRead} agent cards read): ${["ws-fast", "ws-legacy", "ws-broken"].map(spoken).join(", ")}`,
+    `  A2A through the platform proxy, pinned: ${spoken("ws-busy")}`,
     ...wasQueued.map((d) =>
       `  ${d.task}: queued behind another task on "${d.workspaceId}", then ${d.status} once the platform drained its queue`
     ),
@@ -311,7 +363,9 @@ const program = Effect.gen(function*() {
     ...(exported === undefined ? [] : [exported]),
     `  the platform holds ${platformRows.length} delegation rows; peers saw fast ${
       (yield* fast.requests).length
-    }, busy ${(yield* busy.requests).length}, broken ${(yield* broken.requests).length} requests`
+    }, legacy ${(yield* legacy.requests).length}, busy ${(yield* busy.requests).length}, broken ${
+      (yield* broken.requests).length
+    } requests`
   ])
 })
 

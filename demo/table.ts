@@ -8,6 +8,8 @@
 export interface TableRow {
   readonly task: string
   readonly peer: string
+  /** The A2A version spoken to the peer ("1.0", "0.3"); shown after its name, as `fast·1.0`. */
+  readonly version?: string | undefined
   /** pending, in_progress, queued, completed, failed, denied or invalid. */
   readonly state: string
   readonly tries?: number | undefined
@@ -68,6 +70,20 @@ export const cut = (text: string, width: number): string => {
     used += w
   }
   return `${out}…`
+}
+
+/**
+ * The peer cell: the name, then `·` and the version spoken. When it is too wide the
+ * name is cut and the version kept, since the version is what the cell is read for.
+ */
+export const peerCell = (peer: string, version: string | undefined, width: number): string => {
+  const name = sanitize(peer)
+  const suffix = version === undefined || version === "" ? "" : `·${sanitize(version)}`
+  const full = `${name}${suffix}`
+  if (visibleWidth(full) <= width) return full
+  return suffix !== "" && width >= visibleWidth(suffix) + 2
+    ? `${cut(name, width - visibleWidth(suffix))}${suffix}`
+    : cut(full, width)
 }
 
 const pad = (text: string, width: number): string => text + " ".repeat(Math.max(0, width - visibleWidth(text)))
@@ -168,19 +184,20 @@ const DETAIL_MIN = 28
 
 /**
  * Picks the columns for the width: full headers and two-space gaps when there
- * is room; then single gaps and short headers; then no row number and
- * narrower task and peer columns; then no elapsed time and no tries. The detail column
- * gets whatever is left.
+ * is room; then single gaps and short headers; then no row number and a
+ * narrower task column; then narrower task and peer columns; then no elapsed
+ * time and no tries. The detail column gets whatever is left.
  */
 const layout = (rows: ReadonlyArray<TableRow>, width: number) => {
   const longest = (values: ReadonlyArray<string>) => Math.max(0, ...values.map(visibleWidth))
   const task = longest(rows.map((r) => sanitize(r.task)))
-  const peer = longest(rows.map((r) => sanitize(r.peer)))
+  const peer = longest(rows.map((r) => peerCell(r.peer, r.version, Infinity)))
   const n = String(rows.length).length
   const steps: ReadonlyArray<{ gap: number; short: boolean; task: number; peer: number; drop: ReadonlyArray<Key> }> = [
     { gap: 2, short: false, task: 24, peer: 10, drop: [] },
     { gap: 1, short: true, task: 24, peer: 10, drop: [] },
-    { gap: 1, short: true, task: 18, peer: 8, drop: ["n"] },
+    // Peer 10 keeps a name and its version (`legacy·0.3`) whole at 80 columns: 52 for the rest, DETAIL_MIN left.
+    { gap: 1, short: true, task: 18, peer: 10, drop: ["n"] },
     { gap: 1, short: true, task: 14, peer: 7, drop: ["n"] },
     { gap: 1, short: true, task: 12, peer: 7, drop: ["n", "elapsed"] },
     { gap: 1, short: true, task: 10, peer: 6, drop: ["n", "elapsed", "tries"] }
@@ -216,10 +233,11 @@ export const renderTable = (rows: ReadonlyArray<TableRow>, options: TableOptions
     const code = stateColors[state]
     return options.color && code !== undefined ? `\x1b[${code}m${text}\x1b[0m` : text
   }
+  const peerWidth = columns.find((c) => c.key === "peer")?.width ?? 0
   const cellsOf = (row: TableRow, index: number): Record<Key, string> => ({
     n: String(index + 1),
     task: sanitize(row.task),
-    peer: sanitize(row.peer),
+    peer: peerCell(row.peer, row.version, peerWidth),
     state: row.state,
     tries: row.tries === undefined ? "" : String(row.tries),
     elapsed: row.elapsed ?? ""

@@ -1,10 +1,12 @@
 /**
- * The demo's table (demo/table.ts): it fits the terminal, keeps every state and
- * the informative part of errors, and has no colour when told so.
+ * The demo's table (demo/table.ts): it fits the terminal, keeps every state, the
+ * A2A version spoken to each peer and the informative part of errors, and has no
+ * colour when told so.
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
   colorEnabled,
+  peerCell,
   redraw,
   renderTable,
   screenRows,
@@ -18,20 +20,31 @@ import {
 const longError =
   "Transport error: HTTP 502 (failed to reach workspace agent: connect ECONNREFUSED 10.20.30.40:8000 after 3 attempts)"
 
+// As the demo has them: a strict 1.0 peer and an old 0.3 one reached directly, a 0.3 peer through the proxy.
 const rows: ReadonlyArray<TableRow> = [
-  { task: "summarise the Q3 report", peer: "fast", state: "completed", tries: 1, elapsed: "0.6s", detail: "answer to \"summarise the Q3 report\"" },
-  { task: "translate the memo", peer: "fast", state: "in_progress", tries: 1, elapsed: "0.3s" },
-  { task: "list open incidents", peer: "fast", state: "pending", tries: 0, elapsed: "0.0s" },
+  {
+    task: "summarise the Q3 report",
+    peer: "fast",
+    version: "1.0",
+    state: "completed",
+    tries: 1,
+    elapsed: "0.6s",
+    detail: "answer to \"summarise the Q3 report\""
+  },
+  { task: "translate the memo", peer: "fast", version: "1.0", state: "in_progress", tries: 1, elapsed: "0.3s" },
+  { task: "list open incidents", peer: "legacy", version: "0.3", state: "completed", tries: 1, elapsed: "0.9s", detail: "notes" },
+  { task: "audit the ledger", peer: "busy", state: "pending", tries: 0, elapsed: "0.0s" },
   {
     task: "audit the payroll",
     peer: "busy",
+    version: "0.3",
     state: "queued",
     tries: 1,
     elapsed: "2.7s",
     detail: "workspace agent busy — request queued, will dispatch when capacity available",
     queueDepth: 2
   },
-  { task: "rebuild the index", peer: "broken", state: "failed", tries: 3, elapsed: "1.7s", detail: longError },
+  { task: "rebuild the index", peer: "broken", version: "1.0", state: "failed", tries: 3, elapsed: "1.7s", detail: longError },
   { task: "intern delegates", peer: "fast", state: "denied", tries: 0, detail: "RBAC: no 'delegate' permission. Roles: [read-only]" },
   {
     task: "bad peer id",
@@ -42,17 +55,18 @@ const rows: ReadonlyArray<TableRow> = [
   }
 ]
 
-/** The table read back: each row's state cell and its whole detail text (first line plus continuation lines). */
+/** The table read back: each row's peer and state cells and its whole detail text (first line plus continuation lines). */
 const readBack = (lines: ReadonlyArray<string>) => {
   const plain = lines.map(stripAnsi)
   const header = plain[0]!
+  const peerAt = header.indexOf("peer")
   const stateAt = header.indexOf("state")
   const detailAt = header.indexOf("result")
-  const parsed: Array<{ state: string; detail: string }> = []
+  const parsed: Array<{ peer: string; state: string; detail: string }> = []
   for (const line of plain.slice(2)) {
     const state = line.slice(stateAt, stateAt + 11).trim()
     const detail = line.slice(detailAt).trim()
-    if (state !== "") parsed.push({ state, detail })
+    if (state !== "") parsed.push({ peer: line.slice(peerAt, stateAt).trim(), state, detail })
     else parsed[parsed.length - 1]!.detail += ` ${detail}`
   }
   return parsed
@@ -66,6 +80,19 @@ describe("demo table", () => {
 
       it("prints no line wider than the terminal", () => {
         for (const line of [...colored, ...plain]) expect(visibleWidth(line)).toBeLessThanOrEqual(width)
+      })
+
+      it("names the A2A version spoken after each peer, and none where no request was sent", () => {
+        expect(readBack(plain).map((row) => row.peer)).toEqual([
+          "fast·1.0",
+          "fast·1.0",
+          "legacy·0.3",
+          "busy",
+          "busy·0.3",
+          "broken·1.0",
+          "fast",
+          "ws busy; …"
+        ])
       })
 
       it("shows every row's state, in order", () => {
@@ -97,6 +124,15 @@ describe("demo table", () => {
       .toBe(longError)
     const wide = renderTable(rows, { width: 200, color: false })
     expect(wide.some((line) => line.endsWith(longError))).toBe(true)
+  })
+
+  it("cuts a peer's name before its version", () => {
+    expect(peerCell("legacy", "0.3", 10)).toBe("legacy·0.3")
+    expect(peerCell("legacy", "0.3", 7)).toBe("le…·0.3")
+    expect(peerCell("legacy", undefined, 7)).toBe("legacy")
+    expect(peerCell("a-very-long-peer", "1.0", 5)).toBe("a-ve…")
+    // At 60 columns the peer column is 6 wide.
+    expect(readBack(renderTable(rows, { width: 60, color: false }))[2]!.peer).toBe("l…·0.3")
   })
 
   it("stays within the width and the height on a tiny terminal", () => {
