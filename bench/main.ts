@@ -27,7 +27,6 @@ import {
   Delegations,
   DelegationsLayer,
   Discovery,
-  linearRetry,
   PeerEndpoint,
   PlatformMirror,
   RbacStatic
@@ -112,7 +111,7 @@ const storeFigures = () =>
         workspaceId: SELF,
         history: STORED,
         timeout: Duration.seconds(300),
-        retrySchedule: linearRetry(3, "5 seconds"),
+        retrySchedule: DelegationsLayer.linearRetry(3, "5 seconds"),
         pollSchedule: DelegationsLayer.defaultPollSchedule
       }).pipe(Layer.provide(Layer.mergeAll(
         // Services that keep nothing, so the heap growth is the store's alone.

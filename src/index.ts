@@ -1,21 +1,64 @@
 /**
  * effect-a2a-delegation: non-blocking A2A delegation for Effect.
  *
+ * The service contracts' tags, models and errors are exported by name; every other module
+ * is a namespace named after its file.
+ *
  * @since 0.1.0
  */
-import * as DelegationsLayer from "./layers/DelegationsLive.js"
+import * as DelegationsLayer from "./layers/DelegationsLayer.js"
 
-export * from "./services/A2ATransport.js"
-export * from "./services/Audit.js"
-export * from "./services/Delegations.js"
-export * from "./services/Discovery.js"
-export * from "./services/PlatformMirror.js"
-export * from "./services/Rbac.js"
+// --- service contracts: tags, models, errors, guards --------------------------------------------
+
+export {
+  A2AResponseError,
+  A2ATransport,
+  A2ATransportError,
+  isTransportError,
+  isVersionMismatch,
+  JsonRpcError,
+  MessageReply,
+  QueuedReply,
+  TaskReply
+} from "./services/A2ATransport.js"
+export type {
+  A2AError,
+  CancelTask,
+  GetTask,
+  PeerProtocol,
+  SendMessage,
+  SendReply
+} from "./services/A2ATransport.js"
+export { Audit } from "./services/Audit.js"
+export type { AuditEvent, AuditOutcome, AuditRecord } from "./services/Audit.js"
+export {
+  Delegation,
+  DelegationAborted,
+  DelegationFailure,
+  DelegationId,
+  DelegationNotFound,
+  Delegations,
+  DelegationStatus,
+  DelegationTimeout,
+  InvalidDelegation,
+  PeerTaskFailed
+} from "./services/Delegations.js"
+export type { DelegateRequest } from "./services/Delegations.js"
+export { DelegationStore } from "./services/DelegationStore.js"
+export { Discovery, DiscoveryError, PeerEndpoint } from "./services/Discovery.js"
+export { PlatformDelegationRow, PlatformError, PlatformMirror } from "./services/PlatformMirror.js"
+export type { NotifyDelegation, RecordDelegation, UpdateDelegation } from "./services/PlatformMirror.js"
+export { AccessDenied, Rbac } from "./services/Rbac.js"
+export type { Permissions } from "./services/Rbac.js"
+
+// --- modules ----------------------------------------------------------------------------------------
 
 /** A2A wire schemas (1.0 and v0.3), version constants and helpers. */
 export * as A2A from "./services/A2A.js"
+/** Delegation metrics (Effect `Metric`s): started, finished by outcome, attempts, retries, durations. */
+export * as DelegationMetrics from "./services/DelegationMetrics.js"
 /** The per-peer A2A version choice (`A2A_PROTOCOL`), for hosts writing their own transport. */
-export * as ProtocolChoice from "./programs/protocol.js"
+export * as ProtocolChoice from "./services/ProtocolChoice.js"
 
 /** Live A2A transport over the host's `HttpClient`. */
 export * as A2ATransportHttp from "./layers/A2ATransportHttp.js"
@@ -27,6 +70,10 @@ export * as AuditFile from "./layers/AuditFile.js"
 export * as AuditLog from "./layers/AuditLog.js"
 /** In-memory audit sink for tests. */
 export * as AuditMemory from "./layers/AuditMemory.js"
+/** The `Delegations` layers: `layerConfig`, `layer(options)`, `layerCore(settings)`, `layerCoreWithoutStore`. */
+export * as DelegationsLayer from "./layers/DelegationsLayer.js"
+/** The default `DelegationStore`: a `Ref` in memory with a bounded history. */
+export * as DelegationStoreMemory from "./layers/DelegationStoreMemory.js"
 /** Live discovery through the platform registry. */
 export * as DiscoveryHttp from "./layers/DiscoveryHttp.js"
 /** Per-request timeouts a client can enforce natively (`NativeRequestTimeout`). */
@@ -43,14 +90,12 @@ export * as PlatformMirrorTest from "./layers/PlatformMirrorTest.js"
 export * as RbacStatic from "./layers/RbacStatic.js"
 /** Allow-all / deny-all RBAC for tests. */
 export * as RbacTest from "./layers/RbacTest.js"
-/** The `Delegations` layers: `layerCore`, `layer(options)`, `layerConfig`. */
-export { DelegationsLayer }
 
-/** The live `Delegations` stack configured from the environment; needs the host's `HttpClient`. */
-export const DelegationsLive = DelegationsLayer.layerConfig
-
-/** Delegation metrics (Effect `Metric`s): started, finished by outcome, attempts, retries, durations. */
-export * as DelegationMetrics from "./programs/metrics.js"
-
-/** The delegation program and its schedules, for hosts composing their own runtime. */
-export { linearRetry, withRetryAfter } from "./programs/runDelegation.js"
+/**
+ * The live `Delegations` stack configured from the environment (the README's configuration
+ * table): `DelegationsLayer.layerConfig(DelegationsLayer.config)`. Needs the host's `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const DelegationsLive = DelegationsLayer.layerConfig(DelegationsLayer.config)

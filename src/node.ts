@@ -6,7 +6,7 @@
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import type { ConfigError } from "effect"
 import { Layer } from "effect"
-import * as DelegationsLayer from "./layers/DelegationsLive.js"
+import * as DelegationsLayer from "./layers/DelegationsLayer.js"
 import * as NodeHttpClientPooled from "./layers/NodeHttpClientPooled.js"
 import type { Delegations } from "./services/Delegations.js"
 
@@ -20,6 +20,8 @@ export { NodeHttpClientPooled }
  * @since 0.1.0
  * @category layers
  */
-export const NodeDelegationsLive: Layer.Layer<Delegations, ConfigError.ConfigError> = DelegationsLayer.layerConfig.pipe(
+export const NodeDelegationsLive: Layer.Layer<Delegations, ConfigError.ConfigError> = DelegationsLayer.layerConfig(
+  DelegationsLayer.config
+).pipe(
   Layer.provide(Layer.mergeAll(NodeHttpClientPooled.layer(), NodeFileSystem.layer, NodePath.layer))
 )

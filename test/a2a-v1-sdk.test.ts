@@ -12,7 +12,6 @@ import {
   AuditMemory,
   DelegationsLayer,
   DiscoveryTest,
-  linearRetry,
   PeerEndpoint,
   PlatformMirrorTest,
   RbacTest
@@ -39,7 +38,7 @@ const host = (peer: SdkPeer, protocol?: A2A.ProtocolSetting) =>
       workspaceId: SELF,
       history: 100,
       timeout: Duration.seconds(5),
-      retrySchedule: linearRetry(3, "50 millis"),
+      retrySchedule: DelegationsLayer.linearRetry(3, "50 millis"),
       pollSchedule: Schedule.spaced("50 millis")
     }).pipe(Layer.provide(Layer.mergeAll(
       transportLayer(protocol),

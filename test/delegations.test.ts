@@ -5,8 +5,12 @@ import {
   A2ATransportTest,
   AccessDenied,
   AuditMemory,
+  Delegation,
   DelegationNotFound,
   Delegations,
+  DelegationsLayer,
+  DelegationStore,
+  DelegationStoreMemory,
   DiscoveryError,
   DiscoveryTest,
   InvalidDelegation,
@@ -14,8 +18,8 @@ import {
   PlatformMirrorTest,
   RbacTest
 } from "effect-a2a-delegation"
-import type { AuditRecord, PlatformDelegationRow, SendMessage } from "effect-a2a-delegation"
-import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+import type { AuditRecord, PlatformDelegationRow, SendMessage, SendReply } from "effect-a2a-delegation"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Random, Ref, Scope, TestClock } from "effect"
 import { PEER, PEER_URL, SELF, testLayer } from "./fixtures/layers.js"
 
 // --- helpers -------------------------------------------------------------------------------------
@@ -1271,5 +1275,93 @@ describe("after the layer is closed", () => {
       const all = yield* delegations.list
       expect(all.map((d) => d.status)).toEqual(["failed"])
       expect(all[0]!.error).toMatch(/^interrupted/)
+    }))
+})
+
+// --- the store and the ids ---------------------------------------------------------------------------------
+
+describe("DelegationStore", () => {
+  /** The memory store, with every change it is asked to write recorded as `id status`. */
+  const recordingStore = Effect.gen(function*() {
+    const memory = yield* DelegationStoreMemory.make({ history: 10 })
+    const writes = yield* Ref.make<ReadonlyArray<string>>([])
+    const note = (delegation: Option.Option<Delegation>) =>
+      Option.match(delegation, {
+        onNone: () => Effect.void,
+        onSome: (d) => Ref.update(writes, (all) => [...all, `${d.id} ${d.status}`])
+      })
+    const store = DelegationStore.of({
+      ...memory,
+      insert: (delegation) => Effect.zipRight(memory.insert(delegation), note(Option.some(delegation))),
+      update: (id, f) => Effect.tap(memory.update(id, f), note)
+    })
+    return { store, writes }
+  })
+
+  const coreWith = (store: DelegationStore["Type"], send: A2ATransportTest.Script<SendMessage, SendReply>) =>
+    DelegationsLayer.layerCoreWithoutStore({
+      workspaceId: SELF,
+      timeout: Duration.seconds(300),
+      retrySchedule: DelegationsLayer.linearRetry(3, "5 seconds"),
+      pollSchedule: DelegationsLayer.defaultPollSchedule
+    }).pipe(Layer.provideMerge(Layer.mergeAll(
+      Layer.succeed(DelegationStore, store),
+      A2ATransportTest.layer({ send }),
+      DiscoveryTest.layer({ [PEER]: PEER_URL }),
+      PlatformMirrorTest.layer(),
+      AuditMemory.layer({ workspaceId: SELF }),
+      RbacTest.layer({ allow: true })
+    )))
+
+  it.effect("a host's own store receives every state change, and status and list read from it", () =>
+    Effect.gen(function*() {
+      const { store, writes } = yield* recordingStore
+      yield* Effect.gen(function*() {
+        const d = yield* Delegations
+        const id = yield* d.delegate({ workspaceId: PEER, task: "stored elsewhere" })
+        const done = yield* d.awaitSettled(id)
+        expect(done.status).toBe("completed")
+        // pending, in progress, the attempt (count and version), completed
+        expect(yield* Ref.get(writes)).toEqual([`${id} pending`, `${id} in_progress`, `${id} in_progress`, `${id} completed`])
+        expect(Option.map(yield* store.get(id), (stored) => stored.result)).toEqual(Option.some("done"))
+        expect((yield* d.list).map((x) => x.id)).toEqual([id])
+        expect((yield* d.status(id)).attempts).toBe(1)
+      }).pipe(Effect.provide(coreWith(store, [A2ATransportTest.message("done")])))
+    }))
+
+  it.effect("closing the layer fails the pending and running delegations in the host's store", () =>
+    Effect.gen(function*() {
+      const { store } = yield* recordingStore
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(coreWith(store, [Effect.never]), scope)
+      const d = Context.get(context, Delegations)
+      const id = yield* d.delegate({ workspaceId: PEER, task: "cut short" })
+      yield* settle
+      yield* Scope.close(scope, Exit.void)
+      const stored = yield* store.get(id)
+      expect(Option.map(stored, (x) => [x.status, x.cause?._tag])).toEqual(Option.some(["failed", "DelegationAborted"]))
+    }))
+})
+
+describe("delegation ids", () => {
+  const idsWith = (seed: string) =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const a = yield* d.delegate({ workspaceId: PEER, task: "one" })
+      const b = yield* d.delegate({ workspaceId: PEER, task: "two" })
+      return [a, b]
+    }).pipe(Effect.withRandom(Random.make(seed)), Effect.provide(testLayer({ send: [A2ATransportTest.message("done")] })))
+
+  it.effect("are UUIDs (v4) drawn from the Random service: the same seed gives the same ids", () =>
+    Effect.gen(function*() {
+      const first = yield* idsWith("seed-1")
+      const again = yield* idsWith("seed-1")
+      const other = yield* idsWith("seed-2")
+      for (const id of [...first, ...other]) {
+        expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+      }
+      expect(again).toEqual(first)
+      expect(first[0]).not.toBe(first[1])
+      expect(other).not.toEqual(first)
     }))
 })

@@ -12,7 +12,6 @@ import {
   Delegations,
   DelegationsLayer,
   DiscoveryTest,
-  linearRetry,
   PlatformMirrorHttp,
   RbacStatic
 } from "effect-a2a-delegation"
@@ -114,8 +113,8 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
 
       const queued = yield* host.awaitSettled(second)
       expect(queued.status).toBe("queued")
-      expect(queued.queueId).toBeTypeOf("string")
-      expect(queued.queueId).not.toBe("")
+      // the platform's ids are UUIDs (v4), as the real platform's are
+      expect(queued.queueId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
       expect(queued.queueDepth).toBe(1)
       expect(queued.queueMessage).toContain("request queued")
       expect(queued.attempts).toBe(1)
@@ -407,7 +406,7 @@ describe("e2e: a platform that is down", () => {
           history: 100,
           timeout: Duration.seconds(2),
           mirrorTimeout: Duration.millis(500),
-          retrySchedule: linearRetry(3, "50 millis"),
+          retrySchedule: DelegationsLayer.linearRetry(3, "50 millis"),
           pollSchedule: Schedule.spaced("50 millis")
         }).pipe(
           Layer.provideMerge(Layer.mergeAll(

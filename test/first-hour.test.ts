@@ -4,9 +4,9 @@
  * that name the variable to set.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { A2ATransportTest, Delegations, DelegationsLayer, PlatformMirrorTest } from "effect-a2a-delegation"
+import { A2ATransportTest, Delegations, DelegationsLayer, DelegationsLive, PlatformMirrorTest } from "effect-a2a-delegation"
 import type { PlatformDelegationRow } from "effect-a2a-delegation"
-import { ConfigProvider, Context, Duration, Effect, Either, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
+import { Config, ConfigError, ConfigProvider, Context, Duration, Effect, Fiber, Layer, Logger, LogLevel, Ref, TestClock } from "effect"
 import { captureLogs } from "./fixtures/e2e.js"
 import * as Http from "./fixtures/http.js"
 import { PEER, testLayer } from "./fixtures/layers.js"
@@ -92,55 +92,131 @@ describe("await waits for the final outcome", () => {
 // --- durations -------------------------------------------------------------------------------------------
 
 describe("duration options", () => {
-  it("a plain number means seconds, as in the environment variable", () => {
-    const resolved = DelegationsLayer.resolveOptions({ workspaceId: "ws-me", timeout: 300, retryDelay: 2, mirrorTimeout: 7 })
-    expect(Either.isRight(resolved)).toBe(true)
-    if (Either.isLeft(resolved)) return
-    expect(Duration.toSeconds(resolved.right.timeout)).toBe(300)
-    expect(Duration.toSeconds(resolved.right.platformTimeout)).toBe(7)
-  })
+  /** The live stack over `network`, built for the test's scope. */
+  const build = (options: Partial<DelegationsLayer.Options>, network: Http.Handler) =>
+    Layer.build(
+      DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM, protocol: "0.3", ...options }).pipe(
+        Layer.provide(Http.layer(network))
+      )
+    ).pipe(Effect.map(Context.get(Delegations)))
 
-  it("Effect duration input is taken as it is", () => {
-    const resolved = DelegationsLayer.resolveOptions({ workspaceId: "ws-me", timeout: "250 millis" })
-    expect(Either.isRight(resolved) && Duration.toMillis(resolved.right.timeout)).toBe(250)
-  })
+  /** Delegates once and returns the waiting fiber. */
+  const started = (d: Delegations["Type"]) => Effect.flatMap(d.delegate({ workspaceId: PEER, task: "ping" }), (id) => Effect.fork(d.await(id)))
 
-  it("a value that is not a duration is a ConfigError naming the setting", () => {
-    for (
-      const [options, key] of [
-        [{ timeout: -1 }, "DELEGATION_TIMEOUT"],
-        [{ timeout: Number.NaN }, "DELEGATION_TIMEOUT"],
-        [{ timeout: "soon" as Duration.DurationInput }, "DELEGATION_TIMEOUT"],
-        [{ retryDelay: "later" as Duration.DurationInput }, "DELEGATION_RETRY_DELAY"],
-        [{ timeout: 0 }, "DELEGATION_TIMEOUT"]
-      ] as const
-    ) {
-      const resolved = DelegationsLayer.resolveOptions({ workspaceId: "ws-me", ...options })
-      expect(Either.isLeft(resolved)).toBe(true)
-      if (Either.isRight(resolved)) continue
-      expect(String(resolved.left)).toContain(key)
-    }
-  })
+  const hungPeer: Http.Handler = (request) => request.url === PEER_A2A ? Effect.never : Effect.succeed(healthyNetwork(request))
 
-  it.scoped("layer({ timeout: 2 }) gives a hung peer two seconds, not two milliseconds", () =>
+  const timeouts = [
+    { name: "layer({ timeout: 2 }) gives a hung peer two seconds, not two milliseconds", timeout: 2, just: 1900, past: 200, text: "2s" },
+    { name: "Effect duration input is taken as it is: timeout \"250 millis\"", timeout: "250 millis", just: 240, past: 20, text: "250ms" }
+  ] as const
+  for (const { just, name, past, text, timeout } of timeouts) {
+    it.scoped(name, () =>
+      Effect.gen(function*() {
+        const d = yield* build({ timeout, retryAttempts: 1 }, hungPeer)
+        const waiting = yield* started(d)
+        yield* TestClock.adjust(`${just} millis`)
+        expect(waiting.unsafePoll()).toBeNull()
+        yield* TestClock.adjust(`${past} millis`)
+        const done = yield* Fiber.join(waiting)
+        expect(done.status).toBe("failed")
+        expect(done.error).toContain(text)
+      }))
+  }
+
+  it.scoped("retryDelay: 2 waits two seconds before the retry", () =>
     Effect.gen(function*() {
-      const network = Http.layer((request) => request.url === PEER_A2A ? Effect.never : Effect.succeed(healthyNetwork(request)))
-      const layer = DelegationsLayer.layer({
-        workspaceId: "ws-me",
-        platformUrl: PLATFORM,
-        timeout: 2,
-        retryAttempts: 1,
-        protocol: "0.3"
-      }).pipe(Layer.provide(network))
-      const d = yield* Layer.build(layer).pipe(Effect.map(Context.get(Delegations)))
-      const id = yield* d.delegate({ workspaceId: PEER, task: "slow" })
-      const waiting = yield* Effect.fork(d.await(id))
+      const posts = yield* Ref.make(0)
+      const refusedOnce: Http.Handler = (request) =>
+        request.url === PEER_A2A
+          ? Effect.map(Ref.getAndUpdate(posts, (n) => n + 1), (n) => n === 0 ? "refused" as const : healthyNetwork(request))
+          : Effect.succeed(healthyNetwork(request))
+      const d = yield* build({ retryDelay: 2 }, refusedOnce)
+      const waiting = yield* started(d)
       yield* TestClock.adjust("1900 millis")
+      expect(yield* Ref.get(posts)).toBe(1)
+      yield* TestClock.adjust("200 millis")
+      const done = yield* Fiber.join(waiting)
+      expect(done.status).toBe("completed")
+      expect(done.attempts).toBe(2)
+      expect(yield* Ref.get(posts)).toBe(2)
+    }))
+
+  it.scoped("mirrorTimeout: 7 gives a hung platform call seven seconds", () =>
+    Effect.gen(function*() {
+      const hungRecord: Http.Handler = (request) =>
+        request.url.endsWith("/delegations/record") ? Effect.never : Effect.succeed(healthyNetwork(request))
+      const d = yield* build({ mirrorTimeout: 7 }, hungRecord)
+      const waiting = yield* started(d)
+      yield* TestClock.adjust("6900 millis")
       expect(waiting.unsafePoll()).toBeNull()
       yield* TestClock.adjust("200 millis")
       const done = yield* Fiber.join(waiting)
-      expect(done.status).toBe("failed")
-      expect(done.error).toContain("2s")
+      // The record is best-effort: once it is given up, the delegation goes on and completes.
+      expect(done.status).toBe("completed")
+    }))
+
+  it.effect("a value out of bounds fails the layer with a ConfigError naming the setting", () =>
+    Effect.gen(function*() {
+      for (
+        const [options, key] of [
+          [{ timeout: -1 }, "DELEGATION_TIMEOUT"],
+          [{ timeout: Number.NaN }, "DELEGATION_TIMEOUT"],
+          [{ timeout: "soon" as Duration.DurationInput }, "DELEGATION_TIMEOUT"],
+          [{ retryDelay: "later" as Duration.DurationInput }, "DELEGATION_RETRY_DELAY"],
+          [{ timeout: 0 }, "DELEGATION_TIMEOUT"],
+          [{ mirrorTimeout: 0 }, "mirrorTimeout"],
+          [{ history: -1 }, "DELEGATION_HISTORY"],
+          [{ retryAttempts: 0 }, "DELEGATION_RETRY_ATTEMPTS"],
+          [{ workspaceId: " " }, "WORKSPACE_ID"],
+          [{ platformUrl: "ftp://platform" }, "PLATFORM_URL"]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Effect.scoped(build(options, (request) => Effect.succeed(healthyNetwork(request)))))
+        expect(ConfigError.isConfigError(error), key).toBe(true)
+        expect(String(error), key).toContain(key)
+      }
+    }))
+
+  it.scoped("layerConfig takes a Config per option, under the host's own names", () =>
+    Effect.gen(function*() {
+      const layer = DelegationsLayer.layerConfig({
+        workspaceId: Config.string("MY_WORKSPACE"),
+        platformUrl: Config.string("MY_PLATFORM"),
+        protocol: Config.succeed("0.3" as const),
+        timeout: Config.number("MY_TIMEOUT_SECONDS")
+      }).pipe(Layer.provide(Http.layer((request) => Effect.succeed(healthyNetwork(request)))))
+      const env = fromEnv([["MY_WORKSPACE", "ws-me"], ["MY_PLATFORM", PLATFORM], ["MY_TIMEOUT_SECONDS", "30"]])
+      const done = yield* delegateOnce().pipe(Effect.provide(layer.pipe(Layer.provide(env))))
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe("pong")
+
+      const missing = yield* Effect.flip(Effect.scoped(Layer.build(layer.pipe(Layer.provide(fromEnv([]))))))
+      expect(ConfigError.isConfigError(missing)).toBe(true)
+      expect(String(missing)).toContain("MY_WORKSPACE")
+      const outOfBounds = DelegationsLayer.layerConfig({ workspaceId: Config.succeed("ws-me"), timeout: Config.succeed(0) })
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(outOfBounds.pipe(Layer.provide(Http.layer(() => Effect.never))))))
+      expect(String(error)).toContain("DELEGATION_TIMEOUT")
+    }))
+
+  it.effect("the same bounds hold for values from the environment", () =>
+    Effect.gen(function*() {
+      for (
+        const [name, value] of [
+          ["DELEGATION_TIMEOUT", "0"],
+          ["DELEGATION_RETRY_DELAY", "-5"],
+          ["DELEGATION_HISTORY", "-1"],
+          ["DELEGATION_CONCURRENCY", "0"],
+          ["WORKSPACE_ID", ""]
+        ] as const
+      ) {
+        const layer = DelegationsLive.pipe(
+          Layer.provide(Http.layer((request) => Effect.succeed(healthyNetwork(request)))),
+          Layer.provide(fromEnv([["WORKSPACE_ID", "ws-me"], ["PLATFORM_URL", PLATFORM], [name, value]]))
+        )
+        const error = yield* Effect.flip(Effect.scoped(Layer.build(layer)))
+        expect(ConfigError.isConfigError(error), name).toBe(true)
+        expect(String(error), name).toContain(name)
+      }
     }))
 })
 
@@ -150,7 +226,7 @@ describe("logging", () => {
   it.scoped("a successful delegation writes nothing at Info: audit lines are at Debug unless asked", () =>
     Effect.gen(function*() {
       const logs = captureLogs()
-      const layer = DelegationsLayer.layerConfig.pipe(
+      const layer = DelegationsLive.pipe(
         Layer.provide(Http.layer((request) => Effect.succeed(healthyNetwork(request)))),
         Layer.provide(fromEnv([["WORKSPACE_ID", "ws-me"], ["PLATFORM_URL", PLATFORM], ["A2A_PROTOCOL", "0.3"]]))
       )
@@ -168,7 +244,7 @@ describe("logging", () => {
         .toEqual([["DEBUG", "audit delegation dispatched"], ["DEBUG", "audit delegation success"]])
 
       const asked = captureLogs()
-      const atInfo = DelegationsLayer.layerConfig.pipe(
+      const atInfo = DelegationsLive.pipe(
         Layer.provide(Http.layer((request) => Effect.succeed(healthyNetwork(request)))),
         Layer.provide(fromEnv([
           ["WORKSPACE_ID", "ws-me"],
@@ -217,7 +293,7 @@ describe("errors caused by configuration name the variable to set", () => {
   it.scoped("no PLATFORM_URL: an unreachable default platform says to set PLATFORM_URL", () =>
     Effect.gen(function*() {
       const network = Http.layer(() => Effect.succeed("refused" as const))
-      const layer = DelegationsLayer.layerConfig.pipe(
+      const layer = DelegationsLive.pipe(
         Layer.provide(network),
         Layer.provide(fromEnv([["WORKSPACE_ID", "ws-me"], ["DELEGATION_RETRY_ATTEMPTS", "1"]]))
       )

@@ -84,7 +84,7 @@ export const direct = OtelNode.layer({ endpoint: "http://localhost:4318", servic
 
 /** What each entry point must export at run time. */
 const exported: Readonly<Record<string, ReadonlyArray<string>>> = {
-  ".": ["Delegations", "DelegationsLayer", "DelegationsLive", "linearRetry"],
+  ".": ["Delegations", "DelegationsLayer", "DelegationsLive", "DelegationStore", "DelegationStoreMemory"],
   "./ai": ["DelegationToolkit", "DelegationToolkitLive"],
   "./node": ["NodeDelegationsLive", "NodeHttpClientPooled"],
   "./testing": ["LocalPeer", "LocalPlatform"],

@@ -10,7 +10,6 @@ import {
   DelegationsLayer,
   DelegationsLive,
   DiscoveryTest,
-  linearRetry,
   PlatformMirrorTest,
   RbacTest
 } from "effect-a2a-delegation"
@@ -90,7 +89,7 @@ describe("README", () => {
       history: 100,
       timeout: Duration.seconds(300),
       mirrorTimeout: Duration.seconds(10),
-      retrySchedule: linearRetry(3, "5 seconds"),
+      retrySchedule: DelegationsLayer.linearRetry(3, "5 seconds"),
       pollSchedule: DelegationsLayer.defaultPollSchedule
     }).pipe(Layer.provideMerge(Layer.mergeAll(
       // The first send finds the peer down, the retry gets the answer.

@@ -7,7 +7,7 @@
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
-import { DEFAULT_CAPACITY, DEFAULT_TIME_TO_LIVE, makeProtocolChoice } from "../programs/protocol.js"
+import { DEFAULT_CAPACITY, DEFAULT_TIME_TO_LIVE, makeProtocolChoice } from "../services/ProtocolChoice.js"
 import type { CardProtocol, ProtocolSetting, ProtocolVersion } from "../services/A2A.js"
 import {
   AGENT_CARD_PATH,

@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { Chunk, Context, Duration, Effect, Layer, Ref } from "effect"
-import { DEFAULT_CAPACITY, makeProtocolChoice } from "../programs/protocol.js"
+import { DEFAULT_CAPACITY, makeProtocolChoice } from "../services/ProtocolChoice.js"
 import type { CardProtocol, ProtocolSetting, TaskState } from "../services/A2A.js"
 import type { A2AError, CancelTask, GetTask, SendMessage, SendReply } from "../services/A2ATransport.js"
 import {

@@ -8,9 +8,8 @@
  * @since 0.1.0
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, DateTime, Effect, Layer, Option } from "effect"
 import type { ConfigError } from "effect"
-import { nowUtc } from "../programs/runDelegation.js"
 import { Audit, makeRecord } from "../services/Audit.js"
 
 /**
@@ -43,7 +42,7 @@ export const make = (options: Options) =>
     )
     return Audit.of({
       log: (event) =>
-        Effect.flatMap(nowUtc, (now) =>
+        Effect.flatMap(DateTime.now, (now) =>
           // O_APPEND keeps each line whole when fibers write concurrently.
           ensureDirectory.pipe(
             Effect.zipRight(

@@ -4,9 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, FiberRef, Layer, LogLevel } from "effect"
+import { DateTime, Effect, FiberRef, Layer, LogLevel } from "effect"
 import { Audit, makeRecord } from "../services/Audit.js"
-import { nowUtc } from "../programs/runDelegation.js"
 
 /**
  * Builds the sink; every record becomes one log line annotated with its fields.
@@ -22,7 +21,7 @@ export const make = (options: { readonly workspaceId: string; readonly level?: L
       Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) =>
         LogLevel.lessThan(level, minimum)
           ? Effect.void
-          : Effect.flatMap(nowUtc, (now) =>
+          : Effect.flatMap(DateTime.now, (now) =>
             Effect.logWithLevel(level, `audit ${event.eventType} ${event.outcome}`).pipe(
               Effect.annotateLogs(makeRecord(options.workspaceId, event, now))
             )))

@@ -3,10 +3,9 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, DateTime, Effect, Layer, Ref } from "effect"
 import type { AuditRecord } from "../services/Audit.js"
 import { Audit, makeRecord } from "../services/Audit.js"
-import { nowUtc } from "../programs/runDelegation.js"
 
 /**
  * Read access to what the memory sink received.
@@ -29,6 +28,6 @@ export const layer = (options: { readonly workspaceId: string }): Layer.Layer<Au
     const records = yield* Ref.make(Chunk.empty<AuditRecord>())
     return Context.make(Audit, {
       log: (event) =>
-        Effect.flatMap(nowUtc, (now) => Ref.update(records, Chunk.append(makeRecord(options.workspaceId, event, now))))
+        Effect.flatMap(DateTime.now, (now) => Ref.update(records, Chunk.append(makeRecord(options.workspaceId, event, now))))
     }).pipe(Context.add(AuditMemory, { records: Effect.map(Ref.get(records), Chunk.toReadonlyArray) }))
   }))

@@ -1,27 +1,36 @@
 /**
- * Resolves `queued` delegations from the platform's delegation list.
+ * Resolving `queued` delegations from the platform's delegation list (the platform's queue
+ * delivered the request and recorded the outcome).
  *
- * @since 0.1.0
+ * @internal
  */
-import { Cause, DateTime, Duration, Effect, Metric, Option } from "effect"
-import { Audit } from "../services/Audit.js"
+import { Cause, DateTime, Effect, Metric, Option } from "effect"
+import { bestEffort } from "../internal/bestEffort.js"
+import * as DelegationMetrics from "../services/DelegationMetrics.js"
+import type { Delegation } from "../services/Delegations.js"
 import { PeerTaskFailed } from "../services/Delegations.js"
 import type { PlatformDelegationRow } from "../services/PlatformMirror.js"
-import { PlatformMirror } from "../services/PlatformMirror.js"
-import { bestEffort } from "./bestEffort.js"
-import * as Metrics from "./metrics.js"
-import { nowUtc, patch } from "./runDelegation.js"
-import type { DelegationStore } from "./store.js"
+import type { DelegationChange, Engine } from "./engine.js"
+import { auditDelegation, updateDelegation } from "./engine.js"
 
 /**
- * The first completed or failed row of each delegation id (rows are newest first).
+ * Looks the given queued delegations up with one list call, and moves those the platform
+ * has resolved to completed or failed. A failed refresh changes nothing and raises nothing.
  *
- * @since 0.1.0
- * @category utils
+ * @internal
  */
-export const decisiveRows = (
-  rows: ReadonlyArray<PlatformDelegationRow>
-): ReadonlyMap<string, PlatformDelegationRow> => {
+export const refreshQueued = Effect.fnUntraced(function*(engine: Engine, ids: ReadonlyArray<string>) {
+  const rows = yield* platformRows(engine)
+  if (Option.isNone(rows)) return
+  const decided = decisiveRows(rows.value)
+  yield* Effect.forEach(ids, (id) => {
+    const row = decided.get(id)
+    return row === undefined ? Effect.void : resolveQueued(engine, id, row)
+  }, { discard: true })
+})
+
+/** The first completed or failed delegation row of each id (the platform lists the newest first). */
+const decisiveRows = (rows: ReadonlyArray<PlatformDelegationRow>): ReadonlyMap<string, PlatformDelegationRow> => {
   const decided = new Map<string, PlatformDelegationRow>()
   for (const row of rows) {
     if (row.delegation_id === undefined || decided.has(row.delegation_id)) continue
@@ -31,70 +40,51 @@ export const decisiveRows = (
   return decided
 }
 
-/**
- * Looks the given queued delegations up on the platform with one list call and
- * moves those the platform has resolved to completed or failed. A failed
- * refresh changes nothing and raises nothing.
- *
- * @since 0.1.0
- * @category programs
- */
-export const refreshQueued = (
-  ids: ReadonlyArray<string>,
-  store: DelegationStore,
-  options: { readonly mirrorTimeout?: Duration.DurationInput | undefined }
-): Effect.Effect<void, never, PlatformMirror | Audit> =>
-  Effect.gen(function*() {
-    const mirror = yield* PlatformMirror
-    const audit = yield* Audit
-    const rows = yield* (options.mirrorTimeout === undefined ? mirror.list : Effect.timeout(mirror.list, options.mirrorTimeout))
-      .pipe(
-      Effect.map(Option.some),
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause)
-          ? Effect.interrupt
-          : Effect.logDebug("queued refresh failed; delegations stay queued", cause).pipe(Effect.as(Option.none()))
-      )
+const platformRows = (engine: Engine): Effect.Effect<Option.Option<ReadonlyArray<PlatformDelegationRow>>> =>
+  (engine.mirrorTimeout === undefined ? engine.mirror.list : Effect.timeout(engine.mirror.list, engine.mirrorTimeout)).pipe(
+    Effect.asSome,
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.interrupt
+        : Effect.as(Effect.logDebug("queued refresh failed; delegations stay queued", cause), Option.none())
     )
-    if (Option.isNone(rows)) return
-    const decided = decisiveRows(rows.value)
-    for (const id of ids) {
-      const row = decided.get(id)
-      if (row === undefined) continue
-      const now = yield* nowUtc
-      let queuedSince: DateTime.Utc | undefined
-      const changed = yield* store.update(id, (d) => {
-        queuedSince = d.updatedAt
-        if (d.status !== "queued") return d
-        if (row.status === "completed") return patch(d, { status: "completed", result: row.response_preview ?? "" }, now)
-        const failure = new PeerTaskFailed({ reason: "platform", detail: row.error ?? "" })
-        return patch(d, { status: "failed", error: failure.message, cause: failure }, now)
-      })
-      if (Option.isNone(changed)) continue
-      const delegation = changed.value
-      const status = delegation.status === "completed" ? "completed" : "failed"
-      yield* Metric.increment(Metrics.finishedAs[status])
-      if (queuedSince !== undefined) {
-        yield* Metric.update(Metrics.timeQueued, (DateTime.toEpochMillis(now) - DateTime.toEpochMillis(queuedSince)) / 1000)
-      }
-      yield* audit.log({
-        eventType: "delegation",
-        action: "delegate",
-        resource: delegation.workspaceId,
-        outcome: status === "completed" ? "success" : "failure",
-        traceId: delegation.traceId ?? "",
-        delegationId: id,
-        extra: status === "completed"
-          ? { via: "platform_refresh" }
-          : { via: "platform_refresh", last_error: delegation.error ?? "" }
-      }).pipe(bestEffort("audit"))
-      yield* mirror.notify({
-        delegationId: id,
-        targetId: delegation.workspaceId,
-        status,
-        message: status === "completed"
-          ? `Queued delegation ${id} to ${delegation.workspaceId} completed.`
-          : `Queued delegation ${id} to ${delegation.workspaceId} failed: ${delegation.error ?? ""}`
-      }).pipe(bestEffort("platform notify", { timeout: options.mirrorTimeout }))
-    }
-  })
+  )
+
+const resolveQueued = Effect.fnUntraced(function*(engine: Engine, id: string, row: PlatformDelegationRow) {
+  const queued = yield* engine.store.get(id)
+  const resolved = yield* updateDelegation(engine, id, resolution(row), (d) => d.status === "queued")
+  if (Option.isNone(queued) || Option.isNone(resolved)) return
+  const delegation = resolved.value
+  yield* Metric.increment(DelegationMetrics.finishedAs[delegation.status === "completed" ? "completed" : "failed"])
+  yield* Metric.update(DelegationMetrics.timeQueued, DateTime.distance(queued.value.updatedAt, delegation.updatedAt) / 1000)
+  yield* announce(engine, delegation)
+})
+
+const resolution = (row: PlatformDelegationRow): DelegationChange => {
+  if (row.status === "completed") return { status: "completed", result: row.response_preview ?? "" }
+  const failure = new PeerTaskFailed({ reason: "platform", detail: row.error ?? "" })
+  return { status: "failed", error: failure.message, cause: failure }
+}
+
+const announce = (engine: Engine, delegation: Delegation) => {
+  const { id, workspaceId: target } = delegation
+  const completed = delegation.status === "completed"
+  const error = delegation.error ?? ""
+  return Effect.zipRight(
+    auditDelegation(
+      engine,
+      { id, target },
+      completed ? "success" : "failure",
+      delegation.traceId ?? "",
+      completed ? { via: "platform_refresh" } : { via: "platform_refresh", last_error: error }
+    ),
+    engine.mirror.notify({
+      delegationId: id,
+      targetId: target,
+      status: completed ? "completed" : "failed",
+      message: completed
+        ? `Queued delegation ${id} to ${target} completed.`
+        : `Queued delegation ${id} to ${target} failed: ${error}`
+    }).pipe(bestEffort("platform notify", { timeout: engine.mirrorTimeout }))
+  )
+}

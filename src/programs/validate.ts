@@ -1,15 +1,15 @@
 /**
  * Input rules checked before a delegation is stored.
  *
- * @since 0.1.0
+ * @internal
  */
 import { Effect } from "effect"
 import type { DelegateRequest } from "../services/Delegations.js"
 import { InvalidDelegation } from "../services/Delegations.js"
 
-/** Longest accepted workspace id. */
+/** Longest accepted workspace id. @internal */
 export const MAX_WORKSPACE_ID_LENGTH = 128
-/** Largest accepted task, in UTF-8 bytes (the platform proxy's body limit). */
+/** Largest accepted task, in UTF-8 bytes (the platform proxy's body limit). @internal */
 export const MAX_TASK_BYTES = 1024 * 1024
 
 const WORKSPACE_ID = /^[A-Za-z0-9._:-]+$/
@@ -17,8 +17,7 @@ const WORKSPACE_ID = /^[A-Za-z0-9._:-]+$/
 /**
  * UTF-8 length without allocating; a lone surrogate counts as the 3 bytes of U+FFFD.
  *
- * @since 0.1.0
- * @category utils
+ * @internal
  */
 export const utf8Length = (text: string): number => {
   let bytes = 0
@@ -43,8 +42,7 @@ const invalid = (field: InvalidDelegation["field"], rule: InvalidDelegation["rul
 /**
  * Checks a request against the rules; `selfId` is this workspace's own id.
  *
- * @since 0.1.0
- * @category validation
+ * @internal
  */
 export const validate = (
   request: DelegateRequest,

@@ -13,9 +13,10 @@
 import { HttpClient, HttpClientRequest, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpServer, HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Clock, DateTime, Effect, Either, FiberSet, Option, Random, Schema } from "effect"
+import { Clock, DateTime, Effect, Either, FiberSet, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import * as Http from "node:http"
+import { uuidV4 } from "../internal/uuid.js"
 import { answerText, JsonRpcResponse, Message, Task } from "../services/A2A.js"
 import { truncate } from "../services/PlatformMirror.js"
 
@@ -156,10 +157,6 @@ const decodeAgentError = decodeJson(Schema.Struct({ error: Schema.String }))
 const decodeTask = Schema.decodeUnknownEither(Task)
 const decodeMessage = Schema.decodeUnknownEither(Message)
 
-const uuid = Effect.map(
-  Effect.all([Random.nextIntBetween(0, 0x10000), Random.nextIntBetween(0, 0x10000), Random.nextIntBetween(0, 0x10000)]),
-  ([a, b, c]) => `${a.toString(16).padStart(4, "0")}${b.toString(16).padStart(4, "0")}-${c.toString(16).padStart(4, "0")}`
-)
 
 /** The answer text of a forwarded A2A reply, or the reason it is a failure. */
 const replyOutcome = (body: string): Either.Either<string, string> => {
@@ -202,7 +199,7 @@ export const make = (
 
     const register: LocalPlatform["register"] = (workspace) =>
       Effect.gen(function*() {
-        const token = `tok-${workspace.id}-${yield* uuid}`
+        const token = `tok-${workspace.id}-${yield* uuidV4}`
         const previous = workspaces.get(workspace.id)
         workspaces.set(workspace.id, {
           id: workspace.id,
@@ -283,7 +280,7 @@ export const make = (
 
     const addRow = (row: Omit<DelegationRow, "id" | "seq" | "createdAt">) =>
       Effect.gen(function*() {
-        const created: DelegationRow = { ...row, id: yield* uuid, seq: ++seq, createdAt: yield* now }
+        const created: DelegationRow = { ...row, id: yield* uuidV4, seq: ++seq, createdAt: yield* now }
         rows.push(created)
         return created
       })
@@ -390,7 +387,7 @@ export const make = (
           ? undefined
           : queue.find((item) => item.targetId === targetId && item.messageId === messageId)
         const item: QueueItem = existing ?? {
-          id: yield* uuid,
+          id: yield* uuidV4,
           targetId,
           callerId,
           body,

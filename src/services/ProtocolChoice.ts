@@ -12,9 +12,9 @@
  * @since 0.2.0
  */
 import { Cache, Duration, Effect } from "effect"
-import type { CardProtocol, ProtocolSetting, ProtocolVersion } from "../services/A2A.js"
-import type { PeerProtocol } from "../services/A2ATransport.js"
-import type { PeerEndpoint } from "../services/Discovery.js"
+import type { CardProtocol, ProtocolSetting, ProtocolVersion } from "./A2A.js"
+import type { PeerProtocol } from "./A2ATransport.js"
+import type { PeerEndpoint } from "./Discovery.js"
 
 /**
  * How the choice is made and how long it is kept.

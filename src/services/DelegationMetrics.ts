@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, FiberRef, Metric, MetricBoundaries } from "effect"
+import { Metric, MetricBoundaries } from "effect"
 
 const seconds = MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 16 })
 
@@ -34,7 +34,7 @@ export const finished = Metric.counter("delegations.finished", {
 })
 
 /**
- * A2A `message/send` POSTs made.
+ * Send attempts (`SendMessage` / `message/send` POSTs; the resend of a version fallback is part of its attempt).
  *
  * @since 0.1.0
  * @category metrics
@@ -79,42 +79,14 @@ export const timeQueued = Metric.histogram(
   "Seconds a queued delegation waited until the platform resolved it"
 )
 
-/** Pre-tagged counters, so the hot path does not rebuild them. */
+/**
+ * `finished`, tagged with each outcome.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const finishedAs = {
   completed: Metric.tagged(finished, "outcome", "completed"),
   failed: Metric.tagged(finished, "outcome", "failed"),
   queued: Metric.tagged(finished, "outcome", "queued")
 } as const
-
-/**
- * The delegation counters bound to one fiber's metric labels, read once when the
- * delegation starts: each update is then a plain call instead of an Effect step
- * (the labels do not change within a delegation's fiber).
- *
- * @since 0.1.0
- * @category models
- */
-export interface Recorder {
-  readonly started: () => void
-  readonly attempt: () => void
-  /** Counts an outcome and, when known, the seconds it took to reach it. */
-  readonly outcome: (outcome: keyof typeof finishedAs, seconds: number | undefined) => void
-}
-
-/**
- * A `Recorder` for the current fiber's metric labels.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const recorder: Effect.Effect<Recorder> = Effect.map(
-  FiberRef.get(FiberRef.currentMetricLabels),
-  (labels) => ({
-    started: () => started.unsafeUpdate(1, labels),
-    attempt: () => attempts.unsafeUpdate(1, labels),
-    outcome: (outcome, seconds) => {
-      finishedAs[outcome].unsafeUpdate(1, labels)
-      if (seconds !== undefined) timeToOutcome.unsafeUpdate(seconds, labels)
-    }
-  })
-)

@@ -1,0 +1,41 @@
+/**
+ * Side work (audit, platform mirror) that never decides an outcome.
+ *
+ * @internal
+ */
+import { Cause, Effect } from "effect"
+import type { Duration } from "effect"
+
+/**
+ * Runs `effect` within `timeout` (when given); a failure or defect is logged as one warning
+ * line (its full cause at Debug) and swallowed. Interruption still interrupts.
+ *
+ * @internal
+ */
+export const bestEffort = (
+  label: string,
+  options: {
+    readonly timeout?: Duration.DurationInput | undefined
+    /** Log annotations of the warning. */
+    readonly annotations?: Readonly<Record<string, unknown>> | undefined
+  } = {}
+) =>
+<E, R>(effect: Effect.Effect<void, E, R>): Effect.Effect<void, never, R> =>
+  Effect.catchAllCause(
+    options.timeout === undefined ? effect : Effect.asVoid(Effect.timeout(effect, options.timeout)),
+    (cause) => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+      const message = `${label} failed; the delegation outcome is unchanged`
+      return Effect.zipRight(
+        Effect.logWarning(`${message}: ${summary(cause)}`),
+        Effect.logDebug(message, cause)
+      ).pipe(Effect.annotateLogs(options.annotations ?? {}))
+    }
+  )
+
+/** The message of a cause's main error, on one line. */
+const summary = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  const text = error instanceof Error ? error.message : String(error)
+  return text.replace(/\s+/g, " ")
+}

@@ -1,0 +1,154 @@
+/**
+ * The `Delegations` service: a `FiberMap` of running delegations over a `DelegationStore`,
+ * owned by the scope of its layer. Closing the scope interrupts every running delegation,
+ * and each one records itself as failed (`interrupted`); a finalizer fails those that were
+ * still waiting for a place.
+ *
+ * @internal
+ */
+import { DateTime, Effect, Exit, Fiber, FiberMap, Option, Schedule } from "effect"
+import type { Scope } from "effect"
+import type { Settings } from "../layers/DelegationsLayer.js"
+import type { DelegationInput, Engine } from "../programs/engine.js"
+import { makeEngine, taskPreview, updateDelegation } from "../programs/engine.js"
+import { interrupted } from "../programs/recordOutcome.js"
+import { refreshQueued } from "../programs/refreshQueued.js"
+import { runDelegation } from "../programs/runDelegation.js"
+import { validate } from "../programs/validate.js"
+import type { A2ATransport } from "../services/A2ATransport.js"
+import type { Audit } from "../services/Audit.js"
+import type { DelegateRequest } from "../services/Delegations.js"
+import { Delegation, DelegationId, DelegationNotFound, Delegations } from "../services/Delegations.js"
+import type { DelegationStore } from "../services/DelegationStore.js"
+import type { Discovery } from "../services/Discovery.js"
+import type { PlatformMirror } from "../services/PlatformMirror.js"
+import { Rbac } from "../services/Rbac.js"
+import { bestEffort } from "./bestEffort.js"
+import * as Permits from "./permits.js"
+import { currentTraceId } from "./tracing.js"
+import { uuidV4 } from "./uuid.js"
+
+type Fibers = FiberMap.FiberMap<string, Option.Option<Delegation>>
+
+/**
+ * Builds the service; its fibers live in the surrounding scope. `settings` are valid.
+ *
+ * @internal
+ */
+export const make = (
+  settings: Omit<Settings, "history">
+): Effect.Effect<
+  Delegations["Type"],
+  never,
+  Scope.Scope | DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit | Rbac
+> =>
+  Effect.gen(function*() {
+    const engine = yield* makeEngine(settings)
+    const rbac = yield* Rbac
+    const permits = settings.concurrency === undefined ? undefined : yield* Permits.make(settings.concurrency)
+    // Added before the FiberMap, so it runs after the FiberMap has interrupted every fiber: a delegation
+    // still pending then never started (it waited for a place, or was interrupted before its first step).
+    yield* Effect.addFinalizer(() => abortPending(engine, "the Delegations layer was closed before the delegation started"))
+    const fibers: Fibers = yield* FiberMap.make<string, Option.Option<Delegation>>()
+    yield* Effect.addFinalizer(() => warnCutShort(fibers))
+    const start = (input: DelegationInput) =>
+      permits === undefined ? runDelegation(engine, input) : permits.withPermit(runDelegation(engine, input))
+    const status = (id: string) => statusOf(engine, id)
+    const awaitSettled = (id: string) => awaitFiber(engine, fibers, id)
+    return Delegations.of({
+      delegate: (request) => delegate(engine, rbac, request, (input) => FiberMap.run(fibers, input.id, start(input))),
+      status,
+      list: list(engine),
+      await: (id) => Effect.flatMap(awaitSettled(id), (d) => d.status === "queued" ? untilResolved(engine, id) : Effect.succeed(d)),
+      awaitSettled,
+      running: FiberMap.size(fibers)
+    })
+  })
+
+/** RBAC, validation, the `pending` row, and the background fiber. */
+const delegate = Effect.fnUntraced(function*(
+  engine: Engine,
+  rbac: Rbac["Type"],
+  request: DelegateRequest,
+  fork: (input: DelegationInput) => Effect.Effect<unknown>
+) {
+  yield* rbac.authorize("delegate").pipe(
+    Effect.tapError((denied) =>
+      Effect.flatMap(currentTraceId, (traceId) =>
+        engine.audit.log({
+          eventType: "rbac",
+          action: "rbac.deny",
+          resource: String(request.workspaceId),
+          outcome: "denied",
+          traceId,
+          extra: { attempted_action: denied.action, roles: denied.roles }
+        })).pipe(bestEffort("audit"))
+    )
+  )
+  const { task, workspaceId } = yield* validate(request, engine.workspaceId)
+  const id = DelegationId.make(yield* uuidV4)
+  const now = yield* DateTime.now
+  const delegation = { id, workspaceId, task: taskPreview(task), status: "pending", attempts: 0, createdAt: now, updatedAt: now } as const
+  yield* engine.store.insert(new Delegation(delegation, { disableValidation: true }))
+  yield* fork({ id, target: workspaceId, task }).pipe(
+    // A closed layer (or an interrupted caller) means the fiber never started: do not leave it pending.
+    Effect.onInterrupt(() => abort(engine, id, "the Delegations layer is closed"))
+  )
+  return id
+})
+
+const found = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationNotFound> =>
+  Effect.flatMap(engine.store.get(id), Option.match({
+    onNone: () => Effect.fail(new DelegationNotFound({ id })),
+    onSome: Effect.succeed
+  }))
+
+/** The stored delegation; a queued one is asked of the platform first. */
+const statusOf = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationNotFound> =>
+  Effect.flatMap(found(engine, id), (delegation) =>
+    delegation.status === "queued"
+      ? Effect.zipRight(refreshQueued(engine, [id]), found(engine, id))
+      : Effect.succeed(delegation))
+
+/** Every stored delegation; the queued ones are asked of the platform with one call. */
+const list = (engine: Engine): Effect.Effect<ReadonlyArray<Delegation>> =>
+  Effect.flatMap(engine.store.list, (all) => {
+    const queued = all.filter((d) => d.status === "queued").map((d) => d.id)
+    return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refreshQueued(engine, queued), engine.store.list)
+  })
+
+/** The state the delegation's fiber left (readable even once a small history has evicted it), else the stored one. */
+const awaitFiber = (engine: Engine, fibers: Fibers, id: string): Effect.Effect<Delegation, DelegationNotFound> =>
+  FiberMap.get(fibers, id).pipe(
+    Effect.flatMap(Fiber.await),
+    Effect.map(Exit.getOrElse(() => Option.none<Delegation>())),
+    Effect.catchTag("NoSuchElementException", () => Effect.succeed(Option.none<Delegation>())),
+    Effect.flatMap(Option.match({ onNone: () => found(engine, id), onSome: Effect.succeed }))
+  )
+
+/** A queued delegation is resolved by the platform, not by its fiber: ask the platform on the poll schedule. */
+const untilResolved = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationNotFound> => {
+  const pollSchedule: Schedule.Schedule<unknown, Delegation> = engine.pollSchedule
+  return statusOf(engine, id).pipe(
+    Effect.repeat({ schedule: Schedule.passthrough(pollSchedule), until: (d) => d.status !== "queued" })
+  )
+}
+
+/** Fails a delegation that never started. */
+const abort = (engine: Engine, id: string, detail: string) => {
+  const cause = interrupted(detail)
+  return updateDelegation(engine, id, { status: "failed", error: cause.message, cause }, (d) => d.status === "pending")
+}
+
+const abortPending = (engine: Engine, detail: string) =>
+  Effect.flatMap(engine.store.list, (all) =>
+    Effect.forEach(all.filter((d) => d.status === "pending"), (d) => abort(engine, d.id, detail), { discard: true }))
+
+// Delegations cut short by a closing layer are a common wiring mistake (a layer provided per request or per
+// chat turn), so say so once, with the fix. Runs before the FiberMap's finalizer.
+const warnCutShort = (fibers: Fibers) =>
+  Effect.flatMap(FiberMap.size(fibers), (running) =>
+    running === 0 ? Effect.void : Effect.logWarning(
+      `the Delegations layer closed with ${running} delegation(s) running; they end failed (interrupted). ` +
+        "Build the layer once for the whole host (ManagedRuntime.make, Layer.launch), not per request or chat turn"
+    ))

@@ -1,0 +1,387 @@
+/**
+ * The layers of the `Delegations` service.
+ *
+ * - `layerConfig(config)` / `layer(options)`: the live stack (HTTP discovery, A2A transport and
+ *   platform mirror over the host's `HttpClient`, audit, RBAC, the memory store), from `Config`
+ *   or from a plain object; `DelegationsLive` is `layerConfig(config)`, from the environment.
+ * - `layerCore(settings)`: the service alone, over `Discovery`, `A2ATransport`, `PlatformMirror`,
+ *   `Audit` and `Rbac` you provide, with the memory store; `layerCoreWithoutStore(settings)`
+ *   takes a `DelegationStore` too.
+ *
+ * Each layer owns the background fibers of its delegations: build it once for the whole host.
+ * Closing it interrupts every delegation still running, and each one ends `failed`
+ * (`interrupted`).
+ *
+ * @since 0.2.0
+ */
+import type { HttpClient } from "@effect/platform"
+import { FileSystem, Path } from "@effect/platform"
+import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
+import * as internal from "../internal/delegations.js"
+import { ProtocolSetting } from "../services/A2A.js"
+import type { A2ATransport, A2ATransportError } from "../services/A2ATransport.js"
+import type { Audit } from "../services/Audit.js"
+import { Delegations } from "../services/Delegations.js"
+import type { DelegationStore } from "../services/DelegationStore.js"
+import type { Discovery } from "../services/Discovery.js"
+import { isHttpUrl } from "../services/Discovery.js"
+import type { PlatformMirror } from "../services/PlatformMirror.js"
+import type { Permissions, Rbac } from "../services/Rbac.js"
+import * as A2ATransportHttp from "./A2ATransportHttp.js"
+import * as AuditFile from "./AuditFile.js"
+import * as AuditLog from "./AuditLog.js"
+import * as DelegationStoreMemory from "./DelegationStoreMemory.js"
+import * as DiscoveryHttp from "./DiscoveryHttp.js"
+import * as DiscoveryProxy from "./DiscoveryProxy.js"
+import * as PlatformMirrorHttp from "./PlatformMirrorHttp.js"
+import * as RbacStatic from "./RbacStatic.js"
+
+// --- the service alone ------------------------------------------------------------------------------
+
+/**
+ * Settings of the service itself (the services it uses are separate layers).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Settings {
+  /** This workspace's own id (the source of every delegation). */
+  readonly workspaceId: string
+  /** Finished delegations kept by the memory store (`DELEGATION_HISTORY`), an integer >= 0. */
+  readonly history: number
+  /** When to re-send after a transport failure; its input is the failure. `Retry-After` stays a lower bound. */
+  readonly retrySchedule: Schedule.Schedule<unknown, A2ATransportError>
+  /** When to poll `GetTask` / `tasks/get` while the peer's task is submitted or working. */
+  readonly pollSchedule: Schedule.Schedule<unknown, unknown>
+  /** How long a peer task may stay submitted or working (`DELEGATION_TIMEOUT`); > 0. */
+  readonly timeout: Duration.Duration
+  /**
+   * Upper bound of each best-effort platform call, > 0. Leave it out when the `PlatformMirror`
+   * bounds its own calls (the live one does).
+   */
+  readonly mirrorTimeout?: Duration.Duration | undefined
+  /**
+   * Delegations running at once (`DELEGATION_CONCURRENCY`), an integer >= 1; the others stay
+   * `pending`, in order, until a place is free. Unbounded when left out.
+   */
+  readonly concurrency?: number | undefined
+}
+
+/**
+ * Default `GetTask` / `tasks/get` polling: 0.5 s doubling, at most 10 s apart.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const defaultPollSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("500 millis").pipe(
+  Schedule.union(Schedule.spaced("10 seconds"))
+)
+
+/**
+ * The retry policy of the original module: `attempts` POSTs in total, waiting `delay * n`
+ * before the n-th retry.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const linearRetry = (
+  attempts: number,
+  delay: Duration.DurationInput
+): Schedule.Schedule<unknown, A2ATransportError> =>
+  Schedule.linear(delay).pipe(Schedule.intersect(Schedule.recurs(Math.max(0, attempts - 1))))
+
+/**
+ * The service alone, over a `DelegationStore` you provide (e.g. a durable one) and the
+ * `Discovery`, `A2ATransport`, `PlatformMirror`, `Audit` and `Rbac` services. Settings out of
+ * bounds are a defect when the layer is built.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerCoreWithoutStore = (
+  settings: Omit<Settings, "history">
+): Layer.Layer<Delegations, never, DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit | Rbac> =>
+  checkedCore(settings)
+
+/**
+ * The service alone with the memory store (`DelegationStoreMemory`, keeping `history` finished
+ * delegations): provide `Discovery`, `A2ATransport`, `PlatformMirror`, `Audit` and `Rbac`
+ * yourself (live, test, or your own). Settings out of bounds are a defect when the layer is built.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCore = (
+  settings: Settings
+): Layer.Layer<Delegations, never, Discovery | A2ATransport | PlatformMirror | Audit | Rbac> =>
+  checkedCore(settings).pipe(Layer.provide(DelegationStoreMemory.layer({ history: settings.history })))
+
+const checkedCore = (settings: Omit<Settings, "history"> & { readonly history?: number }) =>
+  Layer.scoped(Delegations, Effect.flatMap(Effect.orDie(checkSettings(settings)), internal.make))
+
+// --- the live stack ---------------------------------------------------------------------------------
+
+/**
+ * Everything `DelegationsLive` reads from the environment, as a plain object; every field but
+ * `workspaceId` has a default. Durations accept Effect duration input (`"5 seconds"`,
+ * `Duration.seconds(5)`); a plain number means seconds, as in the environment variables.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** This workspace's id (`WORKSPACE_ID`). */
+  readonly workspaceId: string
+  /** `PLATFORM_URL`, default `http://host.docker.internal:8080`. */
+  readonly platformUrl?: string | undefined
+  /** `PLATFORM_TOKEN`: sent as a bearer on every platform call, never to a peer. */
+  readonly platformToken?: Redacted.Redacted<string> | string | undefined
+  /** `PLATFORM_ORG_ID`: sent as `X-Molecule-Org-Id` on platform calls. */
+  readonly orgId?: string | undefined
+  /** `DELEGATION_RETRY_ATTEMPTS`: A2A POSTs in total on transport failures (3). */
+  readonly retryAttempts?: number | undefined
+  /** `DELEGATION_RETRY_DELAY`: the n-th retry waits `retryDelay * n` (5 seconds). */
+  readonly retryDelay?: Duration.DurationInput | undefined
+  /** `DELEGATION_TIMEOUT`: per A2A request, per discovery, and for following a task (300 seconds). */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** `DELEGATION_HISTORY`: finished delegations kept (100). */
+  readonly history?: number | undefined
+  /**
+   * `DELEGATION_CONCURRENCY`: delegations running at once; the others wait, `pending`, in order.
+   * Unbounded by default. Worth setting near the client's connection count when delegating
+   * thousands at once to peers that answer quickly (see the README's performance section).
+   */
+  readonly concurrency?: number | undefined
+  /** `RBAC_ROLES` (`["operator"]`). */
+  readonly roles?: ReadonlyArray<string> | undefined
+  /** `RBAC_ALLOWED_ACTIONS`: role -> actions; a listed role is decided only by its list. */
+  readonly allowedActions?: Permissions | undefined
+  /** Replaces the linear retry schedule (retryAttempts/retryDelay are then ignored). */
+  readonly retrySchedule?: Schedule.Schedule<unknown, A2ATransportError> | undefined
+  /** Replaces the `GetTask` / `tasks/get` polling schedule. */
+  readonly pollSchedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * `A2A_VIA_PLATFORM_PROXY`: send A2A through the platform's proxy (`/workspaces/{id}/a2a`)
+   * instead of straight to the discovered URL, so a busy peer's request is queued (202)
+   * instead of timing out. Default `false`.
+   */
+  readonly viaPlatformProxy?: boolean | undefined
+  /**
+   * `A2A_PROTOCOL`: the A2A version spoken to peers. `auto` (default) chooses per peer from its
+   * agent card, else tries 1.0 and switches once to 0.3 on a version answer; `1.0` or `0.3` pins it.
+   */
+  readonly protocol?: ProtocolSetting | undefined
+  /**
+   * `AUDIT_LOG_PATH`: append audit events to this file (JSON lines). Needs a `FileSystem` and
+   * `Path` in the environment (e.g. `NodeContext.layer`); without one, or without a path, audit
+   * events are Effect log lines.
+   */
+  readonly auditLogPath?: string | undefined
+  /**
+   * `AUDIT_LOG_LEVEL`: the level of audit log lines when no `AUDIT_LOG_PATH` is set (Debug, so
+   * they stay off a console at the default Info level; set Info to see them).
+   */
+  readonly auditLogLevel?: LogLevel.LogLevel | undefined
+  /** Upper bound of each platform call made by the mirror (10 seconds). */
+  readonly mirrorTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * `PLATFORM_URL` when none is configured.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_PLATFORM_URL = "http://host.docker.internal:8080"
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.option(config).pipe(Config.map(Option.getOrUndefined))
+
+/**
+ * The options from the environment variables of the README's configuration table (through
+ * the current `ConfigProvider`). Values are only read here; defaults and bounds are applied
+ * by `layerConfig`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  workspaceId: Config.string("WORKSPACE_ID"),
+  platformUrl: optional(Config.string("PLATFORM_URL")),
+  platformToken: optional(Config.redacted("PLATFORM_TOKEN")),
+  orgId: optional(Config.string("PLATFORM_ORG_ID")),
+  retryAttempts: optional(Config.integer("DELEGATION_RETRY_ATTEMPTS")),
+  retryDelay: optional(Config.number("DELEGATION_RETRY_DELAY")),
+  timeout: optional(Config.number("DELEGATION_TIMEOUT")),
+  history: optional(Config.integer("DELEGATION_HISTORY")),
+  concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
+  viaPlatformProxy: optional(Config.boolean("A2A_VIA_PLATFORM_PROXY")),
+  protocol: optional(Config.literal(...ProtocolSetting.literals)("A2A_PROTOCOL")),
+  auditLogPath: AuditFile.pathConfig.pipe(Config.map(Option.getOrUndefined)),
+  auditLogLevel: optional(Config.logLevel("AUDIT_LOG_LEVEL")),
+  rbac: RbacStatic.config
+}).pipe(Config.map(({ rbac, ...rest }) => ({ ...rest, roles: rbac.roles, allowedActions: rbac.allowedActions })))
+
+/**
+ * The live stack from `Config` (each field a `Config`, or the whole object one). Defaults are
+ * applied and values checked here, for every way of configuring: a missing or bad value fails
+ * the layer with a `ConfigError` naming it.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<Options>
+): Layer.Layer<Delegations, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.unwrapEffect(Effect.map(Effect.flatMap(Config.unwrap(options), resolveOptions), layerResolved))
+
+/**
+ * The live stack from a plain options object, for hosts that do not configure through the
+ * environment (optionally with their own retry `Schedule`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Delegations, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  layerConfig(Config.succeed(options))
+
+// --- defaults and bounds ------------------------------------------------------------------------
+
+/** Options with every default applied and every value checked. */
+interface ResolvedOptions extends Settings {
+  readonly platformUrl: string
+  /** No platform URL was configured, so `DEFAULT_PLATFORM_URL` is used (errors then say to set `PLATFORM_URL`). */
+  readonly platformUrlIsDefault: boolean
+  readonly platformToken: Option.Option<Redacted.Redacted<string>>
+  readonly orgId: Option.Option<string>
+  /** Bound of each call of the live platform mirror. */
+  readonly platformTimeout: Duration.Duration
+  readonly viaPlatformProxy: boolean
+  readonly protocol: ProtocolSetting
+  readonly auditLogPath: string | undefined
+  readonly auditLogLevel: LogLevel.LogLevel
+  readonly roles: ReadonlyArray<string>
+  readonly allowedActions: Permissions | undefined
+}
+
+const invalid = (key: string, message: string) => Either.left(ConfigError.InvalidData([key], message))
+
+/** A duration option: a plain number means seconds, as in the environment variable; anything else is Effect duration input. */
+const durationOption = (
+  key: string,
+  input: Duration.DurationInput | undefined,
+  defaultSeconds: number
+): Either.Either<Duration.Duration, ConfigError.ConfigError> => {
+  if (input === undefined) return Either.right(Duration.seconds(defaultSeconds))
+  if (typeof input === "number") {
+    return Number.isFinite(input) && input >= 0
+      ? Either.right(Duration.seconds(input))
+      : invalid(key, `must be a number of seconds >= 0, got ${input}`)
+  }
+  return Either.fromOption(
+    Duration.decodeUnknown(input),
+    () => ConfigError.InvalidData([key], `must be a duration ("30 seconds", Duration.seconds(30)) or a number of seconds`)
+  )
+}
+
+/** The bounds of the service's settings, however they are given. */
+const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?: number }>(
+  settings: S
+): Either.Either<S, ConfigError.ConfigError> => {
+  const { concurrency, history, mirrorTimeout, timeout } = settings
+  if (history !== undefined && !(Number.isInteger(history) && history >= 0)) {
+    return invalid("DELEGATION_HISTORY", `must be an integer >= 0, got ${history}`)
+  }
+  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1)) {
+    return invalid("DELEGATION_CONCURRENCY", `must be an integer >= 1, got ${concurrency}`)
+  }
+  if (!Duration.greaterThan(timeout, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
+  if (mirrorTimeout !== undefined && !Duration.greaterThan(mirrorTimeout, Duration.zero)) {
+    return invalid("mirrorTimeout", "must be > 0")
+  }
+  return Either.right(settings)
+}
+
+const resolveOptions = (options: Options): Either.Either<ResolvedOptions, ConfigError.ConfigError> =>
+  Either.gen(function*() {
+    const timeout = yield* durationOption("DELEGATION_TIMEOUT", options.timeout, 300)
+    const retryDelay = yield* durationOption("DELEGATION_RETRY_DELAY", options.retryDelay, 5)
+    const platformTimeout = yield* durationOption("mirrorTimeout", options.mirrorTimeout, 10)
+    const retryAttempts = options.retryAttempts ?? 3
+    const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
+    const protocol = options.protocol ?? "auto"
+    if (typeof options.workspaceId !== "string" || options.workspaceId.trim() === "") {
+      return yield* invalid("WORKSPACE_ID", "must be a non-empty workspace id")
+    }
+    if (!isHttpUrl(platformUrl)) return yield* invalid("PLATFORM_URL", `must be an absolute http(s) URL, got ${platformUrl}`)
+    if (!Number.isInteger(retryAttempts) || retryAttempts < 1) {
+      return yield* invalid("DELEGATION_RETRY_ATTEMPTS", "must be an integer >= 1")
+    }
+    if (!Schema.is(ProtocolSetting)(protocol)) return yield* invalid("A2A_PROTOCOL", `must be auto, 1.0 or 0.3, got ${protocol}`)
+    if (!Duration.greaterThan(platformTimeout, Duration.zero)) return yield* invalid("mirrorTimeout", "must be > 0")
+    const token = Option.fromNullable(options.platformToken).pipe(
+      Option.map((t) => (typeof t === "string" ? Redacted.make(t) : t)),
+      Option.filter((t) => Redacted.value(t) !== "")
+    )
+    return yield* checkSettings<ResolvedOptions>({
+      workspaceId: options.workspaceId,
+      history: options.history ?? 100,
+      concurrency: options.concurrency,
+      timeout,
+      // The live mirror bounds each call itself (`platformTimeout`), so the program adds no second timer.
+      mirrorTimeout: undefined,
+      retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),
+      pollSchedule: options.pollSchedule ?? defaultPollSchedule,
+      platformUrl,
+      platformUrlIsDefault: options.platformUrl === undefined,
+      platformToken: token,
+      orgId: Option.filter(Option.fromNullable(options.orgId), (org) => org !== ""),
+      platformTimeout,
+      viaPlatformProxy: options.viaPlatformProxy ?? false,
+      protocol,
+      auditLogPath: options.auditLogPath === "" ? undefined : options.auditLogPath,
+      auditLogLevel: options.auditLogLevel ?? LogLevel.Debug,
+      roles: options.roles ?? ["operator"],
+      allowedActions: options.allowedActions
+    })
+  })
+
+// --- wiring -------------------------------------------------------------------------------------------
+
+/** HTTP discovery, A2A and mirror over the host's `HttpClient`, audit to a file or the log, static RBAC. */
+const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
+  layerCore(options).pipe(
+    Layer.provide(Layer.mergeAll(
+      options.viaPlatformProxy
+        ? DiscoveryProxy.layer(options)
+        : DiscoveryHttp.layer(options),
+      A2ATransportHttp.layer({
+        workspaceId: options.workspaceId,
+        timeout: options.timeout,
+        platform: options,
+        protocol: options.protocol
+      }),
+      PlatformMirrorHttp.layer({ ...options, timeout: options.platformTimeout }),
+      auditLayer(options),
+      RbacStatic.layer({ roles: options.roles, allowedActions: options.allowedActions })
+    ))
+  )
+
+/** The file sink when a path is configured and the environment has a `FileSystem`; the log otherwise. */
+const auditLayer = (options: ResolvedOptions): Layer.Layer<Audit> => {
+  const { auditLogLevel: level, auditLogPath, workspaceId } = options
+  if (auditLogPath === undefined) return AuditLog.layer({ workspaceId, level })
+  return Layer.unwrapEffect(Effect.gen(function*() {
+    const fs = yield* Effect.serviceOption(FileSystem.FileSystem)
+    const path = yield* Effect.serviceOption(Path.Path)
+    if (Option.isSome(fs) && Option.isSome(path)) {
+      return AuditFile.layer({ path: auditLogPath, workspaceId }).pipe(
+        Layer.provide(Layer.merge(Layer.succeed(FileSystem.FileSystem, fs.value), Layer.succeed(Path.Path, path.value)))
+      )
+    }
+    yield* Effect.logWarning(
+      "AUDIT_LOG_PATH is set but no FileSystem/Path is provided (add NodeContext.layer); audit events go to the log"
+    )
+    return AuditLog.layer({ workspaceId, level })
+  }))
+}

@@ -1,0 +1,168 @@
+/**
+ * What every step of the delegation program works with: the services (resolved once,
+ * when the `Delegations` layer is built), the settings, and the delegation at hand.
+ *
+ * @internal
+ */
+import { DateTime, Effect } from "effect"
+import type { Duration, Option, Schedule } from "effect"
+import { bestEffort } from "../internal/bestEffort.js"
+import type { Settings } from "../layers/DelegationsLayer.js"
+import type { A2AError } from "../services/A2ATransport.js"
+import { A2ATransport } from "../services/A2ATransport.js"
+import type { AuditEvent } from "../services/Audit.js"
+import { Audit } from "../services/Audit.js"
+import type { DelegationId } from "../services/Delegations.js"
+import { Delegation } from "../services/Delegations.js"
+import { DelegationStore } from "../services/DelegationStore.js"
+import { Discovery } from "../services/Discovery.js"
+import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
+import { retryPolicy } from "./retryPolicy.js"
+
+/**
+ * The settings the delegation program reads.
+ *
+ * @internal
+ */
+export type ProgramSettings = Pick<Settings, "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout">
+
+/**
+ * The services and settings, as the steps take them.
+ *
+ * @internal
+ */
+export interface Engine {
+  readonly workspaceId: string
+  readonly store: DelegationStore["Type"]
+  readonly discovery: Discovery["Type"]
+  readonly transport: A2ATransport["Type"]
+  readonly mirror: PlatformMirror["Type"]
+  readonly audit: Audit["Type"]
+  /** The host's retry schedule with `Retry-After` and the retry events (see `retryPolicy`). */
+  readonly retrySchedule: Schedule.Schedule<unknown, A2AError>
+  readonly pollSchedule: Schedule.Schedule<unknown, unknown>
+  readonly timeout: Duration.Duration
+  readonly mirrorTimeout: Duration.Duration | undefined
+}
+
+/**
+ * Resolves the services once.
+ *
+ * @internal
+ */
+export const makeEngine = (
+  settings: ProgramSettings
+): Effect.Effect<Engine, never, DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit> =>
+  Effect.gen(function*() {
+    return {
+      workspaceId: settings.workspaceId,
+      store: yield* DelegationStore,
+      discovery: yield* Discovery,
+      transport: yield* A2ATransport,
+      mirror: yield* PlatformMirror,
+      audit: yield* Audit,
+      retrySchedule: retryPolicy(settings.retrySchedule),
+      pollSchedule: settings.pollSchedule,
+      timeout: settings.timeout,
+      mirrorTimeout: settings.mirrorTimeout
+    }
+  })
+
+/**
+ * One delegation to run.
+ *
+ * @internal
+ */
+export interface DelegationInput {
+  readonly id: DelegationId
+  /** The peer workspace. */
+  readonly target: string
+  /** The full task text (the store keeps only a preview). */
+  readonly task: string
+}
+
+/**
+ * The fields of a `Delegation` that change.
+ *
+ * @internal
+ */
+export type DelegationChange = Partial<ConstructorParameters<typeof Delegation>[0]>
+
+/**
+ * Applies `change` to the stored delegation when `when` holds for it, and sets `updatedAt`
+ * from the `Clock`. Returns the new state, or `None` when nothing was changed.
+ *
+ * @internal
+ */
+export const updateDelegation = (
+  engine: Engine,
+  id: string,
+  change: DelegationChange,
+  when: (delegation: Delegation) => boolean = () => true
+): Effect.Effect<Option.Option<Delegation>> =>
+  Effect.flatMap(DateTime.now, (updatedAt) =>
+    engine.store.update(id, (delegation) =>
+      when(delegation)
+        ? new Delegation({ ...delegation, ...change, updatedAt }, { disableValidation: true })
+        : delegation))
+
+/**
+ * Writes a `delegation` audit event; a failing sink is logged, never an outcome.
+ *
+ * @internal
+ */
+export const auditDelegation = (
+  engine: Engine,
+  delegation: { readonly id: string; readonly target: string },
+  outcome: AuditEvent["outcome"],
+  traceId: string,
+  extra: Readonly<Record<string, unknown>>
+): Effect.Effect<void> =>
+  engine.audit.log({
+    eventType: "delegation",
+    action: "delegate",
+    resource: delegation.target,
+    outcome,
+    traceId,
+    delegationId: delegation.id,
+    extra
+  }).pipe(bestEffort("audit", { annotations: logAnnotations(delegation) }))
+
+/**
+ * How a best-effort platform call about one delegation is run: bounded by `mirrorTimeout`,
+ * a failure logged with the delegation's ids.
+ *
+ * @internal
+ */
+export const mirrorOptions = (engine: Engine, delegation: { readonly id: string; readonly target: string }) => ({
+  timeout: engine.mirrorTimeout,
+  annotations: logAnnotations(delegation)
+})
+
+const logAnnotations = (delegation: { readonly id: string; readonly target: string }) => ({
+  delegation_id: delegation.id,
+  target_workspace_id: delegation.target
+})
+
+/** Characters of the task kept in the store and in audit previews. */
+const TASK_PREVIEW = 200
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/**
+ * The first 200 characters of a task, as a string of its own.
+ *
+ * @internal
+ */
+export const taskPreview = (task: string): string =>
+  // A cut string may keep a reference to the whole (up to 1 MiB) task for as long as the store keeps it.
+  task.length <= TASK_PREVIEW ? task : decoder.decode(encoder.encode(truncate(task, TASK_PREVIEW)))
+
+/**
+ * True while the delegation's own work may still change it.
+ *
+ * @internal
+ */
+export const isUnfinished = (delegation: Delegation): boolean =>
+  delegation.status === "pending" || delegation.status === "in_progress"

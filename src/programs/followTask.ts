@@ -1,0 +1,69 @@
+/**
+ * Following a peer task that is still submitted or working, with `GetTask` / `tasks/get`
+ * on the poll schedule, until it ends or `DELEGATION_TIMEOUT` runs out.
+ *
+ * @internal
+ */
+import { Duration, Effect, Option, Ref, Schedule } from "effect"
+import type { A2AError, A2ATransportError, PeerProtocol, TaskReply } from "../services/A2ATransport.js"
+import { DelegationTimeout } from "../services/Delegations.js"
+import type { PeerEndpoint } from "../services/Discovery.js"
+import type { DelegationInput, Engine } from "./engine.js"
+import { updateDelegation } from "./engine.js"
+
+/**
+ * True while the peer's task may still change by itself.
+ *
+ * @internal
+ */
+export const isPendingTask = (reply: TaskReply): boolean => {
+  const state = reply.task.status.state
+  return state === "submitted" || state === "working" || state === "unknown"
+}
+
+/**
+ * Polls the task the send created (in the version and at the URL it was created in) and returns
+ * its first state that is not pending. A poll that fails in transport is skipped; any other
+ * failure ends the delegation.
+ *
+ * @internal
+ */
+export const followTask = Effect.fnUntraced(function*(
+  engine: Engine,
+  input: DelegationInput,
+  endpoint: PeerEndpoint,
+  protocol: PeerProtocol,
+  first: TaskReply
+) {
+  yield* updateDelegation(engine, input.id, { taskId: first.task.id })
+  const latest = yield* Ref.make(first)
+  const settled = yield* pollTask(engine, input, { endpoint, protocol, taskId: first.task.id }, latest).pipe(
+    Effect.scheduleFrom(first, untilSettled(engine.pollSchedule)),
+    Effect.timeoutOption(engine.timeout)
+  )
+  const last = Option.isSome(settled) ? settled.value : yield* Ref.get(latest)
+  if (!isPendingTask(last)) return last
+  return yield* new DelegationTimeout({
+    seconds: Duration.toSeconds(engine.timeout),
+    taskId: first.task.id,
+    lastState: last.task.status.state
+  })
+})
+
+/** The poll schedule, while the last state seen is pending; its output is that last state. */
+const untilSettled = (schedule: Schedule.Schedule<unknown, TaskReply>): Schedule.Schedule<TaskReply, TaskReply> =>
+  Schedule.passthrough(schedule).pipe(Schedule.whileInput(isPendingTask))
+
+/** One poll; its JSON-RPC id counts the polls. A transport failure leaves the last state seen. */
+const pollTask = (
+  engine: Engine,
+  input: DelegationInput,
+  task: { readonly endpoint: PeerEndpoint; readonly protocol: PeerProtocol; readonly taskId: string },
+  latest: Ref.Ref<TaskReply>
+): Effect.Effect<TaskReply, Exclude<A2AError, A2ATransportError>> =>
+  Effect.flatMap(Schedule.CurrentIterationMetadata, ({ recurrence }) =>
+    engine.transport.getTask({ ...task, requestId: `${input.id}-get-${recurrence}` }).pipe(
+      Effect.tap((reply) => Ref.set(latest, reply)),
+      Effect.catchTag("A2ATransportError", (error) =>
+        Effect.zipRight(Effect.logDebug("GetTask transport failure; polling again", error), Ref.get(latest)))
+    ))

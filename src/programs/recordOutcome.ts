@@ -1,0 +1,113 @@
+/**
+ * Recording how a delegation's work ended: the final state in the store, then the metrics,
+ * the audit event and the platform mirror (update, then notify).
+ *
+ * @internal
+ */
+import { Cause, DateTime, Effect, Exit, Metric, Option } from "effect"
+import { bestEffort } from "../internal/bestEffort.js"
+import type { Delegation, DelegationFailure } from "../services/Delegations.js"
+import { DelegationAborted } from "../services/Delegations.js"
+import * as DelegationMetrics from "../services/DelegationMetrics.js"
+import type { DelegationChange, DelegationInput, Engine } from "./engine.js"
+import { auditDelegation, isUnfinished, mirrorOptions, updateDelegation } from "./engine.js"
+import type { Outcome } from "./settleAnswer.js"
+
+/**
+ * Stores the outcome of `exit` (a defect becomes a `DelegationAborted` failure, and so does an
+ * interruption) unless the delegation has already ended, and announces it. Returns the final
+ * state, or `None` when there was nothing left to record.
+ *
+ * @internal
+ */
+export const recordOutcome = Effect.fnUntraced(function*(
+  engine: Engine,
+  input: DelegationInput,
+  exit: Exit.Exit<Outcome, DelegationFailure>
+) {
+  const final = yield* updateDelegation(engine, input.id, changeOf(exit), isUnfinished)
+  if (Option.isSome(final)) yield* announce(engine, final.value)
+  return final
+})
+
+const changeOf = (exit: Exit.Exit<Outcome, DelegationFailure>): DelegationChange =>
+  Exit.match(exit, {
+    onSuccess: (outcome) => outcome._tag === "Completed" ? { status: "completed", result: outcome.result } : {
+      status: "queued",
+      ...(outcome.reply.queueId === undefined ? {} : { queueId: outcome.reply.queueId }),
+      ...(outcome.reply.queueDepth === undefined ? {} : { queueDepth: outcome.reply.queueDepth }),
+      ...(outcome.reply.message === undefined ? {} : { queueMessage: outcome.reply.message })
+    },
+    onFailure: (cause) => {
+      const failure = failureOf(cause)
+      return { status: "failed", error: failure.message, cause: failure }
+    }
+  })
+
+const failureOf = (cause: Cause.Cause<DelegationFailure>): DelegationFailure =>
+  Option.getOrElse(Cause.failureOption(cause), () =>
+    Cause.isInterruptedOnly(cause)
+      ? interrupted("the Delegations layer was closed before the delegation ended")
+      : new DelegationAborted({ reason: "defect", detail: Cause.pretty(cause) }))
+
+/**
+ * The failure of a delegation cut short by its layer's closing.
+ *
+ * @internal
+ */
+export const interrupted = (detail: string): DelegationAborted =>
+  new DelegationAborted({ reason: "interrupted", detail })
+
+/** Metrics, audit and mirror of a delegation that has just reached `completed`, `queued` or `failed`. */
+const announce = Effect.fnUntraced(function*(engine: Engine, delegation: Delegation) {
+  const outcome = delegation.status === "queued" ? "queued" : delegation.status === "completed" ? "completed" : "failed"
+  yield* Metric.increment(DelegationMetrics.finishedAs[outcome])
+  yield* Metric.update(
+    DelegationMetrics.timeToOutcome,
+    DateTime.distance(delegation.createdAt, delegation.updatedAt) / 1000
+  )
+  const target = { id: delegation.id, target: delegation.workspaceId }
+  const traceId = delegation.traceId ?? ""
+  const attempt = delegation.attempts
+  switch (outcome) {
+    case "completed":
+      yield* auditDelegation(engine, target, "success", traceId, { attempt })
+      return yield* mirrorOutcome(engine, delegation, "completed")
+    case "queued":
+      return yield* auditDelegation(engine, target, "queued", traceId, {
+        attempt,
+        ...(delegation.queueId === undefined ? {} : { queue_id: delegation.queueId }),
+        ...(delegation.queueDepth === undefined ? {} : { queue_depth: delegation.queueDepth })
+      })
+    case "failed":
+      yield* auditDelegation(engine, target, "failure", traceId, {
+        last_error: delegation.error ?? "",
+        reason: delegation.cause?._tag === "DiscoveryError" ? "discovery_error" : delegation.cause?._tag,
+        attempt
+      })
+      return yield* mirrorOutcome(engine, delegation, "failed")
+  }
+})
+
+/**
+ * The platform's row is updated before the notification goes out, so whoever reacts to the
+ * notification reads the final row.
+ */
+const mirrorOutcome = (engine: Engine, delegation: Delegation, status: "completed" | "failed") => {
+  const { id, workspaceId: target } = delegation
+  const error = delegation.error ?? ""
+  const options = mirrorOptions(engine, { id, target })
+  return engine.mirror.update({ delegationId: id, status, error, responsePreview: delegation.result ?? "" }).pipe(
+    bestEffort("platform update", options),
+    Effect.zipRight(
+      engine.mirror.notify({
+        delegationId: id,
+        targetId: target,
+        status,
+        message: status === "completed"
+          ? `Delegation ${id} to ${target} completed.`
+          : `Delegation ${id} to ${target} failed: ${error}`
+      }).pipe(bestEffort("platform notify", options))
+    )
+  )
+}

@@ -1,0 +1,124 @@
+/**
+ * Sending the task to the peer until it answers.
+ *
+ * Transport failures are retried on the schedule; any other answer ends the send, except a
+ * version answer (-32009/-32601, given before the agent runs) to a guessed or learned version:
+ * the same message is sent once more in the other version, within the same attempt, and the
+ * peer is remembered in it. That happens at most once per delegation; retries after it stay in
+ * the new version.
+ *
+ * @internal
+ */
+import { Effect, Metric, Ref } from "effect"
+import { spanEvent } from "../internal/tracing.js"
+import type { A2AError, JsonRpcError, PeerProtocol, SendReply } from "../services/A2ATransport.js"
+import { isTransportError, isVersionMismatch } from "../services/A2ATransport.js"
+import * as DelegationMetrics from "../services/DelegationMetrics.js"
+import type { PeerEndpoint } from "../services/Discovery.js"
+import { canFallBack, otherVersion } from "../services/ProtocolChoice.js"
+import type { DelegationInput, Engine } from "./engine.js"
+import { updateDelegation } from "./engine.js"
+
+/**
+ * The peer's answer, with the attempt that got it and the version (and URL) it answered in:
+ * a task it created is followed in that version.
+ *
+ * @internal
+ */
+export interface Sent {
+  readonly reply: SendReply
+  readonly protocol: PeerProtocol
+  readonly attempt: number
+}
+
+/** Where one delegation's attempts go; the same for each of them. */
+interface Target {
+  readonly engine: Engine
+  readonly input: DelegationInput
+  readonly endpoint: PeerEndpoint
+  readonly traceparent: string
+}
+
+/** What the attempts so far leave to the next one. */
+interface Attempts {
+  readonly count: number
+  readonly protocol: PeerProtocol
+  readonly mayFallBack: boolean
+}
+
+/**
+ * Sends the task, starting in `protocol`, and returns the first answer that is not a
+ * transport failure (or the last transport failure once the schedule gives up).
+ *
+ * @internal
+ */
+export const sendWithRetry = Effect.fnUntraced(function*(
+  engine: Engine,
+  input: DelegationInput,
+  endpoint: PeerEndpoint,
+  protocol: PeerProtocol,
+  traceparent: string
+) {
+  const target: Target = { engine, input, endpoint, traceparent }
+  const attempts = yield* Ref.make<Attempts>({ count: 0, protocol, mayFallBack: canFallBack(protocol) })
+  return yield* sendAttempt(target, attempts).pipe(
+    Effect.retry({ schedule: engine.retrySchedule, while: isTransportError })
+  )
+})
+
+/** One counted attempt: a POST in the current version, and the version fallback's resend if it is due. */
+const sendAttempt = (target: Target, attempts: Ref.Ref<Attempts>): Effect.Effect<Sent, A2AError> =>
+  Effect.gen(function*() {
+    const { count, mayFallBack, protocol } = yield* Ref.updateAndGet(attempts, (a) => ({ ...a, count: a.count + 1 }))
+    yield* spanEvent("a2a.attempt", { "a2a.attempt": count })
+    yield* Metric.increment(DelegationMetrics.attempts)
+    yield* speak(target, protocol, { attempts: count })
+    return yield* post(target, protocol, `${target.input.id}-${count}`).pipe(
+      Effect.map((reply): Sent => ({ reply, protocol, attempt: count })),
+      Effect.catchIf(
+        (error): error is JsonRpcError => mayFallBack && isVersionMismatch(error),
+        (answer) => fallBack(target, attempts, count, protocol, answer)
+      )
+    )
+  })
+
+/** The resend in the other version after a version answer; it belongs to the attempt that got the answer. */
+const fallBack = Effect.fnUntraced(function*(
+  target: Target,
+  attempts: Ref.Ref<Attempts>,
+  count: number,
+  from: PeerProtocol,
+  answer: JsonRpcError
+) {
+  const to: PeerProtocol = { version: otherVersion(from.version), url: from.url, source: "learned" }
+  yield* Ref.set(attempts, { count, protocol: to, mayFallBack: false })
+  yield* target.engine.transport.rememberProtocol(target.endpoint, to)
+  yield* spanEvent("a2a.protocol_fallback", {
+    "a2a.attempt": count,
+    "a2a.protocol_version.from": from.version,
+    "a2a.protocol_version.to": to.version,
+    "rpc.jsonrpc.error_code": answer.code
+  })
+  yield* speak(target, to, {})
+  const reply = yield* post(target, to, `${target.input.id}-${count}-${to.version}`)
+  return { reply, protocol: to, attempt: count } satisfies Sent
+})
+
+/** Notes the version about to be spoken, on the span and in the store (with the attempt count, on a new attempt). */
+const speak = (target: Target, protocol: PeerProtocol, change: { readonly attempts?: number }) =>
+  Effect.zipRight(
+    Effect.annotateCurrentSpan("a2a.protocol_version", protocol.version),
+    updateDelegation(target.engine, target.input.id, { ...change, protocolVersion: protocol.version })
+  )
+
+/** One `SendMessage` / `message/send` POST. The `messageId` is the delegation id on every one of them. */
+const post = ({ endpoint, engine, input, traceparent }: Target, protocol: PeerProtocol, requestId: string) =>
+  engine.transport.send({
+    endpoint,
+    protocol,
+    messageId: input.id,
+    requestId,
+    delegationId: input.id,
+    text: input.task,
+    metadata: { parent_task_id: input.id, source_workspace_id: engine.workspaceId, traceparent }
+  })

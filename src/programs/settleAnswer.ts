@@ -1,0 +1,84 @@
+/**
+ * What the peer's answer to the send means for the delegation: completed with a text,
+ * queued on the platform, or failed.
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+import { answerText } from "../services/A2A.js"
+import type { MessageReply, QueuedReply, TaskReply } from "../services/A2ATransport.js"
+import type { DelegationFailure } from "../services/Delegations.js"
+import { PeerTaskFailed } from "../services/Delegations.js"
+import type { PeerEndpoint } from "../services/Discovery.js"
+import { spanEvent } from "../internal/tracing.js"
+import type { DelegationInput, Engine } from "./engine.js"
+import { followTask, isPendingTask } from "./followTask.js"
+import type { Sent } from "./sendWithRetry.js"
+
+/**
+ * How the delegation's own work ended, when it did not fail.
+ *
+ * @internal
+ */
+export type Outcome =
+  | { readonly _tag: "Completed"; readonly result: string }
+  | { readonly _tag: "Queued"; readonly reply: QueuedReply }
+
+/**
+ * Reads the answer; a task still submitted or working is followed to its end first.
+ *
+ * @internal
+ */
+export const settleAnswer = (
+  engine: Engine,
+  input: DelegationInput,
+  endpoint: PeerEndpoint,
+  { attempt, protocol, reply }: Sent
+): Effect.Effect<Outcome, DelegationFailure> => {
+  switch (reply._tag) {
+    case "QueuedReply":
+      return spanEvent("a2a.queued", {
+        "a2a.attempt": attempt,
+        ...(reply.queueId === undefined ? {} : { "a2a.queue_id": reply.queueId }),
+        ...(reply.queueDepth === undefined ? {} : { "a2a.queue_depth": reply.queueDepth })
+      }).pipe(Effect.as<Outcome>({ _tag: "Queued", reply }))
+    case "MessageReply":
+      return fromMessage(reply)
+    case "TaskReply":
+      return isPendingTask(reply)
+        ? Effect.flatMap(followTask(engine, input, endpoint, protocol, reply), fromTask)
+        : fromTask(reply)
+  }
+}
+
+const fromMessage = (reply: MessageReply): Effect.Effect<Outcome, PeerTaskFailed> => {
+  const text = answerText(reply.message) ?? JSON.stringify(reply.raw)
+  // The original runtime reports its own crashes as a normal reply starting with this marker.
+  return text.startsWith("Agent error:")
+    ? Effect.fail(new PeerTaskFailed({ reason: "agent-error", detail: text }))
+    : Effect.succeed({ _tag: "Completed", result: text })
+}
+
+const fromTask = (reply: TaskReply): Effect.Effect<Outcome, PeerTaskFailed> => {
+  const { id, status } = reply.task
+  if (status.state === "completed") {
+    return Effect.succeed({ _tag: "Completed", result: answerText(reply.task) ?? JSON.stringify(reply.raw) })
+  }
+  const statusText = status.message === undefined ? undefined : answerText({ artifacts: [], parts: status.message.parts })
+  return Effect.fail(
+    new PeerTaskFailed({ reason: failureReason(status.state), taskId: id, detail: statusText ?? "" })
+  )
+}
+
+const failureReason = (state: TaskReply["task"]["status"]["state"]): PeerTaskFailed["reason"] => {
+  switch (state) {
+    case "failed":
+    case "rejected":
+    case "canceled":
+    case "input-required":
+    case "auth-required":
+      return state
+    default:
+      return "failed"
+  }
+}
