@@ -12,6 +12,8 @@
  *   `concurrency` equal to the pool's connections, all started with `delegate`, then
  *   each `await`ed;
  * - library-unbounded (N = 10,000, two rounds): the same without the concurrency bound;
+ * - library-effect-timeout (N = 10,000, two rounds): the same with an `Effect.timeoutFail`
+ *   per request instead of undici's timers (what the internal native timeout saves);
  * - library-undici (N = 1,000, two rounds): the same over `@effect/platform-node`'s
  *   `NodeHttpClient.layerUndici`.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the
@@ -48,14 +50,14 @@ const ROUNDS: Record<number, number> = { 1_000: quick ? 2 : 4, 10_000: 5 }
 // Delegations each round runs before it measures: a host runs for hours, so both sides are measured
 // with their code optimised by the JIT, not while it is still being compiled.
 const WARM_UP = 5_000
-// The variants run in two rounds only (the stock undici client at N = 1,000, the library without its
-// concurrency bound at N = 10,000), to keep a full run under 3 minutes.
+// The variants run in two rounds only (the stock undici client at N = 1,000; at N = 10,000 the library
+// without its concurrency bound and with Effect timeouts), to keep a full run near 3 minutes.
 const sidesFor = (n: number, round: number) =>
   round >= 2
     ? ["floor", "library"] as const
     : n === 1_000
     ? ["floor", "library", "library-undici"] as const
-    : ["floor", "library", "library-unbounded"] as const
+    : ["floor", "library", "library-unbounded", "library-effect-timeout"] as const
 const STORED = quick ? 20_000 : 100_000
 
 // --- processes ---------------------------------------------------------------------------------------------
@@ -191,7 +193,8 @@ const main = async () => {
         floor: [],
         library: [],
         "library-undici": [],
-        "library-unbounded": []
+        "library-unbounded": [],
+        "library-effect-timeout": []
       }
       for (let r = 0; r < ROUNDS[n]!; r++) {
         // Rotate the order so that drift hits every side alike.
@@ -213,17 +216,24 @@ const main = async () => {
       const library = summary(rounds["library"]!)
       const undici = rounds["library-undici"]!.length === 0 ? undefined : summary(rounds["library-undici"]!)
       const unbounded = rounds["library-unbounded"]!.length === 0 ? undefined : summary(rounds["library-unbounded"]!)
+      const effectTimeout = rounds["library-effect-timeout"]!.length === 0
+        ? undefined
+        : summary(rounds["library-effect-timeout"]!)
       const lib = rounds["library"]!
       const ratio = +(library.per_second / floor.per_second).toFixed(3)
       const ratioUndici = undici === undefined ? undefined : +(undici.per_second / floor.per_second).toFixed(3)
       const ratioUnbounded = unbounded === undefined
         ? undefined
         : +(unbounded.per_second / floor.per_second).toFixed(3)
+      const ratioEffectTimeout = effectTimeout === undefined
+        ? undefined
+        : +(effectTimeout.per_second / floor.per_second).toFixed(3)
       ratios[n] = ratio
       results[n] = {
         ratio,
         ratio_layer_undici: ratioUndici,
         ratio_unbounded: ratioUnbounded,
+        ratio_effect_timeout: ratioEffectTimeout,
         floor,
         library: {
           ...library,
@@ -232,24 +242,27 @@ const main = async () => {
           handles_after: lib.map((x) => x.handlesAfter ?? 0)
         },
         ...(undici === undefined ? {} : { library_layer_undici: undici }),
-        ...(unbounded === undefined ? {} : { library_unbounded: unbounded })
+        ...(unbounded === undefined ? {} : { library_unbounded: unbounded }),
+        ...(effectTimeout === undefined ? {} : { library_effect_timeout: effectTimeout })
       }
       log("")
       log(
         `N = ${n.toLocaleString("en")} in flight: library/floor = ${ratio}` +
           (ratioUndici === undefined ? "" : ` (over NodeHttpClient.layerUndici: ${ratioUndici})`) +
-          (ratioUnbounded === undefined ? "" : ` (without the concurrency bound: ${ratioUnbounded})`)
+          (ratioUnbounded === undefined ? "" : ` (without the concurrency bound: ${ratioUnbounded})`) +
+          (ratioEffectTimeout === undefined ? "" : ` (with Effect timeouts: ${ratioEffectTimeout})`)
       )
-      log(`                     deleg/s   p50 ms   p99 ms   peak RSS   failed   rounds (deleg/s)`)
+      log(`                          deleg/s   p50 ms   p99 ms   peak RSS   failed   rounds (deleg/s)`)
       const rows = [
         ["floor", floor],
         ["library", library],
         ...(undici === undefined ? [] : [["library-undici", undici] as const]),
-        ...(unbounded === undefined ? [] : [["library-unbounded", unbounded] as const])
+        ...(unbounded === undefined ? [] : [["library-unbounded", unbounded] as const]),
+        ...(effectTimeout === undefined ? [] : [["library-effect-timeout", effectTimeout] as const])
       ] as const
       for (const [name, s] of rows) {
         log(
-          `  ${name.padEnd(17)}  ${String(s.per_second).padStart(7)}  ${String(s.p50_ms).padStart(7)}  ${
+          `  ${name.padEnd(22)}  ${String(s.per_second).padStart(7)}  ${String(s.p50_ms).padStart(7)}  ${
             String(s.p99_ms).padStart(7)
           }  ${`${s.peak_rss_mb} MB`.padStart(9)}  ${String(s.failed).padStart(6)}   ${s.rounds.join(" ")}`
         )

@@ -5,11 +5,13 @@
  * `node round.js <side> <n> <port> [warm-up]` prints one JSON line (a `RoundResult`).
  * Sides: `floor` (node:http, keep-alive agent), `library` (the live stack over the
  * recommended `NodeHttpClientPooled`, with `concurrency` equal to the pool's connections),
- * `library-unbounded` (the same without the concurrency bound), `library-undici` (the
- * live stack with the bound over `@effect/platform-node`'s `NodeHttpClient.layerUndici`
- * with a bounded dispatcher).
+ * `library-unbounded` (the same without the concurrency bound), `library-effect-timeout`
+ * (the same client behind a transformation, so the live layers bound each request with
+ * `Effect.timeoutFail` instead of undici's timers), `library-undici` (the live stack with
+ * the bound over `@effect/platform-node`'s `NodeHttpClient.layerUndici` with a bounded
+ * dispatcher).
  */
-import type { HttpClient } from "@effect/platform"
+import { HttpClient } from "@effect/platform"
 import { NodeHttpClient, Undici } from "@effect/platform-node"
 import { Context, DateTime, Effect, Layer, Logger, LogLevel } from "effect"
 import type { DelegationId } from "effect-a2a-delegation"
@@ -117,6 +119,20 @@ const stockUndici: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndi
   ))
 )
 
+// `transformResponse` makes a new client that the live layers do not know as the pooled one, so they
+// bound its requests with Effect.timeoutFail; the identity adds no work of its own.
+const pooledWithEffectTimeouts: Layer.Layer<HttpClient.HttpClient> = Layer.effect(
+  HttpClient.HttpClient,
+  Effect.map(HttpClient.HttpClient, HttpClient.transformResponse((response) => response))
+).pipe(Layer.provide(NodeHttpClientPooled.layer({ connections: POOL })))
+
+const clientFor = (side: string): Layer.Layer<HttpClient.HttpClient> =>
+  side === "library-undici"
+    ? stockUndici
+    : side === "library-effect-timeout"
+    ? pooledWithEffectTimeouts
+    : NodeHttpClientPooled.layer({ connections: POOL })
+
 const library = async (
   port: number,
   n: number,
@@ -191,7 +207,7 @@ const main = async () => {
       port,
       n,
       warmUp,
-      side === "library-undici" ? stockUndici : NodeHttpClientPooled.layer({ connections: POOL }),
+      clientFor(side),
       // As many delegations at once as the pool has connections: the others wait their turn, pending.
       side === "library-unbounded" ? undefined : POOL
     )

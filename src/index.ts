@@ -11,6 +11,7 @@ import * as DelegationsLayer from "./layers/DelegationsLayer.js"
 // --- service contracts: tags, models, errors, guards --------------------------------------------
 
 export {
+  A2ARequestError,
   A2AResponseError,
   A2ATransport,
   A2ATransportError,
@@ -76,8 +77,6 @@ export * as DelegationsLayer from "./layers/DelegationsLayer.js"
 export * as DelegationStoreMemory from "./layers/DelegationStoreMemory.js"
 /** Live discovery through the platform registry. */
 export * as DiscoveryHttp from "./layers/DiscoveryHttp.js"
-/** Per-request timeouts a client can enforce natively (`NativeRequestTimeout`). */
-export * as RequestTimeout from "./layers/RequestTimeout.js"
 /** Discovery for proxy dispatch: every peer through the platform's A2A proxy. */
 export * as DiscoveryProxy from "./layers/DiscoveryProxy.js"
 /** Fixed-map discovery for tests. */

@@ -10,7 +10,7 @@ import * as DelegationsLayer from "./layers/DelegationsLayer.js"
 import * as NodeHttpClientPooled from "./layers/NodeHttpClientPooled.js"
 import type { Delegations } from "./services/Delegations.js"
 
-/** A lean undici `HttpClient` with a bounded connection pool: the recommended client for Node hosts. */
+/** The recommended client for Node hosts: undici with a bounded connection pool, on `HttpClient.make`. */
 export { NodeHttpClientPooled }
 
 /**

@@ -17,7 +17,7 @@ import {
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { LocalPeer } from "effect-a2a-delegation/testing"
-import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
 import { captureLogs, eventually, field, items, makeWorld, SELF } from "./fixtures/e2e.js"
 
 /** Audit lines and best-effort warnings are expected here; keep the test output clean. */
@@ -297,7 +297,7 @@ describe("e2e: failures", () => {
       expect((yield* slow.requests).map((r) => messageIdOf(r.body))).toEqual([id, id, id])
     }).pipe(quiet))
 
-  it.scopedLive("the pooled client: short bounds use an Effect timer, longer ones undici's own", () =>
+  it.scopedLive("the pooled client: a peer slower than the bound fails at the bound with a Timeout transport error, short or long bound", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
       const slow = yield* world.peer("ws-slow", { latency: "500 millis" })
@@ -310,15 +310,18 @@ describe("e2e: failures", () => {
       expect(done.error).toBe("Transport error: request timed out after 200ms")
       expect((yield* slow.requests).length).toBe(3)
 
-      // 2 s and more: undici's headers timeout fires (within its ~1 s resolution), a retried transport error
+      // a bound of 2 s (enforced by undici's timers, which tick every half second) fails the same way
       const slower = yield* world.peer("ws-slower", { latency: "4 seconds" })
-      const native = yield* world.host({ timeout: "2 seconds", retryAttempts: 1 }, NodeHttpClientPooled.layer())
-      const late = yield* native.awaitSettled(yield* native.delegate({ workspaceId: "ws-slower", task: "too slow" }))
+      const bounded = yield* world.host({ timeout: "2 seconds", retryAttempts: 1 }, NodeHttpClientPooled.layer())
+      const late = yield* bounded.awaitSettled(yield* bounded.delegate({ workspaceId: "ws-slower", task: "too slow" }))
       expect(late.status).toBe("failed")
-      expect(late.error).toMatch(/^Transport error: timed out \(/)
+      expect(late.error).toBe("Transport error: request timed out after 2s")
       const cause = late.cause
       if (cause?._tag === "A2ATransportError") expect(cause.reason).toBe("Timeout")
       else expect.fail(`expected an A2ATransportError, got ${cause?._tag}`)
+      const took = Duration.toMillis(DateTime.distanceDuration(late.createdAt, late.updatedAt))
+      expect(took).toBeGreaterThanOrEqual(1_400)
+      expect(took).toBeLessThan(3_500)
       expect((yield* slower.requests).length).toBe(1)
 
       // and a fast answer within the bound goes through the same client

@@ -1,6 +1,8 @@
+import { HttpClientError } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import {
   A2ATransport,
+  A2ATransportError,
   A2ATransportHttp,
   DelegationsLayer,
   DelegationsLive,
@@ -12,7 +14,7 @@ import {
   PlatformMirrorHttp
 } from "effect-a2a-delegation"
 import type { PeerProtocol, SendMessage } from "effect-a2a-delegation"
-import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as Http from "./fixtures/http.js"
 import type { Handler, Recorded, Step } from "./fixtures/http.js"
 
@@ -338,6 +340,37 @@ describe("A2ATransportHttp over HttpClient", () => {
       expect(error.message).toContain("connection reset")
     }))
 
+  it.effect("a transport error keeps its cause: the HttpClientError and the Node error under it", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails("refused"), "A2ATransportError")
+      const cause = error.cause
+      expect(cause).toBeInstanceOf(HttpClientError.RequestError)
+      if (!(cause instanceof HttpClientError.RequestError)) return
+      expect(cause.reason).toBe("Transport")
+      expect(cause.request.url).toBe(PEER_URL)
+      expect(get(cause.cause, "code")).toBe("ECONNREFUSED")
+      // serialised (the Delegation's cause, the audit log), the cause is its name and message
+      const encoded = Schema.encodeSync(A2ATransportError)(error)
+      expect(get(encoded, "cause", "name")).toBe("RequestError")
+      expect(get(encoded, "cause", "message")).toContain(PEER_URL)
+      expect(error.message).toBe("Transport error: connection refused (connect ECONNREFUSED 10.0.0.1:8000)")
+    }))
+
+  it.effect("an invalid peer URL is an A2ARequestError InvalidUrl: nothing is sent", () =>
+    Effect.gen(function*() {
+      const url = "http://exa mple.com/a2a"
+      const error = yield* Effect.flip(
+        Effect.flatMap(A2ATransport, (transport) =>
+          transport.send({ ...sendMessage, endpoint: new PeerEndpoint({ id: "target", url }), protocol: { ...v03, url } }))
+      )
+      const invalid = narrow(error, "A2ARequestError")
+      expect(invalid.reason).toBe("InvalidUrl")
+      expect(invalid.url).toBe(url)
+      expect(invalid.message).toBe(`Invalid peer URL "${url}" (Invalid URL)`)
+      expect(invalid.cause).toBeInstanceOf(HttpClientError.RequestError)
+      expect(yield* Http.requests).toEqual([])
+    }).pipe(Effect.provide(transportLayer(always(Http.reply(200, rpcResult(agentMessage("never"))))))))
+
   it.effect("a peer that never answers is a Timeout transport error after the configured timeout", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(Effect.flip(send))
@@ -425,7 +458,22 @@ describe("DiscoveryHttp over HttpClient", () => {
       const error = yield* resolveFails("target", "refused")
       expect(error.reason).toBe("Transport")
       expect(error.message).toContain("refused")
+      expect(error.cause).toBeInstanceOf(HttpClientError.RequestError)
+      expect(get(error.cause, "cause", "code")).toBe("ECONNREFUSED")
     }))
+
+  it.effect("a platform URL that does not parse is InvalidPlatformUrl, naming PLATFORM_URL; nothing is sent", () =>
+    Effect.gen(function*() {
+      const discovery = yield* DiscoveryHttp.make({ ...platformSettings, platformUrl: "http://plat form", timeout: "300 seconds" })
+      const error = yield* Effect.flip(discovery.resolve("target"))
+      expect(error.reason).toBe("InvalidPlatformUrl")
+      expect(error.detail).toBe("http://plat form/registry/discover/target")
+      expect(error.message).toBe(
+        `Discovery failed: the registry URL "http://plat form/registry/discover/target" does not parse; check PLATFORM_URL`
+      )
+      expect(error.cause).toBeInstanceOf(HttpClientError.RequestError)
+      expect(yield* Http.requests).toEqual([])
+    }).pipe(Effect.provide(Http.layer(always(Http.reply(200, {}))))))
 })
 
 // --- PlatformMirrorHttp --------------------------------------------------------------------------
@@ -538,6 +586,32 @@ describe("PlatformMirrorHttp over HttpClient", () => {
       expect(error.status).toBe(500)
       expect(error.detail).toBe("db down")
     }).pipe(Effect.provide(mirrorLayer(always(Http.reply(500, { error: "db down" }))))))
+
+  it.effect("an unreachable platform is a Transport error that keeps its cause", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const error = yield* Effect.flip(mirror.notify({ message: "m", delegationId: "del-1", targetId: "target", status: "completed" }))
+      expect(error.operation).toBe("notify")
+      expect(error.reason).toBe("Transport")
+      expect(error.message).toBe(
+        "Platform notify failed (Transport): connection refused (connect ECONNREFUSED 10.0.0.1:8000); check PLATFORM_URL (http://platform:8080)"
+      )
+      expect(error.cause).toBeInstanceOf(HttpClientError.RequestError)
+      expect(get(error.cause, "cause", "code")).toBe("ECONNREFUSED")
+    }).pipe(Effect.provide(mirrorLayer(always("refused")))))
+
+  it.effect("a platform URL that does not parse is an InvalidUrl error naming PLATFORM_URL; nothing is sent", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirrorHttp.make({ ...platformSettings, platformUrl: "http://plat form" })
+      const error = yield* Effect.flip(mirror.list)
+      expect(error.operation).toBe("list")
+      expect(error.reason).toBe("InvalidUrl")
+      expect(error.message).toBe(
+        "Platform list failed (InvalidUrl): http://plat form/workspaces/ws-self/delegations does not parse; check PLATFORM_URL"
+      )
+      expect(error.cause).toBeInstanceOf(HttpClientError.RequestError)
+      expect(yield* Http.requests).toEqual([])
+    }).pipe(Effect.provide(Http.layer(always(Http.reply(200, []))))))
 
   it.effect("a platform that never answers is a Timeout after 10 seconds", () =>
     Effect.gen(function*() {

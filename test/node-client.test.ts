@@ -1,13 +1,22 @@
 /**
- * `NodeHttpClientPooled`, the lean undici `HttpClient`, against raw `node:http`
- * servers on 127.0.0.1: what goes over the wire, how the response reads back,
- * transport and URL errors, interruption (the abort reaches the socket), the
- * native timeout, `traceparent`, and the layer's release. Real sockets, live clock;
- * every wait for the server is on a server-side signal, bounded so a failure is quick.
+ * `NodeHttpClientPooled`, the recommended undici `HttpClient`, against raw `node:http`
+ * servers on 127.0.0.1: what goes over the wire, how the response reads back (whole
+ * or streamed as it arrives), transport and URL errors, interruption and timeouts (the
+ * abort reaches the socket), trace propagation, and the layer's release. Real sockets,
+ * live clock; every wait for the server is on a server-side signal, bounded so a
+ * failure is quick.
  */
 import { Cookies, HttpBody, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { RequestTimeout } from "effect-a2a-delegation"
+import {
+  A2ATransport,
+  A2ATransportHttp,
+  Discovery,
+  DiscoveryHttp,
+  PeerEndpoint,
+  PlatformMirror,
+  PlatformMirrorHttp
+} from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import * as Http from "node:http"
@@ -306,54 +315,142 @@ describe("NodeHttpClientPooled", () => {
       yield* within(Deferred.await(closed), "the server sees the socket closed")
     }).pipe(Effect.provide(Pooled)))
 
-  it.scopedLive("NativeRequestTimeout: a 2 s bound fails a silent server with a Transport error after ~2 s; < 2 s is left to Effect", () =>
+  // Under 2 s the bound is an Effect timer; from 2 s on, undici's own (which tick every half second).
+  for (const { bound, early, late, text } of [
+    { bound: "300 millis", early: 290, late: 2_000, text: "300ms" },
+    { bound: "2 seconds", early: 1_400, late: 3_500, text: "2s" }
+  ] as const) {
+  it.scopedLive(`the live layers over it, bound ${text}: a silent server fails each request at the bound with a typed error, and its socket is closed`, () =>
     Effect.gen(function*() {
-      const { url } = yield* server((seen, res) => {
-        // "/headers" never answers; "/body" sends its headers, then stalls.
-        if (seen.url === "/body") {
-          res.writeHead(200, { "Content-Type": "text/plain" })
-          res.write("partial")
+      const allClosed = yield* Deferred.make<void>()
+      let open = 0
+      const { received, url } = yield* server((seen, res, req) => {
+        open++
+        req.socket.once("close", () => {
+          if (--open === 0) Deferred.unsafeDone(allClosed, Exit.void)
+        })
+        // "/stall" sends its headers and part of the body, then stalls; everything else never answers.
+        if (seen.url === "/stall") {
+          res.writeHead(200, { "Content-Type": "application/json" })
+          res.write(`{"jsonrpc": "2.0", "id": "r`)
         }
       })
-      const native = yield* RequestTimeout.NativeRequestTimeout
-      expect(native.withTimeout(Duration.millis(500))).toBeUndefined()
-      expect(native.withTimeout(Duration.millis(1999))).toBeUndefined()
-      const bounded = native.withTimeout(Duration.seconds(2))
-      expect(bounded).toBeDefined()
-
-      const timed = (path: string) =>
+      const timeout = bound
+      const platform = { platformUrl: url, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() }
+      const layers = Layer.mergeAll(
+        A2ATransportHttp.layer({ workspaceId: "ws-self", timeout, protocol: "0.3" }),
+        DiscoveryHttp.layer({ ...platform, timeout }),
+        PlatformMirrorHttp.layer({ ...platform, timeout })
+      ).pipe(Layer.provide(Pooled))
+      const { discovery, mirror, transport } = yield* Effect.map(Layer.build(layers), (context) => ({
+        transport: Context.get(context, A2ATransport),
+        discovery: Context.get(context, Discovery),
+        mirror: Context.get(context, PlatformMirror)
+      }))
+      const send = (path: string) =>
+        transport.send({
+          endpoint: new PeerEndpoint({ id: "ws-peer", url: `${url}${path}` }),
+          protocol: { version: "0.3", url: `${url}${path}`, source: "pinned" },
+          messageId: "m-1",
+          requestId: "r-1",
+          delegationId: "d-1",
+          text: "hello",
+          metadata: { parent_task_id: "d-1", source_workspace_id: "ws-self", traceparent: null }
+        })
+      const timed = <A, E>(effect: Effect.Effect<A, E>) =>
         Effect.gen(function*() {
           const start = Date.now()
-          const error = yield* Effect.flip(bounded!.get(`${url}${path}`))
+          const error = yield* Effect.flip(effect)
           return { error, elapsed: Date.now() - start }
         })
-      const [headers, body] = yield* within(
-        Effect.all([timed("/headers"), timed("/body")], { concurrency: "unbounded" }),
-        "the native timeout",
+
+      const [silent, stalled, discover, list] = yield* within(
+        Effect.all([timed(send("/silent")), timed(send("/stall")), timed(discovery.resolve("ws-peer")), timed(mirror.list)], {
+          concurrency: "unbounded"
+        }),
+        "four timeouts",
         8
       )
 
-      for (const { elapsed, error } of [headers, body]) {
-        expect(error._tag).toBe("RequestError")
-        expect(error.reason).toBe("Transport")
-        expect(elapsed).toBeGreaterThanOrEqual(1_900)
-        expect(elapsed).toBeLessThan(4_500)
+      for (const { elapsed } of [silent, stalled, discover, list]) {
+        expect(elapsed).toBeGreaterThanOrEqual(early)
+        expect(elapsed).toBeLessThan(late)
       }
-      expect(codeOf(headers.error)).toBe("UND_ERR_HEADERS_TIMEOUT")
-      expect(codeOf(body.error)).toBe("UND_ERR_BODY_TIMEOUT")
+      for (const { error } of [silent, stalled]) {
+        expect(error._tag).toBe("A2ATransportError")
+        if (error._tag === "A2ATransportError") expect(error.reason).toBe("Timeout")
+        expect(error.message).toBe(`Transport error: request timed out after ${text}`)
+      }
+      expect(discover.error.reason).toBe("Transport")
+      expect(discover.error.message).toBe(`Discovery error: timed out after ${text}`)
+      expect(list.error.reason).toBe("Timeout")
+      expect(list.error.message).toBe(`Platform list failed (Timeout): no answer within ${text}`)
+      expect(received().map((r) => r.url).sort()).toEqual(
+        ["/registry/discover/ws-peer", "/silent", "/stall", "/workspaces/ws-self/delegations"]
+      )
+      // every request was aborted at its timeout: the server sees all four sockets close
+      yield* within(Deferred.await(allClosed), "the server sees every socket closed")
     }).pipe(Effect.provide(Pooled)), 15_000)
+  }
 
-  it.scopedLive("sends the current span's traceparent, and none outside a span", () =>
+  it.scopedLive("a response body is streamed as it arrives: the first chunk is read before the server sends the rest", () =>
+    Effect.gen(function*() {
+      const firstRead = yield* Deferred.make<void>()
+      const { url } = yield* server((seen, res) => {
+        res.writeHead(200, { "Content-Type": "text/plain" })
+        res.write("first ")
+        // "/gated" ends only once the client has read the first chunk: a client that buffers the body would hang.
+        if (seen.url === "/gated") void Effect.runPromise(Deferred.await(firstRead)).then(() => res.end("and the rest"))
+        else setTimeout(() => res.end("and the rest"), 50)
+      })
+      const client = yield* HttpClient.HttpClient
+
+      const response = yield* client.get(`${url}/gated`)
+      const chunks: Array<string> = []
+      yield* within(
+        response.stream.pipe(
+          Stream.tap((chunk) =>
+            Effect.sync(() => chunks.push(Buffer.from(chunk).toString("utf8"))).pipe(
+              Effect.zipRight(Deferred.succeed(firstRead, undefined))
+            )
+          ),
+          Stream.runDrain
+        ),
+        "the streamed body"
+      )
+      expect(chunks[0]).toBe("first ")
+      expect(chunks.join("")).toBe("first and the rest")
+
+      // read whole, the same kind of body waits for its end
+      expect(yield* within(Effect.flatMap(client.get(`${url}/timed`), (r) => r.text), "the whole body")).toBe(
+        "first and the rest"
+      )
+    }).pipe(Effect.provide(Pooled)))
+
+  it.scopedLive("propagates its http.client span as traceparent and b3, under the current span; withTracerPropagation(false) sends neither", () =>
     Effect.gen(function*() {
       const { received, url } = yield* server((_, res) => res.end())
       const client = yield* HttpClient.HttpClient
 
-      const span = yield* Effect.withSpan(Effect.zipLeft(Effect.currentSpan, client.get(`${url}/in`)), "outer")
-      yield* client.get(`${url}/out`)
+      const outer = yield* Effect.withSpan(Effect.zipLeft(Effect.currentSpan, client.get(`${url}/in`)), "outer")
+      yield* client.get(`${url}/root`)
+      yield* HttpClient.withTracerPropagation(client, false).get(`${url}/off`)
 
-      const [inside, outside] = received()
-      expect(inside!.headers["traceparent"]).toBe(`00-${span.traceId}-${span.spanId}-01`)
-      expect(outside!.headers["traceparent"]).toBeUndefined()
+      const [inside, root, off] = received()
+      // the request's own span: same trace as the caller's, a new span id, sampled
+      const traceparent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(inside!.headers["traceparent"]))
+      expect(traceparent).not.toBeNull()
+      const [, traceId, spanId] = traceparent!
+      expect(traceId).toBe(outer.traceId)
+      expect(spanId).not.toBe(outer.spanId)
+      // b3: trace-span-sampled-parent, the parent being the caller's span
+      expect(inside!.headers["b3"]).toBe(`${outer.traceId}-${spanId}-1-${outer.spanId}`)
+      // outside any span the request starts a trace of its own
+      expect(root!.headers["traceparent"]).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+      expect(String(root!.headers["traceparent"]).slice(3, 35)).not.toBe(outer.traceId)
+      expect(root!.headers["b3"]).toMatch(/^[0-9a-f]{32}-[0-9a-f]{16}-1$/)
+      expect(off!.headers["traceparent"]).toBeUndefined()
+      expect(off!.headers["b3"]).toBeUndefined()
     }).pipe(Effect.provide(Pooled)))
 
   it.scopedLive("a pool of `connections` sockets per origin: concurrent requests queue for a free socket", () =>

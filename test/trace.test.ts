@@ -8,6 +8,7 @@ import { NodeSdk } from "@effect/opentelemetry"
 import type { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
+import { SpanKind } from "@opentelemetry/api"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base"
 import { Delegations, DelegationsLayer } from "effect-a2a-delegation"
@@ -112,75 +113,58 @@ const peerServerSpan = (spans: ReadonlyArray<ReadableSpan>, peerUrl: string): Re
 }
 
 describe("one trace from the caller to the peer, over real HTTP", () => {
-  it.live("NodeHttpClientPooled: the peer's traceparent names the task_delegate span itself", () =>
-    Effect.gen(function*() {
-      const { caller, delegate, done, peerUrl, request, spans, turn } = yield* delegateInTrace(
-        NodeHttpClientPooled.layer()
-      )
-      const traceId = caller.traceId
-      expect(turn.spanContext().spanId).toBe(caller.spanId)
+  // Both are built on HttpClient.make: each request gets an http.client span, propagated as traceparent and b3.
+  for (const [name, client] of [
+    ["NodeHttpClientPooled (the recommended client)", NodeHttpClientPooled.layer()],
+    ["NodeHttpClient.layerUndici", NodeHttpClient.layerUndici]
+  ] as const) {
+    it.live(`${name}: the peer's traceparent and b3 name an http.client span under task_delegate`, () =>
+      Effect.gen(function*() {
+        const { caller, delegate, done, peerUrl, request, spans, turn } = yield* delegateInTrace(client)
+        const traceId = caller.traceId
+        expect(turn.spanContext().spanId).toBe(caller.spanId)
 
-      // task_delegate is a child of the caller's span
-      expect(delegate.spanContext().traceId).toBe(traceId)
-      expect(delegate.parentSpanContext?.spanId).toBe(caller.spanId)
-      expect(delegate.attributes).toMatchObject({
-        "a2a.task_id": done.id,
-        "a2a.target_workspace_id": PEER,
-        "a2a.source_workspace_id": SELF
-      })
-      expect(done.traceId).toBe(traceId)
+        // task_delegate is a child of the caller's span
+        expect(delegate.spanContext().traceId).toBe(traceId)
+        expect(delegate.parentSpanContext?.spanId).toBe(caller.spanId)
+        expect(delegate.attributes).toMatchObject({
+          "a2a.task_id": done.id,
+          "a2a.target_workspace_id": PEER,
+          "a2a.source_workspace_id": SELF
+        })
+        expect(done.traceId).toBe(traceId)
 
-      // the HTTP header: same trace, parent = task_delegate (this client makes no span of its own)
-      const header = parseTraceparent(request.headers["traceparent"])
-      expect(header).toEqual({ traceId, parentId: delegate.spanContext().spanId, flags: "01" })
-      expect(spans.filter((span) => span.name.startsWith("http.client"))).toEqual([])
-      // the peer's server span continues the trace under task_delegate
-      const server = peerServerSpan(spans, peerUrl)
-      expect(server.spanContext().traceId).toBe(traceId)
-      expect(server.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
+        // the HTTP headers: same trace, parent = the client's http.client span for the A2A POST ...
+        const header = parseTraceparent(request.headers["traceparent"])
+        expect(header.traceId).toBe(traceId)
+        expect(header.flags).toBe("01")
+        expect(header.parentId).not.toBe(delegate.spanContext().spanId)
+        const httpSpan = spans.find((span) => span.spanContext().spanId === header.parentId)
+        expect(httpSpan, "the span named by the peer's traceparent was exported").toBeDefined()
+        expect(httpSpan!.name).toBe("http.client POST")
+        expect(httpSpan!.kind).toBe(SpanKind.CLIENT)
+        expect(httpSpan!.attributes["url.full"]).toBe(peerUrl)
+        expect(httpSpan!.attributes["http.response.status_code"]).toBe(200)
+        // ... which is a child of task_delegate; b3 says the same: trace, span, sampled, parent
+        expect(httpSpan!.spanContext().traceId).toBe(traceId)
+        expect(httpSpan!.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
+        expect(request.headers["b3"]).toBe(`${traceId}-${header.parentId}-1-${delegate.spanContext().spanId}`)
+        // the peer's server span continues the trace under that http.client span
+        const server = peerServerSpan(spans, peerUrl)
+        expect(server.spanContext().traceId).toBe(traceId)
+        expect(server.parentSpanContext?.spanId).toBe(header.parentId)
 
-      // params.metadata.traceparent names task_delegate too
-      expect(field(request.body, "params", "metadata", "traceparent")).toBe(
-        `00-${traceId}-${delegate.spanContext().spanId}-01`
-      )
-      expect(field(request.body, "params", "metadata", "parent_task_id")).toBe(done.id)
-    }))
+        // the discovery call (made before the send) is traced under task_delegate as well
+        const discovery = spans.find((span) =>
+          span.name === "http.client GET" && String(span.attributes["url.full"]).endsWith(`/registry/discover/${PEER}`)
+        )
+        expect(discovery?.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
 
-  it.live("NodeHttpClient.layerUndici: the peer's traceparent names an http.client span under task_delegate", () =>
-    Effect.gen(function*() {
-      const { caller, delegate, done, peerUrl, request, spans } = yield* delegateInTrace(NodeHttpClient.layerUndici)
-      const traceId = caller.traceId
-
-      expect(delegate.spanContext().traceId).toBe(traceId)
-      expect(delegate.parentSpanContext?.spanId).toBe(caller.spanId)
-      expect(done.traceId).toBe(traceId)
-
-      // the HTTP header: same trace, parent = the stock client's http.client span for the A2A POST ...
-      const header = parseTraceparent(request.headers["traceparent"])
-      expect(header.traceId).toBe(traceId)
-      expect(header.flags).toBe("01")
-      expect(header.parentId).not.toBe(delegate.spanContext().spanId)
-      const httpSpan = spans.find((span) => span.spanContext().spanId === header.parentId)
-      expect(httpSpan, "the span named by the peer's traceparent was exported").toBeDefined()
-      expect(httpSpan!.name).toBe("http.client POST")
-      expect(httpSpan!.attributes["url.full"]).toBe(peerUrl)
-      // ... which is a child of task_delegate
-      expect(httpSpan!.spanContext().traceId).toBe(traceId)
-      expect(httpSpan!.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
-      // the peer's server span continues the trace under that http.client span
-      const server = peerServerSpan(spans, peerUrl)
-      expect(server.spanContext().traceId).toBe(traceId)
-      expect(server.parentSpanContext?.spanId).toBe(header.parentId)
-
-      // the discovery call is traced under task_delegate as well
-      const discovery = spans.find((span) =>
-        span.name === "http.client GET" && String(span.attributes["url.full"]).includes(`/registry/discover/${PEER}`)
-      )
-      expect(discovery?.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
-
-      // params.metadata.traceparent still names task_delegate (not the HTTP span)
-      expect(field(request.body, "params", "metadata", "traceparent")).toBe(
-        `00-${traceId}-${delegate.spanContext().spanId}-01`
-      )
-    }))
+        // params.metadata.traceparent still names task_delegate (not the HTTP span)
+        expect(field(request.body, "params", "metadata", "traceparent")).toBe(
+          `00-${traceId}-${delegate.spanContext().spanId}-01`
+        )
+        expect(field(request.body, "params", "metadata", "parent_task_id")).toBe(done.id)
+      }))
+  }
 })

@@ -32,6 +32,7 @@ import type { A2AError, PeerProtocol, SendReply } from "../services/A2ATransport
 import type { PeerEndpoint } from "../services/Discovery.js"
 
 import {
+  A2ARequestError,
   A2AResponseError,
   A2ATransport,
   A2ATransportError,
@@ -41,7 +42,6 @@ import {
   TaskReply
 } from "../services/A2ATransport.js"
 import type { PlatformSettings } from "./internal/http.js"
-import { makeBounded } from "./RequestTimeout.js"
 import {
   errorText,
   field,
@@ -49,7 +49,7 @@ import {
   parseJson,
   platformRequests,
   retryAfterMillis,
-  withText
+  textWithin
 } from "./internal/http.js"
 
 /**
@@ -236,7 +236,7 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const timeout = Duration.decode(options.timeout)
-    const execute = yield* makeBounded(client, timeout)
+    const execute = textWithin(client, timeout)
     const platform = options.platform
     // A v0.3 request has no version header (a 1.0 server reads its absence as 0.3).
     const peerHeaders = { "x-workspace-id": options.workspaceId }
@@ -253,18 +253,19 @@ export const make = (options: Options) =>
         : (version === "1.0" ? peerHeadersV1 : peerHeaders)
 
     // The error mapping is built once: the request's URL is the endpoint's.
-    const onTimeout = (request: HttpClientRequest.HttpClientRequest) =>
-      new A2ATransportError({
-        url: request.url,
-        reason: "Timeout",
-        detail: `request timed out after ${Duration.format(timeout)}`
-      })
+    const onTimeout = (url: string) => () =>
+      new A2ATransportError({ url, reason: "Timeout", detail: `request timed out after ${Duration.format(timeout)}` })
     const recover = {
       RequestError: (error: HttpClientError.RequestError) =>
         error.reason === "Transport"
           ? Effect.fail(new A2ATransportError({ url: error.request.url, ...fromHttpClientError(error) }))
           : Effect.fail(
-            new A2AResponseError({ url: error.request.url, reason: "Status", status: 0, detail: error.message })
+            new A2ARequestError({
+              url: error.request.url,
+              reason: error.reason,
+              detail: error.description ?? (error.cause instanceof Error ? error.cause.message : ""),
+              cause: error
+            })
           ),
       // Reading the body failed after the headers arrived: the connection broke.
       ResponseError: (error: HttpClientError.ResponseError) =>
@@ -282,8 +283,8 @@ export const make = (options: Options) =>
       return Effect.catchTags(
         execute(
           HttpClientRequest.post(url, { headers: headersFor(endpoint, url, version), body: HttpBody.unsafeJson(body) }),
-          (response) => withText(response, (text) => classifyResponse(url, requestId, response, text, version, expect)),
-          onTimeout
+          (response, text) => classifyResponse(url, requestId, response, text, version, expect),
+          onTimeout(url)
         ),
         recover
       )
@@ -309,12 +310,13 @@ export const make = (options: Options) =>
       if (cardUrl === undefined) return Effect.succeed(undefined)
       return execute(
         HttpClientRequest.get(cardUrl, { headers: CARD_HEADERS }),
-        (response) =>
-          withText(response, (text) =>
-            Effect.succeed(
-              response.status === 200 ? Either.getOrUndefined(Either.map(parseJson(text), (card) => cardProtocol(card, cardUrl))) : undefined
-            )),
-        onTimeout
+        (response, text) =>
+          Effect.succeed(
+            response.status === 200
+              ? Either.getOrUndefined(Either.map(parseJson(text), (card) => cardProtocol(card, cardUrl)))
+              : undefined
+          ),
+        onTimeout(cardUrl)
       ).pipe(
         Effect.catchAll((error) =>
           Effect.logDebug(`agent card ${cardUrl} not read (${error.message}); A2A 1.0 is tried first`).pipe(Effect.as(undefined))

@@ -8,6 +8,7 @@ import { DEFAULT_CAPACITY, makeProtocolChoice } from "../services/ProtocolChoice
 import type { CardProtocol, ProtocolSetting, TaskState } from "../services/A2A.js"
 import type { A2AError, CancelTask, GetTask, SendMessage, SendReply } from "../services/A2ATransport.js"
 import {
+  A2ARequestError,
   A2AResponseError,
   A2ATransport,
   A2ATransportError,
@@ -48,7 +49,8 @@ export class A2ATransportTest extends Context.Tag("effect-a2a-delegation/A2ATran
 }>() {}
 
 const isA2AError = (value: unknown): value is A2AError =>
-  value instanceof A2ATransportError || value instanceof A2AResponseError || value instanceof JsonRpcError
+  value instanceof A2ATransportError || value instanceof A2ARequestError || value instanceof A2AResponseError ||
+  value instanceof JsonRpcError
 
 const run = <Req, A>(script: Script<Req, A>, request: Req, index: number): Effect.Effect<A, A2AError> => {
   const answer = typeof script === "function" ? script(request, index) : script[Math.min(index, script.length - 1)]

@@ -4,20 +4,12 @@
  * @since 0.1.0
  */
 import { HttpClient } from "@effect/platform"
+import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/Discovery.js"
 
 import type { PlatformSettings } from "./internal/http.js"
-import { makeBounded } from "./RequestTimeout.js"
-import {
-  errorText,
-  fromHttpClientError,
-  parseJson,
-  platformHint,
-  platformRequests,
-  segment,
-  withText
-} from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
 
 /**
  * Options of the live discovery.
@@ -49,36 +41,48 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const callerHeader = { "x-workspace-id": options.workspaceId }
     const timeout = Duration.decode(options.timeout)
-    const execute = yield* makeBounded(client, timeout)
+    const execute = textWithin(client, timeout)
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
-      const fail = (reason: DiscoveryError["reason"], detail: string, status?: number) =>
-        Effect.fail(
-          new DiscoveryError({ workspaceId, reason, detail, ...(status === undefined ? {} : { status }) })
+      const fail = (
+        reason: DiscoveryError["reason"],
+        detail: string,
+        extra: { readonly status?: number; readonly cause?: unknown } = {}
+      ) => Effect.fail(new DiscoveryError({ workspaceId, reason, detail, ...extra }))
+      const request = platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader)
+      const onResponse = (
+        response: HttpClientResponse.HttpClientResponse,
+        text: string
+      ): Effect.Effect<PeerEndpoint, DiscoveryError> => {
+        if (response.status !== 200) {
+          return fail("Status", errorText(text) + platformHint(options, response.status), { status: response.status })
+        }
+        const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
+        if (Either.isLeft(body)) return fail("Decode", "expected a JSON object with a url")
+        const { name, url } = body.right
+        if (url === undefined || url === null || url === "") return fail("NoUrl", "")
+        if (!isHttpUrl(url)) return fail("InvalidUrl", url)
+        return Effect.succeed(
+          new PeerEndpoint({ id: workspaceId, url, ...(name === undefined || name === null ? {} : { name }) }, {
+            disableValidation: true
+          })
         )
+      }
+      const transport = (error: HttpClientError.HttpClientError) => {
+        const failure = fromHttpClientError(error)
+        return fail("Transport", failure.detail + platformHint(options), { cause: failure.cause })
+      }
       return execute(
-        platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader),
-        (response) =>
-          withText(response, (text): Effect.Effect<PeerEndpoint, DiscoveryError> => {
-            if (response.status !== 200) {
-              return fail("Status", errorText(text) + platformHint(options, response.status), response.status)
-            }
-            const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
-            if (Either.isLeft(body)) return fail("Decode", "expected a JSON object with a url")
-            const { name, url } = body.right
-            if (url === undefined || url === null || url === "") return fail("NoUrl", "")
-            if (!isHttpUrl(url)) return fail("InvalidUrl", url)
-            return Effect.succeed(
-              new PeerEndpoint({ id: workspaceId, url, ...(name === undefined || name === null ? {} : { name }) }, {
-                disableValidation: true
-              })
-            )
-          }),
+        request,
+        onResponse,
         () => new DiscoveryError({ workspaceId, reason: "Transport", detail: `timed out after ${Duration.format(timeout)}` })
       ).pipe(
         Effect.catchTags({
-          RequestError: (error) => fail("Transport", fromHttpClientError(error).detail + platformHint(options)),
-          ResponseError: (error) => fail("Transport", fromHttpClientError(error).detail + platformHint(options))
+          RequestError: (error) =>
+            error.reason === "InvalidUrl"
+              ? fail("InvalidPlatformUrl", error.request.url, { cause: error })
+              : transport(error),
+          ResponseError: transport
         })
       )
     }

@@ -1,38 +1,26 @@
 /**
- * A lean Node `HttpClient` for hosts that delegate at volume: undici with a
- * bounded connection pool per origin, so thousands of delegations in flight share
- * a few hundred keep-alive sockets instead of opening one each (no EMFILE).
+ * The recommended Node `HttpClient` for hosts that delegate at volume: undici with a
+ * bounded connection pool per origin, so thousands of delegations in flight share a
+ * few hundred keep-alive sockets instead of opening one each (no EMFILE).
  *
- * It implements the `HttpClient` interface directly over `dispatcher.dispatch`
- * with a response handler (no Readable stream, promise or AbortController per
- * request) and reads each (small, JSON) body in one go. An interrupted request is
- * aborted through undici's controller when the interrupted fiber ends (an
- * `Effect.timeout` or a race ends its fiber at once); a fiber that outlives its
- * interruption, in an uninterruptible region, leaves the request to finish or
- * time out. The library runs more than four times as many delegations per second
- * over it as over `NodeHttpClient.layerUndici` (see the README's performance
- * section). It makes no `http.client` span per request; the current span's W3C
- * `traceparent` is still sent on every request.
+ * It is built on `HttpClient.make`, like `@effect/platform-node`'s own undici client,
+ * so it makes an `http.client` span per request, sends `traceparent` and `b3` (unless
+ * `HttpClient.withTracerPropagation(false)`), and aborts a request whose fiber is
+ * interrupted. It differs from `NodeHttpClient.layerUndici` in how it talks to undici:
+ * `dispatcher.dispatch` with a response handler instead of `request()`, so a response
+ * costs no promise and no Readable unless its body is read as a stream. The library
+ * runs several times as many delegations per second over it (see bench/README.md).
  *
  * Exported from `effect-a2a-delegation/node`; the core never picks a client.
  *
  * @since 0.1.0
  */
-import {
-  Cookies,
-  Headers,
-  HttpClient,
-  HttpClientError,
-  HttpClientResponse,
-  HttpIncomingMessage,
-  UrlParams
-} from "@effect/platform"
+import { Cookies, Headers, HttpClient, HttpClientError, HttpClientResponse, HttpIncomingMessage, UrlParams } from "@effect/platform"
 import type { HttpBody, HttpClientRequest } from "@effect/platform"
 import { NodeStream, Undici } from "@effect/platform-node"
-import { Context, Duration, Effect, Either, Inspectable, Layer, Option, Stream, Tracer } from "effect"
-import type { Fiber } from "effect"
-import { isAtHand } from "./internal/http.js"
-import { NativeRequestTimeout } from "./RequestTimeout.js"
+import { Duration, Effect, Inspectable, Layer, Option, Stream } from "effect"
+import { Readable } from "node:stream"
+import { registerBoundedVariant } from "./internal/nativeTimeout.js"
 
 /**
  * Pool settings.
@@ -47,36 +35,120 @@ export interface Options {
   readonly keepAliveTimeout?: Duration.DurationInput | undefined
 }
 
-const encoder = new TextEncoder()
-
-/** The shortest bound left to undici's own (coarse, ~1 s) timers. */
-const MIN_NATIVE_TIMEOUT = Duration.seconds(2)
-
 type RawHeaders = Readonly<Record<string, string | Array<string> | undefined>>
+type UndiciBody = Exclude<Undici.Dispatcher.DispatchOptions["body"], undefined>
 
-/** A response whose body has been read as text already. */
-class TextResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
+// Bytes held for a body nobody reads yet; beyond it the socket is paused, as undici's own Readable does.
+const HIGH_WATER_MARK = 64 * 1024
+
+/**
+ * One response body as it arrives: collected for `text` and friends, or handed to a
+ * Readable once someone streams it.
+ */
+class ResponseBody {
+  private readonly chunks: Array<Buffer> = []
+  private buffered = 0
+  private state: "open" | "ended" | "failed" = "open"
+  private failure: Error | undefined
+  private waiting: Array<() => void> = []
+  private readable: Readable | undefined
+  private decoded: string | undefined
+
+  constructor(private readonly controller: Undici.Dispatcher.DispatchController) {}
+
+  get ended(): boolean {
+    return this.state === "ended"
+  }
+
+  push(chunk: Buffer): void {
+    if (this.readable !== undefined) {
+      if (!this.readable.push(chunk)) this.controller.pause()
+      return
+    }
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    if (this.buffered > HIGH_WATER_MARK && this.waiting.length === 0) this.controller.pause()
+  }
+
+  end(): void {
+    this.state = "ended"
+    this.readable?.push(null)
+    this.wake()
+  }
+
+  fail(error: Error): void {
+    if (this.state !== "open") return
+    this.state = "failed"
+    this.failure = error
+    this.readable?.destroy(error)
+    this.wake()
+  }
+
+  /** The whole body as UTF-8 text, decoded once. */
+  text(): string {
+    if (this.decoded === undefined) {
+      const chunks = this.chunks
+      this.decoded = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
+    }
+    return this.decoded
+  }
+
+  bytes(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)
+  }
+
+  /** Waits for the end of the body; fails if the connection broke or the body went to a stream. */
+  awaitEnd(): Effect.Effect<void, Error> {
+    return Effect.async<void, Error>((resume) => {
+      const settle = () => resume(this.state === "ended" ? Effect.void : Effect.fail(this.failureOrStreamed()))
+      if (this.state !== "open" || this.readable !== undefined) return settle()
+      this.waiting.push(settle)
+      this.controller.resume()
+      return Effect.sync(() => {
+        this.waiting = this.waiting.filter((waiter) => waiter !== settle)
+      })
+    })
+  }
+
+  /** The body as a Readable: what has arrived so far, then the rest as it comes, with backpressure. */
+  toReadable(): Readable {
+    if (this.readable !== undefined) return this.readable
+    const readable = new Readable({ read: () => this.controller.resume() })
+    this.readable = readable
+    for (const chunk of this.chunks) readable.push(chunk)
+    this.chunks.length = 0
+    if (this.state === "ended") readable.push(null)
+    else if (this.state === "failed") readable.destroy(this.failure)
+    return readable
+  }
+
+  private failureOrStreamed(): Error {
+    return this.failure ?? new Error("the response body is being read as a stream")
+  }
+
+  private wake(): void {
+    const waiting = this.waiting
+    this.waiting = []
+    for (const settle of waiting) settle()
+  }
+}
+
+/** A response whose status and headers have arrived; its body may still be on the way. */
+class UndiciResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
   readonly [HttpIncomingMessage.TypeId]: HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
   readonly [HttpClientResponse.TypeId]: HttpClientResponse.TypeId = HttpClientResponse.TypeId
-  readonly text: Effect.Effect<string, HttpClientError.ResponseError>
 
   constructor(
     readonly request: HttpClientRequest.HttpClientRequest,
     readonly status: number,
     private readonly rawHeaders: RawHeaders,
-    private readonly body: string
+    private readonly body: ResponseBody
   ) {
     super()
-    this.text = Effect.succeed(body)
   }
 
   get headers(): Headers.Headers {
-    const out: Record<string, string> = {}
-    for (const name in this.rawHeaders) {
-      const value = this.rawHeaders[name]
-      if (value !== undefined) out[name] = Array.isArray(value) ? value.join(", ") : value
-    }
-    return Headers.fromInput(out)
+    return Headers.fromInput(this.rawHeaders)
   }
 
   get cookies(): Cookies.Cookies {
@@ -88,48 +160,120 @@ class TextResponse extends Inspectable.Class implements HttpClientResponse.HttpC
     return Option.none()
   }
 
-  get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
-    return Stream.succeed(encoder.encode(this.body))
-  }
-
-  private decodeError(cause: unknown) {
+  private decodeError(cause: unknown): HttpClientError.ResponseError {
     return new HttpClientError.ResponseError({ request: this.request, response: this, reason: "Decode", cause })
   }
 
+  /** `read(body)` once the body has ended; at once when it has (small answers usually end with their headers). */
+  private whenEnded<A>(read: (body: ResponseBody) => A): Effect.Effect<A, HttpClientError.ResponseError> {
+    const body = this.body
+    return body.ended
+      ? Effect.try({ try: () => read(body), catch: (cause) => this.decodeError(cause) })
+      : Effect.flatMap(
+        Effect.mapError(body.awaitEnd(), (cause) => this.decodeError(cause)),
+        () => Effect.try({ try: () => read(body), catch: (cause) => this.decodeError(cause) })
+      )
+  }
+
+  get text(): Effect.Effect<string, HttpClientError.ResponseError> {
+    return this.whenEnded((body) => body.text())
+  }
+
   get json(): Effect.Effect<unknown, HttpClientError.ResponseError> {
-    return Effect.try({
-      try: () => (this.body === "" ? null : JSON.parse(this.body) as unknown),
-      catch: (cause) => this.decodeError(cause)
+    return this.whenEnded((body) => {
+      const text = body.text()
+      return text === "" ? null : JSON.parse(text) as unknown
     })
   }
 
   get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpClientError.ResponseError> {
-    return Effect.try({
-      try: () => UrlParams.fromInput(new URLSearchParams(this.body)),
-      catch: (cause) => this.decodeError(cause)
-    })
-  }
-
-  get formData(): Effect.Effect<FormData, HttpClientError.ResponseError> {
-    return Effect.tryPromise({
-      try: () => new Response(this.body, { headers: this.headers }).formData(),
-      catch: (cause) => this.decodeError(cause)
-    })
+    return this.whenEnded((body) => UrlParams.fromInput(new URLSearchParams(body.text())))
   }
 
   get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.ResponseError> {
-    return Effect.sync(() => {
-      const bytes = encoder.encode(this.body)
+    return this.whenEnded((body) => {
+      const bytes = body.bytes()
       return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
     })
   }
 
+  get formData(): Effect.Effect<FormData, HttpClientError.ResponseError> {
+    return Effect.flatMap(
+      this.whenEnded((body) => new Response(new Uint8Array(body.bytes()), { headers: this.headers })),
+      (response) => Effect.tryPromise({ try: () => response.formData(), catch: (cause) => this.decodeError(cause) })
+    )
+  }
+
+  get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
+    return NodeStream.fromReadable(() => this.body.toReadable(), (cause) => this.decodeError(cause))
+  }
+
   override toJSON(): unknown {
-    return { _id: "@effect/platform/HttpClientResponse", status: this.status, headers: this.rawHeaders }
+    return { _id: "@effect/platform/HttpClientResponse", request: this.request.toJSON(), status: this.status }
   }
 }
 
-type UndiciBody = Exclude<Undici.Dispatcher.DispatchOptions["body"], undefined>
+/**
+ * Hands one response to the fiber waiting in `Effect.async` as soon as its headers
+ * arrive, and its body to the response as it comes. `HttpClient.make` aborts `signal`
+ * when that fiber is interrupted (or the response is dropped unread); the abort
+ * reaches undici through the controller, which closes the connection.
+ */
+class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
+  private controller: Undici.Dispatcher.DispatchController | undefined
+  private body: ResponseBody | undefined
+  private done = false
+
+  constructor(
+    private readonly request: HttpClientRequest.HttpClientRequest,
+    private readonly signal: AbortSignal,
+    private readonly resume: (effect: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>) => void
+  ) {
+    signal.addEventListener("abort", this.onAbort, { once: true })
+  }
+
+  onRequestStart(controller: Undici.Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.signal.aborted) controller.abort(abortReason(this.signal))
+  }
+
+  onResponseStart(
+    controller: Undici.Dispatcher.DispatchController,
+    status: number,
+    headers: RawHeaders
+  ): void {
+    if (status < 200) return // 1xx informational: the real answer follows
+    const body = new ResponseBody(controller)
+    this.body = body
+    this.resume(Effect.succeed(new UndiciResponse(this.request, status, headers, body)))
+  }
+
+  onResponseData(_: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
+    this.body?.push(chunk)
+  }
+
+  onResponseEnd(): void {
+    this.done = true
+    this.body?.end()
+  }
+
+  onResponseError(_: Undici.Dispatcher.DispatchController | null, cause: Error): void {
+    if (this.done) return
+    this.done = true
+    if (this.body === undefined) {
+      this.resume(Effect.fail(new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause })))
+    } else {
+      this.body.fail(cause)
+    }
+  }
+
+  private readonly onAbort = () => {
+    if (!this.done) this.controller?.abort(abortReason(this.signal))
+  }
+}
+
+const abortReason = (signal: AbortSignal): Error =>
+  signal.reason instanceof Error ? signal.reason : new Error("request aborted")
 
 // undici encodes only its own FormData class as multipart; the global one (Node's bundled copy) is copied over.
 const undiciFormData = (form: FormData): Undici.FormData => {
@@ -142,185 +286,70 @@ const undiciFormData = (form: FormData): Undici.FormData => {
   return copy
 }
 
-// Every body but a stream is at hand already: no Effect step for those (this is a hot path).
 const bodyOf = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): UndiciBody => {
   switch (body._tag) {
     case "Empty":
       return null
     case "Uint8Array":
+      return body.body
     case "Raw":
-      return body.body as Uint8Array
+      // A raw body goes to undici as given (a string, a Buffer, a Readable, ...).
+      return body.body as UndiciBody
     case "FormData":
       return undiciFormData(body.formData)
   }
 }
 
 /**
- * Collects one response for a fiber waiting in `Effect.async`. A dispatch handler
- * instead of undici's `request()` spares a Readable stream, a promise and an
- * AbortController per request. It watches the waiting fiber: if the fiber ends
- * before the response, it was interrupted, and the request is aborted.
- */
-class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
-  private controller: Undici.Dispatcher.DispatchController | undefined
-  private status = 0
-  private headers: RawHeaders = {}
-  private readonly chunks: Array<Buffer> = []
-  private done = false
-
-  constructor(
-    private readonly request: HttpClientRequest.HttpClientRequest,
-    private readonly fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    private readonly resume: (effect: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>) => void
-  ) {
-    fiber.addObserver(this.abandoned)
-  }
-
-  onRequestStart(controller: Undici.Dispatcher.DispatchController): void {
-    if (this.done) controller.abort(new Error("request interrupted"))
-    else this.controller = controller
-  }
-
-  onResponseStart(_: Undici.Dispatcher.DispatchController, status: number, headers: RawHeaders): void {
-    this.status = status
-    this.headers = headers
-  }
-
-  onResponseData(_: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
-    this.chunks.push(chunk)
-  }
-
-  onResponseEnd(): void {
-    if (this.done) return
-    this.finish()
-    const chunks = this.chunks
-    const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
-    this.resume(Effect.succeed(new TextResponse(this.request, this.status, this.headers, text)))
-  }
-
-  onResponseError(_: Undici.Dispatcher.DispatchController | null, cause: Error): void {
-    if (this.done) return
-    this.finish()
-    this.resume(Effect.fail(new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause })))
-  }
-
-  private finish(): void {
-    this.done = true
-    this.fiber.removeObserver(this.abandoned)
-  }
-
-  /** The waiting fiber ended first: it was interrupted, so the request is aborted. */
-  private readonly abandoned = () => {
-    if (this.done) return
-    this.done = true
-    this.controller?.abort(new Error("request interrupted"))
-  }
-}
-
-// `http://host:port/path?query` splits without a URL object (a hot path); anything else goes through URL.
-const SIMPLE_URL = /^https?:\/\/[a-z0-9.:[\]-]+(?:\/[!-"$-~]*)?$/
-
-interface Target {
-  readonly origin: string
-  readonly path: string
-}
-
-const splitUrl = (request: HttpClientRequest.HttpClientRequest): Target | Error => {
-  const url = request.url
-  if (request.urlParams.length === 0 && Option.isNone(request.hash) && SIMPLE_URL.test(url)) {
-    const slash = url.indexOf("/", url.indexOf("//") + 2)
-    return slash === -1 ? { origin: url, path: "/" } : { origin: url.slice(0, slash), path: url.slice(slash) }
-  }
-  return Either.match(UrlParams.makeUrl(url, request.urlParams, request.hash), {
-    onLeft: (error): Target | Error => error,
-    onRight: (parsed) => ({ origin: parsed.origin, path: parsed.pathname + parsed.search })
-  })
-}
-
-const traceparent = (span: Tracer.AnySpan): string =>
-  `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
-
-/**
- * An `HttpClient` over an undici dispatcher.
+ * An `HttpClient` over an undici dispatcher (an `Agent`, a `Pool`, ...). Its requests
+ * have no timeout of their own: bound them with `Effect.timeout` and friends, as with
+ * `NodeHttpClient.layerUndici`. (The library's live layers bound theirs with undici's
+ * timers when they are given this client, which saves a fiber race per request.)
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  dispatcher: Undici.Dispatcher,
-  // A per-request bound enforced by undici's own timers instead of a fiber race.
-  timeout?: Duration.Duration | undefined
-): HttpClient.HttpClient => {
-  // null leaves undici's own defaults in place.
-  const millis = timeout === undefined ? null : Duration.toMillis(timeout)
-  return makeClient(dispatcher, { headersTimeout: millis, bodyTimeout: millis })
-}
+export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
+  registerBoundedVariant(
+    makeClient(dispatcher, 0),
+    (timeout) => makeClient(dispatcher, Duration.toMillis(timeout))
+  )
 
-const makeClient = (
-  dispatcher: Undici.Dispatcher,
-  timeouts: { readonly headersTimeout: number | null; readonly bodyTimeout: number | null }
-): HttpClient.HttpClient => {
-  // No canceller: `Effect.async` would wrap each wait in an `onInterrupt` (about nine run-loop steps per
-  // request). An interrupted fiber ends without waiting here, and its end aborts the request.
-  const send = (
-    request: HttpClientRequest.HttpClientRequest,
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    options: Undici.Dispatcher.DispatchOptions
-  ) =>
+// `timeoutMillis` is undici's headers and body timeout; 0 turns them off.
+const makeClient = (dispatcher: Undici.Dispatcher, timeoutMillis: number): HttpClient.HttpClient => {
+  // No canceller: `HttpClient.make` aborts `signal` when the waiting fiber is interrupted, and the
+  // handler passes that abort on to undici.
+  const send = (request: HttpClientRequest.HttpClientRequest, url: URL, signal: AbortSignal, body: UndiciBody) =>
     Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
-      dispatcher.dispatch(options, new ResponseHandler(request, fiber, resume))
+      dispatcher.dispatch(
+        {
+          origin: url.origin,
+          path: url.pathname + url.search,
+          method: request.method,
+          headers: request.headers,
+          body,
+          headersTimeout: timeoutMillis,
+          bodyTimeout: timeoutMillis
+        },
+        new ResponseHandler(request, signal, resume)
+      )
     })
-
-  const dispatchOptions = (
-    target: Target,
-    request: HttpClientRequest.HttpClientRequest,
-    headers: Array<string>,
-    body: UndiciBody
-  ): Undici.Dispatcher.DispatchOptions => ({
-    origin: target.origin,
-    path: target.path,
-    method: request.method,
-    headers,
-    body,
-    headersTimeout: timeouts.headersTimeout,
-    bodyTimeout: timeouts.bodyTimeout
-  })
-
-  const execute = (request: HttpClientRequest.HttpClientRequest) =>
-    Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
-      const target = splitUrl(request)
-      if (target instanceof Error) {
-        return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: target }))
-      }
-      // undici takes headers as a flat [name, value, ...] list, which costs one array and no object shape.
-      const headers: Array<string> = []
-      for (const name in request.headers) headers.push(name, request.headers[name]!)
-      const span = Context.getOrElse(fiber.currentContext, Tracer.ParentSpan, () => undefined)
-      if (span !== undefined) headers.push("traceparent", traceparent(span))
-      return request.body._tag === "Stream"
-        ? Effect.flatMap(
-          NodeStream.toReadable(request.body.stream),
-          (readable) => send(request, fiber, dispatchOptions(target, request, headers, readable))
-        )
-        : send(request, fiber, dispatchOptions(target, request, headers, bodyOf(request.body)))
-    })
-
-  return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
-    // A request already at hand (no `mapRequestEffect` before this client) skips a step.
-    (effect) => (isAtHand(effect) ? execute(effect.value) : Effect.flatMap(effect, execute)),
-    Effect.succeed
+  return HttpClient.make((request, url, signal) =>
+    request.body._tag === "Stream"
+      ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (body) => send(request, url, signal, body))
+      : send(request, url, signal, bodyOf(request.body))
   )
 }
 
 /**
- * The lean client over its own bounded undici `Agent`, destroyed with the layer. It also
- * provides `NativeRequestTimeout`: it enforces the library's per-request timeouts itself.
+ * The client over its own bounded undici `Agent`, destroyed (sockets closed) with the layer.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient | NativeRequestTimeout> =>
-  Layer.scopedContext(
+export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> =>
+  Layer.scoped(
+    HttpClient.HttpClient,
     Effect.map(
       Effect.acquireRelease(
         Effect.sync(() =>
@@ -331,12 +360,6 @@ export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient 
         ),
         (agent) => Effect.promise(() => agent.destroy())
       ),
-      (agent) =>
-        Context.make(HttpClient.HttpClient, make(agent)).pipe(
-          Context.add(NativeRequestTimeout, {
-            // undici's timers tick twice a second with one-second resolution: shorter bounds need an Effect timer.
-            withTimeout: (timeout) => Duration.lessThan(timeout, MIN_NATIVE_TIMEOUT) ? undefined : make(agent, timeout)
-          })
-        )
+      make
     )
   )

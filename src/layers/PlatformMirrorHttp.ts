@@ -9,16 +9,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
 import type { PlatformSettings } from "./internal/http.js"
-import { makeBounded } from "./RequestTimeout.js"
-import {
-  errorText,
-  fromHttpClientError,
-  parseJson,
-  platformHint,
-  platformRequests,
-  segment,
-  withText
-} from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -47,7 +38,7 @@ export const make = (options: Options) =>
     const client = yield* HttpClient.HttpClient
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
-    const execute = yield* makeBounded(client, timeout)
+    const execute = textWithin(client, timeout)
     const self = `/workspaces/${segment(options.workspaceId)}`
 
     // Each operation's response handling and error mapping are built once, not per call.
@@ -55,29 +46,41 @@ export const make = (options: Options) =>
       name: PlatformError["operation"],
       onOk: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, PlatformError>
     ) => {
-      const handle = (response: HttpClientResponse.HttpClientResponse) =>
-        withText(response, (text) =>
-          response.status >= 200 && response.status < 300
-            ? onOk(response, text)
-            : Effect.fail(
-              new PlatformError({
-                operation: name,
-                reason: "Status",
-                status: response.status,
-                detail: errorText(text) + platformHint(options, response.status)
-              })
-            ))
+      const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
+        response.status >= 200 && response.status < 300
+          ? onOk(response, text)
+          : Effect.fail(
+            new PlatformError({
+              operation: name,
+              reason: "Status",
+              status: response.status,
+              detail: errorText(text) + platformHint(options, response.status)
+            })
+          )
       const onTimeout = () =>
         new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
-      const transportError = (error: HttpClientError.HttpClientError) =>
-        Effect.fail(
+      const failed = (error: HttpClientError.HttpClientError) => {
+        if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
+          return Effect.fail(
+            new PlatformError({
+              operation: name,
+              reason: "InvalidUrl",
+              detail: `${error.request.url} does not parse; check PLATFORM_URL`,
+              cause: error
+            })
+          )
+        }
+        const failure = fromHttpClientError(error)
+        return Effect.fail(
           new PlatformError({
             operation: name,
             reason: "Transport",
-            detail: fromHttpClientError(error).detail + platformHint(options)
+            detail: failure.detail + platformHint(options),
+            cause: failure.cause
           })
         )
-      const recover = { RequestError: transportError, ResponseError: transportError }
+      }
+      const recover = { RequestError: failed, ResponseError: failed }
       return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<A, PlatformError> =>
         Effect.catchTags(execute(request, handle, onTimeout), recover)
     }

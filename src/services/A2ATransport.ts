@@ -93,12 +93,38 @@ export class A2ATransportError extends Schema.TaggedError<A2ATransportError>(
   status: Schema.optional(Schema.Int),
   /** `Retry-After`, in milliseconds, when the peer sent one. */
   retryAfterMillis: Schema.optional(Schema.Number),
-  detail: Schema.String
+  detail: Schema.String,
+  /** What failed underneath, e.g. the `HttpClientError` with the Node error (`ECONNREFUSED`, ...). */
+  cause: Schema.optional(Schema.Defect)
 }) {
   override get message(): string {
     return this.reason === "Status"
       ? `Transport error: HTTP ${this.status ?? 0}${this.detail === "" ? "" : ` (${this.detail})`}`
       : `Transport error: ${this.detail}`
+  }
+}
+
+/**
+ * The request could not be sent at all: its URL does not parse (`InvalidUrl`) or its
+ * body could not be encoded (`Encode`). Nothing reached the peer; never re-sent.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class A2ARequestError extends Schema.TaggedError<A2ARequestError>(
+  "effect-a2a-delegation/A2ARequestError"
+)("A2ARequestError", {
+  url: Schema.String,
+  reason: Schema.Literal("InvalidUrl", "Encode"),
+  detail: Schema.String,
+  /** The `HttpClientError` behind it. */
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message(): string {
+    const detail = this.detail === "" ? "" : ` (${this.detail})`
+    return this.reason === "InvalidUrl"
+      ? `Invalid peer URL ${JSON.stringify(this.url)}${detail}`
+      : `Could not encode the request to ${this.url}${detail}`
   }
 }
 
@@ -206,7 +232,7 @@ export const isVersionMismatch = (error: A2AError): error is JsonRpcError =>
  * @since 0.1.0
  * @category errors
  */
-export type A2AError = A2ATransportError | A2AResponseError | JsonRpcError
+export type A2AError = A2ATransportError | A2ARequestError | A2AResponseError | JsonRpcError
 
 /**
  * One `SendMessage` (1.0) or `message/send` (v0.3) call.

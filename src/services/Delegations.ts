@@ -6,7 +6,7 @@
 import { Context, Schema } from "effect"
 import type { Effect } from "effect"
 import { ProtocolVersion } from "./A2A.js"
-import { A2AResponseError, A2ATransportError, JsonRpcError } from "./A2ATransport.js"
+import { A2ARequestError, A2AResponseError, A2ATransportError, JsonRpcError } from "./A2ATransport.js"
 import { DiscoveryError } from "./Discovery.js"
 import type { AccessDenied } from "./Rbac.js"
 
@@ -126,6 +126,7 @@ export class DelegationAborted extends Schema.TaggedError<DelegationAborted>(
 export const DelegationFailure = Schema.Union(
   DiscoveryError,
   A2ATransportError,
+  A2ARequestError,
   A2AResponseError,
   JsonRpcError,
   PeerTaskFailed,

@@ -33,9 +33,11 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
   "DiscoveryError",
   {
     workspaceId: Schema.String,
-    reason: Schema.Literal("Status", "NoUrl", "InvalidUrl", "Transport", "Decode"),
+    reason: Schema.Literal("Status", "NoUrl", "InvalidUrl", "InvalidPlatformUrl", "Transport", "Decode"),
     status: Schema.optional(Schema.Int),
-    detail: Schema.String
+    detail: Schema.String,
+    /** What failed underneath, e.g. the `HttpClientError` of a `Transport` failure. */
+    cause: Schema.optional(Schema.Defect)
   }
 ) {
   override get message(): string {
@@ -46,6 +48,8 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
         return `No URL for workspace ${this.workspaceId}`
       case "InvalidUrl":
         return `Discovery failed: peer URL is not absolute http(s): ${JSON.stringify(this.detail)}`
+      case "InvalidPlatformUrl":
+        return `Discovery failed: the registry URL ${JSON.stringify(this.detail)} does not parse; check PLATFORM_URL`
       case "Transport":
         return `Discovery error: ${this.detail}`
       case "Decode":

@@ -17,9 +17,11 @@ export class PlatformError extends Schema.TaggedError<PlatformError>("effect-a2a
   "PlatformError",
   {
     operation: Schema.Literal("record", "update", "notify", "list"),
-    reason: Schema.Literal("Transport", "Timeout", "Status", "Decode"),
+    reason: Schema.Literal("Transport", "Timeout", "Status", "Decode", "InvalidUrl"),
     status: Schema.optional(Schema.Int),
-    detail: Schema.String
+    detail: Schema.String,
+    /** What failed underneath, e.g. the `HttpClientError` of a `Transport` failure. */
+    cause: Schema.optional(Schema.Defect)
   }
 ) {
   override get message(): string {

@@ -4,9 +4,11 @@
  *
  * @internal
  */
-import type { HttpClientError, HttpClientResponse } from "@effect/platform"
+import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
-import { Clock, Effect, Either, Exit, Option, Redacted } from "effect"
+import { Clock, Effect, Either, Option, Redacted } from "effect"
+import type { Duration } from "effect"
+import { boundedVariant } from "./nativeTimeout.js"
 
 /**
  * Where the platform is and who we are on it.
@@ -43,9 +45,8 @@ export const platformHint = (settings: PlatformSettings, status?: number): strin
 }
 
 /**
- * Request builders for platform calls: base URL, bearer and org header, each
- * request built in one step (this is a hot path). Peer calls never use them,
- * so the bearer never reaches a peer.
+ * Request builders for platform calls: base URL, bearer and org header. Peer
+ * calls never use them, so the bearer never reaches a peer.
  *
  * @internal
  */
@@ -86,27 +87,36 @@ export const platformRequests = (settings: PlatformSettings): PlatformRequests =
 export const segment = (value: string): string => encodeURIComponent(value)
 
 /**
- * Continues with the response's body text. A client that has read the body already
- * (its `text` is a succeeded `Exit`) is continued without a run-loop step: this is
- * once per request.
+ * Sends requests and reads their bodies as text, each request and its body bounded
+ * together by `timeout`: past it, the request is interrupted (the client aborts it)
+ * and fails with `onTimeout()`. A `NodeHttpClientPooled` client enforces the bound
+ * with undici's timers instead (see ./nativeTimeout.ts), failing the same way.
  *
  * @internal
  */
-export const withText = <A, E>(
-  response: HttpClientResponse.HttpClientResponse,
-  f: (text: string) => Effect.Effect<A, E>
-): Effect.Effect<A, E | HttpClientError.ResponseError> => {
-  const text = response.text
-  return isAtHand(text) ? f(text.value) : Effect.flatMap(text, f)
+export const textWithin = (client: HttpClient.HttpClient, timeout: Duration.Duration) => {
+  const native = boundedVariant(client, timeout)
+  const read = <A, E>(
+    from: HttpClient.HttpClient,
+    request: HttpClientRequest.HttpClientRequest,
+    handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>
+  ) => Effect.flatMap(from.execute(request), (response) => Effect.flatMap(response.text, (text) => handle(response, text)))
+  return <A, E, E2>(
+    request: HttpClientRequest.HttpClientRequest,
+    handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
+    onTimeout: () => E2
+  ): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> =>
+    native === undefined
+      ? Effect.timeoutFail(read(client, request, handle), { duration: timeout, onTimeout })
+      : Effect.catchIf(read(native, request, handle), isUndiciTimeout, () => Effect.fail(onTimeout()))
 }
 
-/**
- * An effect that is a succeeded `Exit` already: its value can be read without running it.
- *
- * @internal
- */
-export const isAtHand = <A, E, R>(effect: Effect.Effect<A, E, R>): effect is Effect.Effect<A, E, R> & Exit.Success<A, E> =>
-  Exit.isExit(effect) && Exit.isSuccess(effect)
+// undici's headers and body timeouts, as the bounded pooled client reports them.
+const isUndiciTimeout = (error: unknown): boolean => {
+  if (!isRecord(error) || (error["_tag"] !== "RequestError" && error["_tag"] !== "ResponseError")) return false
+  const code = codeOf(error["cause"]).code
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT"
+}
 
 /**
  * Parses JSON text without throwing.
@@ -219,9 +229,13 @@ export const describeTransport = (cause: unknown, fallback: string): TransportFa
 }
 
 /**
- * The transport failure behind an `HttpClientError`.
+ * The transport failure behind an `HttpClientError`, which it keeps as its cause.
  *
  * @internal
  */
-export const fromHttpClientError = (error: HttpClientError.HttpClientError): TransportFailure =>
-  describeTransport(error.cause, error.description ?? error.message)
+export const fromHttpClientError = (
+  error: HttpClientError.HttpClientError
+): TransportFailure & { readonly cause: HttpClientError.HttpClientError } => ({
+  ...describeTransport(error.cause, error.description ?? error.message),
+  cause: error
+})
