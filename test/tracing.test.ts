@@ -90,4 +90,27 @@ describe("tracing", () => {
       expect(span.status.code).toBe(1)
     }).pipe(Effect.provide(Layer.merge(testLayer({ send: [A2ATransportTest.queued({ queueId: "q-7" })] }), layer)))
   })
+
+  it.effect("under a concurrency bound, a delegation that waited for a place is still a child of its caller's span", () => {
+    const { exporter, layer } = tracing()
+    return Effect.gen(function*() {
+      const delegations = yield* Delegations
+      const ids = yield* Effect.forEach(["first", "second", "third"], (task) =>
+        delegations.delegate({ workspaceId: PEER, task }).pipe(Effect.withSpan(`caller ${task}`)))
+      yield* Effect.forEach(ids, (id) => delegations.awaitSettled(id))
+
+      const spans = exporter.getFinishedSpans()
+      const delegated = spans.filter((span) => span.name === "task_delegate")
+      expect(delegated).toHaveLength(3)
+      for (const [i, task] of ["first", "second", "third"].entries()) {
+        const caller = spans.find((span) => span.name === `caller ${task}`)!
+        const span = delegated.find((s) => s.attributes["a2a.task_id"] === ids[i])!
+        expect(span.spanContext().traceId).toBe(caller.spanContext().traceId)
+        expect(span.parentSpanContext?.spanId).toBe(caller.spanContext().spanId)
+      }
+    }).pipe(Effect.provide(Layer.merge(
+      testLayer({ send: [A2ATransportTest.message("ok")], settings: { concurrency: 1 } }),
+      layer
+    )))
+  })
 })

@@ -1,12 +1,13 @@
 /**
  * The `Delegations` service: a `FiberMap` of running delegations over a `DelegationStore`,
- * owned by the scope of its layer. Closing the scope interrupts every running delegation,
- * and each one records itself as failed (`interrupted`); a finalizer fails those that were
- * still waiting for a place.
+ * owned by the scope of its layer, and the outcome of every delegation whose work is not over,
+ * for `awaitSettled`. Closing the scope interrupts every running delegation, and each one
+ * records itself as failed (`interrupted`); a finalizer fails those that were still waiting
+ * for a place.
  *
  * @internal
  */
-import { DateTime, Effect, Exit, Fiber, FiberMap, Option, Schedule } from "effect"
+import { DateTime, Deferred, Effect, FiberMap, MutableHashMap, Option, Schedule } from "effect"
 import type { Scope } from "effect"
 import type { Settings } from "../layers/DelegationsLayer.js"
 import type { DelegationInput, Engine } from "../programs/engine.js"
@@ -24,11 +25,17 @@ import type { Discovery } from "../services/Discovery.js"
 import type { PlatformMirror } from "../services/PlatformMirror.js"
 import { Rbac } from "../services/Rbac.js"
 import { bestEffort } from "./bestEffort.js"
-import * as Permits from "./permits.js"
+import * as Admission from "./admission.js"
 import { currentTraceId } from "./tracing.js"
 import { uuidV4 } from "./uuid.js"
 
 type Fibers = FiberMap.FiberMap<string, Option.Option<Delegation>>
+
+/**
+ * The outcome of every delegation whose own work is not over yet (waiting for a place or
+ * running): the state it left, or `None` when it was cut short (read the store then).
+ */
+type Outcomes = MutableHashMap.MutableHashMap<string, Deferred.Deferred<Option.Option<Delegation>>>
 
 /**
  * Builds the service; its fibers live in the surrounding scope. `settings` are valid.
@@ -45,32 +52,38 @@ export const make = (
   Effect.gen(function*() {
     const engine = yield* makeEngine(settings)
     const rbac = yield* Rbac
-    const permits = settings.concurrency === undefined ? undefined : yield* Permits.make(settings.concurrency)
-    // Added before the FiberMap, so it runs after the FiberMap has interrupted every fiber: a delegation
-    // still pending then never started (it waited for a place, or was interrupted before its first step).
+    const outcomes: Outcomes = MutableHashMap.empty()
+    // Finalizers run last added, first run: the dispatcher stops, then the running fibers are
+    // interrupted (each records itself as failed), then those that never started are failed, and
+    // then whoever still awaits an outcome reads the store.
+    yield* Effect.addFinalizer(() => settleAll(outcomes))
     yield* Effect.addFinalizer(() => abortPending(engine, "the Delegations layer was closed before the delegation started"))
     const fibers: Fibers = yield* FiberMap.make<string, Option.Option<Delegation>>()
-    yield* Effect.addFinalizer(() => warnCutShort(fibers))
-    const start = (input: DelegationInput) =>
-      permits === undefined ? runDelegation(engine, input) : permits.withPermit(runDelegation(engine, input))
+    yield* Effect.addFinalizer(() => warnCutShort(outcomes))
+    const admission = settings.concurrency === undefined
+      ? Admission.unbounded(fibers)
+      : yield* Admission.bounded(fibers, settings.concurrency)
+    const start = (input: DelegationInput, outcome: Deferred.Deferred<Option.Option<Delegation>>) =>
+      admission.start(input.id, Effect.tap(runDelegation(engine, input), (final) => settle(outcomes, input.id, outcome, final)))
     const status = (id: string) => statusOf(engine, id)
-    const awaitSettled = (id: string) => awaitFiber(engine, fibers, id)
+    const awaitSettled = (id: string) => awaitOutcome(engine, outcomes, id)
     return Delegations.of({
-      delegate: (request) => delegate(engine, rbac, request, (input) => FiberMap.run(fibers, input.id, start(input))),
+      delegate: (request) => delegate(engine, rbac, outcomes, request, start),
       status,
       list: list(engine),
       await: (id) => Effect.flatMap(awaitSettled(id), (d) => d.status === "queued" ? untilResolved(engine, id) : Effect.succeed(d)),
       awaitSettled,
-      running: FiberMap.size(fibers)
+      running: Effect.sync(() => MutableHashMap.size(outcomes))
     })
   })
 
-/** RBAC, validation, the `pending` row, and the background fiber. */
+/** RBAC, validation, the `pending` row, and the start of its work. */
 const delegate = Effect.fnUntraced(function*(
   engine: Engine,
   rbac: Rbac["Type"],
+  outcomes: Outcomes,
   request: DelegateRequest,
-  fork: (input: DelegationInput) => Effect.Effect<unknown>
+  start: (input: DelegationInput, outcome: Deferred.Deferred<Option.Option<Delegation>>) => Effect.Effect<void>
 ) {
   yield* rbac.authorize("delegate").pipe(
     Effect.tapError((denied) =>
@@ -90,12 +103,29 @@ const delegate = Effect.fnUntraced(function*(
   const now = yield* DateTime.now
   const delegation = { id, workspaceId, task: taskPreview(task), status: "pending", attempts: 0, createdAt: now, updatedAt: now } as const
   yield* engine.store.insert(new Delegation(delegation, { disableValidation: true }))
-  yield* fork({ id, target: workspaceId, task }).pipe(
-    // A closed layer (or an interrupted caller) means the fiber never started: do not leave it pending.
-    Effect.onInterrupt(() => abort(engine, id, "the Delegations layer is closed"))
+  const outcome = yield* Deferred.make<Option.Option<Delegation>>()
+  MutableHashMap.set(outcomes, id, outcome)
+  yield* start({ id, target: workspaceId, task }, outcome).pipe(
+    // A closed layer (or an interrupted caller) means the work never started: do not leave it pending.
+    Effect.onInterrupt(() => Effect.zipRight(abort(engine, id, "the Delegations layer is closed"), settle(outcomes, id, outcome, Option.none())))
   )
   return id
 })
+
+/** Hands the outcome to whoever awaits it; the delegation's own work is over. */
+const settle = (
+  outcomes: Outcomes,
+  id: string,
+  outcome: Deferred.Deferred<Option.Option<Delegation>>,
+  final: Option.Option<Delegation>
+) =>
+  Effect.suspend(() => {
+    MutableHashMap.remove(outcomes, id)
+    return Deferred.succeed(outcome, final)
+  })
+
+const settleAll = (outcomes: Outcomes) =>
+  Effect.forEach(Array.from(outcomes), ([id, outcome]) => settle(outcomes, id, outcome, Option.none()), { discard: true })
 
 const found = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationNotFound> =>
   Effect.flatMap(engine.store.get(id), Option.match({
@@ -117,13 +147,14 @@ const list = (engine: Engine): Effect.Effect<ReadonlyArray<Delegation>> =>
     return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refreshQueued(engine, queued), engine.store.list)
   })
 
-/** The state the delegation's fiber left (readable even once a small history has evicted it), else the stored one. */
-const awaitFiber = (engine: Engine, fibers: Fibers, id: string): Effect.Effect<Delegation, DelegationNotFound> =>
-  FiberMap.get(fibers, id).pipe(
-    Effect.flatMap(Fiber.await),
-    Effect.map(Exit.getOrElse(() => Option.none<Delegation>())),
-    Effect.catchTag("NoSuchElementException", () => Effect.succeed(Option.none<Delegation>())),
-    Effect.flatMap(Option.match({ onNone: () => found(engine, id), onSome: Effect.succeed }))
+/** The state the delegation's work left (readable even once a small history has evicted it), else the stored one. */
+const awaitOutcome = (engine: Engine, outcomes: Outcomes, id: string): Effect.Effect<Delegation, DelegationNotFound> =>
+  Effect.suspend(() =>
+    Option.match(MutableHashMap.get(outcomes, id), {
+      onNone: () => found(engine, id),
+      onSome: (outcome) =>
+        Effect.flatMap(Deferred.await(outcome), Option.match({ onNone: () => found(engine, id), onSome: Effect.succeed }))
+    })
   )
 
 /** A queued delegation is resolved by the platform, not by its fiber: ask the platform on the poll schedule. */
@@ -145,10 +176,12 @@ const abortPending = (engine: Engine, detail: string) =>
     Effect.forEach(all.filter((d) => d.status === "pending"), (d) => abort(engine, d.id, detail), { discard: true }))
 
 // Delegations cut short by a closing layer are a common wiring mistake (a layer provided per request or per
-// chat turn), so say so once, with the fix. Runs before the FiberMap's finalizer.
-const warnCutShort = (fibers: Fibers) =>
-  Effect.flatMap(FiberMap.size(fibers), (running) =>
-    running === 0 ? Effect.void : Effect.logWarning(
+// chat turn), so say so once, with the fix.
+const warnCutShort = (outcomes: Outcomes) =>
+  Effect.suspend(() => {
+    const running = MutableHashMap.size(outcomes)
+    return running === 0 ? Effect.void : Effect.logWarning(
       `the Delegations layer closed with ${running} delegation(s) running; they end failed (interrupted). ` +
         "Build the layer once for the whole host (ManagedRuntime.make, Layer.launch), not per request or chat turn"
-    ))
+    )
+  })

@@ -255,7 +255,7 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
    * platform - and returns it, without asking the platform about a queued one.
    */
   readonly awaitSettled: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
-  /** Delegations whose background fiber is still running. */
+  /** Delegations whose own work is not over: running, or waiting for a place under `DELEGATION_CONCURRENCY`. */
   readonly running: Effect.Effect<number>
 }>() {}
 
