@@ -51,7 +51,7 @@ const ROUNDS: Record<number, number> = { 1_000: quick ? 2 : 4, 10_000: 5 }
 // with their code optimised by the JIT, not while it is still being compiled.
 const WARM_UP = 5_000
 // The variants run in two rounds only (the stock undici client at N = 1,000; at N = 10,000 the library
-// without its concurrency bound and with Effect timeouts), to keep a full run near 3 minutes.
+// without its concurrency bound and with Effect timeouts), to keep a full run short.
 const sidesFor = (n: number, round: number) =>
   round >= 2
     ? ["floor", "library"] as const

@@ -3,6 +3,10 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   A2ATransport,
   A2ATransportError,
+  AuditMemory,
+  DiscoveryTest,
+  PlatformMirrorTest,
+  RbacTest,
   A2ATransportHttp,
   DelegationsLayer,
   DelegationsLive,
@@ -16,6 +20,7 @@ import {
 import type { PeerProtocol, SendMessage } from "effect-a2a-delegation"
 import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as Http from "./fixtures/http.js"
+import { settings } from "./fixtures/layers.js"
 import type { Handler, Recorded, Step } from "./fixtures/http.js"
 
 // --- helpers -------------------------------------------------------------------------------------
@@ -686,6 +691,28 @@ const stackLayer = (peer: Handler) =>
 const peerPosts = Effect.map(Http.requests, (all) => all.filter(isPeer))
 
 describe("DelegationsLayer.layer over a fake network", () => {
+  it.effect("a peer URL that does not parse fails the delegation at once with A2ARequestError: nothing sent, no retry", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+      const done = yield* d.awaitSettled(id)
+      expect(done.status).toBe("failed")
+      expect(done.attempts).toBe(1)
+      expect(done.cause?._tag).toBe("A2ARequestError")
+      expect(done.error).toBe(`Invalid peer URL "http://exa mple/a2a" (Invalid URL)`)
+      expect(yield* Http.requests).toEqual([])
+    }).pipe(Effect.provide(
+      DelegationsLayer.layerCore(settings()).pipe(Layer.provideMerge(Layer.mergeAll(
+        A2ATransportHttp.layer({ workspaceId: "ws-self", timeout: "300 seconds", protocol: "0.3" }).pipe(
+          Layer.provideMerge(Http.layer(always(Http.reply(200, {}))))
+        ),
+        DiscoveryTest.layer({ target: "http://exa mple/a2a" }),
+        PlatformMirrorTest.layer(),
+        AuditMemory.layer({ workspaceId: "ws-self" }),
+        RbacTest.layer({ allow: true })
+      )))
+    )))
+
   it.effect("a completed delegation calls record, discover, message/send, then update and notify", () =>
     Effect.gen(function*() {
       const d = yield* Delegations
