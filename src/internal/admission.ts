@@ -5,9 +5,11 @@
  *
  * Unbounded, a delegation is forked at once. Bounded, a delegation waiting for a place is an
  * entry of a `Queue`, in arrival order, not a fiber: one dispatcher fiber takes the oldest entry,
- * waits for a place (a `Semaphore` whose only waiter is the dispatcher) and forks it; the
- * delegation's fiber gives the place back in its finalizer. A parked fiber per waiting
- * delegation held 3.6 KB or more; an entry holds the captured runtime and the work.
+ * waits for a place (a `Semaphore` whose only waiter is the dispatcher, so a release wakes one
+ * fiber) and forks it; the delegation's fiber gives the place back in its finalizer. An entry
+ * holds the captured runtime and the work; a fiber parked on a bounded `Queue` of permits held
+ * about 5 KB more per waiting delegation (10,000 in flight with 256 places, the core layer over
+ * in-memory services: 8.3 KB against 3.2 KB per delegation in flight, store row included).
  *
  * @internal
  */
