@@ -9,7 +9,7 @@
  * interrupted. It differs from `NodeHttpClient.layerUndici` in how it talks to undici:
  * `dispatcher.dispatch` with a response handler instead of `request()`, so a response
  * costs no promise and no Readable unless its body is read as a stream. The library
- * runs about 1.6 times as many delegations per second over it (see bench/README.md).
+ * runs 1.6 to 2 times as many delegations per second over it (see bench/README.md).
  *
  * Exported from `effect-a2a-delegation/node`; the core never picks a client.
  *
