@@ -13,7 +13,7 @@
  *   each `await`ed;
  * - library-unbounded (N = 10,000, two rounds): the same without the concurrency bound;
  * - library-effect-timeout (N = 10,000, two rounds): the same with an `Effect.timeoutFail`
- *   per request instead of undici's timers (what the internal native timeout saves);
+ *   per request instead of the client's own deadline (what the internal native bounds save);
  * - library-undici (N = 1,000, two rounds): the same over `@effect/platform-node`'s
  *   `NodeHttpClient.layerUndici`.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the

@@ -7,7 +7,7 @@
  * recommended `NodeHttpClientPooled`, with `concurrency` equal to the pool's connections),
  * `library-unbounded` (the same without the concurrency bound), `library-effect-timeout`
  * (the same client behind a transformation, so the live layers bound each request with
- * `Effect.timeoutFail` instead of undici's timers), `library-undici` (the live stack with
+ * `Effect.timeoutFail` instead of the client's own deadline), `library-undici` (the live stack with
  * the bound over `@effect/platform-node`'s `NodeHttpClient.layerUndici` with a bounded
  * dispatcher).
  */

@@ -310,7 +310,7 @@ describe("e2e: failures", () => {
       expect(done.error).toBe("Transport error: request timed out after 200ms")
       expect((yield* slow.requests).length).toBe(3)
 
-      // a bound of 2 s (enforced by undici's timers, which tick every half second) fails the same way
+      // a bound of 2 s (a deadline timer inside the pooled client) fails the same way
       const slower = yield* world.peer("ws-slower", { latency: "4 seconds" })
       const bounded = yield* world.host({ timeout: "2 seconds", retryAttempts: 1 }, NodeHttpClientPooled.layer())
       const late = yield* bounded.awaitSettled(yield* bounded.delegate({ workspaceId: "ws-slower", task: "too slow" }))

@@ -47,6 +47,8 @@ import {
   field,
   fromHttpClientError,
   parseJson,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  type OnBounds,
   platformRequests,
   retryAfterMillis,
   textWithin
@@ -61,8 +63,10 @@ import {
 export interface Options {
   /** Sent as `X-Workspace-ID` on every A2A POST. */
   readonly workspaceId: string
-  /** Upper bound of one request, body included (`DELEGATION_TIMEOUT`). */
+  /** Upper bound of one request, from its start to the end of its body (`DELEGATION_TIMEOUT`). */
   readonly timeout: Duration.DurationInput
+  /** Bytes of a response body read at most (`DELEGATION_MAX_RESPONSE_BYTES`, default 10 MiB); past it the request fails. */
+  readonly maxResponseBytes?: number | undefined
   /**
    * The platform's credentials, for endpoints that are the platform's A2A proxy
    * (`PeerEndpoint.viaPlatform`) and start with `platformUrl`. Never sent anywhere else.
@@ -236,7 +240,7 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const timeout = Duration.decode(options.timeout)
-    const execute = textWithin(client, timeout)
+    const execute = textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
     const platform = options.platform
     // A v0.3 request has no version header (a 1.0 server reads its absence as 0.3).
     const peerHeaders = { "x-workspace-id": options.workspaceId }
@@ -253,8 +257,13 @@ export const make = (options: Options) =>
         : (version === "1.0" ? peerHeadersV1 : peerHeaders)
 
     // The error mapping is built once: the request's URL is the endpoint's.
-    const onTimeout = (url: string) => () =>
-      new A2ATransportError({ url, reason: "Timeout", detail: `request timed out after ${Duration.format(timeout)}` })
+    const bounds = (url: string): OnBounds<A2ATransportError | A2AResponseError> => ({
+      onTimeout: () =>
+        new A2ATransportError({ url, reason: "Timeout", detail: `request timed out after ${Duration.format(timeout)}` }),
+      // The same oversized answer would come again: not a transport failure, never re-sent.
+      onTooLarge: (maxBytes: number, status: number) =>
+        new A2AResponseError({ url, reason: "TooLarge", status, detail: `more than ${maxBytes} bytes` })
+    })
     const recover = {
       RequestError: (error: HttpClientError.RequestError) =>
         error.reason === "Transport"
@@ -284,7 +293,7 @@ export const make = (options: Options) =>
         execute(
           HttpClientRequest.post(url, { headers: headersFor(endpoint, url, version), body: HttpBody.unsafeJson(body) }),
           (response, text) => classifyResponse(url, requestId, response, text, version, expect),
-          onTimeout(url)
+          bounds(url)
         ),
         recover
       )
@@ -316,7 +325,7 @@ export const make = (options: Options) =>
               ? Either.getOrUndefined(Either.map(parseJson(text), (card) => cardProtocol(card, cardUrl)))
               : undefined
           ),
-        onTimeout(cardUrl)
+        bounds(cardUrl)
       ).pipe(
         Effect.catchAll((error) =>
           Effect.logDebug(`agent card ${cardUrl} not read (${error.message}); A2A 1.0 is tried first`).pipe(Effect.as(undefined))

@@ -35,6 +35,7 @@ import * as DiscoveryHttp from "./DiscoveryHttp.js"
 import * as DiscoveryProxy from "./DiscoveryProxy.js"
 import * as PlatformMirrorHttp from "./PlatformMirrorHttp.js"
 import * as RbacStatic from "./RbacStatic.js"
+import { DEFAULT_MAX_RESPONSE_BYTES } from "./internal/http.js"
 
 // --- the service alone ------------------------------------------------------------------------------
 
@@ -184,6 +185,11 @@ export interface Options {
   readonly auditLogLevel?: LogLevel.LogLevel | undefined
   /** Upper bound of each platform call made by the mirror (10 seconds). */
   readonly mirrorTimeout?: Duration.DurationInput | undefined
+  /**
+   * `DELEGATION_MAX_RESPONSE_BYTES`: the largest response body read from a peer or the platform
+   * (10 MiB, the platform proxy's own cap); a larger one fails the request without being buffered.
+   */
+  readonly maxResponseBytes?: number | undefined
 }
 
 /**
@@ -215,6 +221,7 @@ export const config: Config.Config<Options> = Config.all({
   timeout: optional(Config.number("DELEGATION_TIMEOUT")),
   history: optional(Config.integer("DELEGATION_HISTORY")),
   concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
+  maxResponseBytes: optional(Config.integer("DELEGATION_MAX_RESPONSE_BYTES")),
   viaPlatformProxy: optional(Config.boolean("A2A_VIA_PLATFORM_PROXY")),
   protocol: optional(Config.literal(...ProtocolSetting.literals)("A2A_PROTOCOL")),
   auditLogPath: AuditFile.pathConfig.pipe(Config.map(Option.getOrUndefined)),
@@ -256,6 +263,7 @@ interface ResolvedOptions extends Settings {
   readonly orgId: Option.Option<string>
   /** Bound of each call of the live platform mirror. */
   readonly platformTimeout: Duration.Duration
+  readonly maxResponseBytes: number
   readonly viaPlatformProxy: boolean
   readonly protocol: ProtocolSetting
   readonly auditLogPath: string | undefined
@@ -319,6 +327,10 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     }
     if (!Schema.is(ProtocolSetting)(protocol)) return yield* invalid("A2A_PROTOCOL", `must be auto, 1.0 or 0.3, got ${protocol}`)
     if (!Duration.greaterThan(platformTimeout, Duration.zero)) return yield* invalid("mirrorTimeout", "must be > 0")
+    const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+    if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1) {
+      return yield* invalid("DELEGATION_MAX_RESPONSE_BYTES", `must be an integer >= 1, got ${maxResponseBytes}`)
+    }
     const token = Option.fromNullable(options.platformToken).pipe(
       Option.map((t) => (typeof t === "string" ? Redacted.make(t) : t)),
       Option.filter((t) => Redacted.value(t) !== "")
@@ -337,6 +349,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       platformToken: token,
       orgId: Option.filter(Option.fromNullable(options.orgId), (org) => org !== ""),
       platformTimeout,
+      maxResponseBytes,
       viaPlatformProxy: options.viaPlatformProxy ?? false,
       protocol,
       auditLogPath: options.auditLogPath === "" ? undefined : options.auditLogPath,
@@ -359,7 +372,8 @@ const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never
         workspaceId: options.workspaceId,
         timeout: options.timeout,
         platform: options,
-        protocol: options.protocol
+        protocol: options.protocol,
+        maxResponseBytes: options.maxResponseBytes
       }),
       PlatformMirrorHttp.layer({ ...options, timeout: options.platformTimeout }),
       auditLayer(options),

@@ -9,7 +9,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/Discovery.js"
 
 import type { PlatformSettings } from "./internal/http.js"
-import { errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
+import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
 
 /**
  * Options of the live discovery.
@@ -18,8 +18,10 @@ import { errorText, fromHttpClientError, parseJson, platformHint, platformReques
  * @category models
  */
 export interface Options extends PlatformSettings {
-  /** Upper bound of one discovery request. */
+  /** Upper bound of one discovery request, body included. */
   readonly timeout: Duration.DurationInput
+  /** Bytes of a response body read at most (`DELEGATION_MAX_RESPONSE_BYTES`, default 10 MiB); past it the request fails. */
+  readonly maxResponseBytes?: number | undefined
 }
 
 const DiscoverBody = Schema.Struct({
@@ -41,7 +43,7 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const callerHeader = { "x-workspace-id": options.workspaceId }
     const timeout = Duration.decode(options.timeout)
-    const execute = textWithin(client, timeout)
+    const execute = textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
       const fail = (
@@ -75,7 +77,12 @@ export const make = (options: Options) =>
       return execute(
         request,
         onResponse,
-        () => new DiscoveryError({ workspaceId, reason: "Transport", detail: `timed out after ${Duration.format(timeout)}` })
+        {
+          onTimeout: () =>
+            new DiscoveryError({ workspaceId, reason: "Transport", detail: `timed out after ${Duration.format(timeout)}` }),
+          onTooLarge: (maxBytes, status) =>
+            new DiscoveryError({ workspaceId, reason: "TooLarge", status, detail: `more than ${maxBytes} bytes` })
+        }
       ).pipe(
         Effect.catchTags({
           RequestError: (error) =>

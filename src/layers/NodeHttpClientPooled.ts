@@ -20,7 +20,7 @@ import type { HttpBody, HttpClientRequest } from "@effect/platform"
 import { NodeStream, Undici } from "@effect/platform-node"
 import { Duration, Effect, Inspectable, Layer, Option, Stream } from "effect"
 import { Readable } from "node:stream"
-import { registerBoundedVariant } from "./internal/nativeTimeout.js"
+import { codedError, DEADLINE_CODE, registerBoundedVariant, TOO_LARGE_CODE } from "./internal/nativeBounds.js"
 
 /**
  * Pool settings.
@@ -53,14 +53,21 @@ class ResponseBody {
   private waiting: Array<() => void> = []
   private readable: Readable | undefined
   private decoded: string | undefined
+  private received = 0
 
-  constructor(private readonly controller: Undici.Dispatcher.DispatchController) {}
+  constructor(
+    private readonly controller: Undici.Dispatcher.DispatchController,
+    private readonly maxBytes: number
+  ) {}
 
   get ended(): boolean {
     return this.state === "ended"
   }
 
   push(chunk: Buffer): void {
+    if (this.state !== "open") return
+    this.received += chunk.length
+    if (this.received > this.maxBytes) return this.tooLarge()
     if (this.readable !== undefined) {
       if (!this.readable.push(chunk)) this.controller.pause()
       return
@@ -70,7 +77,21 @@ class ResponseBody {
     if (this.buffered > HIGH_WATER_MARK && this.waiting.length === 0) this.controller.pause()
   }
 
+  /** Fails the body at once when its declared length is past the limit. */
+  declare(length: number): void {
+    if (length > this.maxBytes) this.tooLarge()
+  }
+
+  // Past the limit nothing more is kept: the request is aborted and what was read is let go.
+  private tooLarge(): void {
+    const error = codedError(TOO_LARGE_CODE, `the response body is larger than ${this.maxBytes} bytes`)
+    this.chunks.length = 0
+    this.fail(error)
+    this.controller.abort(error)
+  }
+
   end(): void {
+    if (this.state !== "open") return
     this.state = "ended"
     this.readable?.push(null)
     this.wake()
@@ -147,8 +168,11 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
     super()
   }
 
+  private parsedHeaders: Headers.Headers | undefined
+
   get headers(): Headers.Headers {
-    return Headers.fromInput(this.rawHeaders)
+    // Read by the client span and again by the caller: parsed once.
+    return this.parsedHeaders ??= Headers.fromInput(this.rawHeaders)
   }
 
   get cookies(): Cookies.Cookies {
@@ -223,18 +247,23 @@ class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
   private controller: Undici.Dispatcher.DispatchController | undefined
   private body: ResponseBody | undefined
   private done = false
+  private answered = false
+  private readonly deadline: ReturnType<typeof setTimeout> | undefined
 
   constructor(
     private readonly request: HttpClientRequest.HttpClientRequest,
     private readonly signal: AbortSignal,
-    private readonly resume: (effect: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>) => void
+    private readonly resume: (effect: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>) => void,
+    private readonly bounds: NativeBounds | undefined
   ) {
     signal.addEventListener("abort", this.onAbort, { once: true })
+    this.deadline = bounds === undefined ? undefined : setTimeout(this.onDeadline, bounds.timeoutMillis)
   }
 
   onRequestStart(controller: Undici.Dispatcher.DispatchController): void {
     this.controller = controller
     if (this.signal.aborted) controller.abort(abortReason(this.signal))
+    else if (this.done) controller.abort(this.deadlineError())
   }
 
   onResponseStart(
@@ -242,10 +271,12 @@ class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
     status: number,
     headers: RawHeaders
   ): void {
-    if (status < 200) return // 1xx informational: the real answer follows
-    const body = new ResponseBody(controller)
+    if (status < 200 || this.done) return // 1xx informational: the real answer follows
+    const body = new ResponseBody(controller, this.bounds?.maxBytes ?? Infinity)
     this.body = body
-    this.resume(Effect.succeed(new UndiciResponse(this.request, status, headers, body)))
+    this.answer(Effect.succeed(new UndiciResponse(this.request, status, headers, body)))
+    // A declared length past the limit fails the body before a byte of it is read.
+    if (this.bounds !== undefined && headers["content-length"] !== undefined) body.declare(Number(headers["content-length"]))
   }
 
   onResponseData(_: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
@@ -253,18 +284,44 @@ class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.done = true
+    this.finish()
     this.body?.end()
   }
 
   onResponseError(_: Undici.Dispatcher.DispatchController | null, cause: Error): void {
     if (this.done) return
+    this.finish()
+    if (this.body === undefined) this.answer(Effect.fail(this.transportError(cause)))
+    else this.body.fail(cause)
+  }
+
+  private answer(effect: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>): void {
+    if (this.answered) return
+    this.answered = true
+    this.resume(effect)
+  }
+
+  private finish(): void {
     this.done = true
-    if (this.body === undefined) {
-      this.resume(Effect.fail(new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause })))
-    } else {
-      this.body.fail(cause)
-    }
+    if (this.deadline !== undefined) clearTimeout(this.deadline)
+  }
+
+  private transportError(cause: Error): HttpClientError.RequestError {
+    return new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause })
+  }
+
+  private deadlineError(): Error {
+    return codedError(DEADLINE_CODE, `no complete answer within ${this.bounds?.timeoutMillis ?? 0} ms`)
+  }
+
+  // The whole request, waiting for a socket and the body included, is over its time.
+  private readonly onDeadline = () => {
+    if (this.done) return
+    this.finish()
+    const error = this.deadlineError()
+    if (this.body === undefined) this.answer(Effect.fail(this.transportError(error)))
+    else this.body.fail(error)
+    this.controller?.abort(error)
   }
 
   private readonly onAbort = () => {
@@ -303,20 +360,26 @@ const bodyOf = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): UndiciBody =
 /**
  * An `HttpClient` over an undici dispatcher (an `Agent`, a `Pool`, ...). Its requests
  * have no timeout of their own: bound them with `Effect.timeout` and friends, as with
- * `NodeHttpClient.layerUndici`. (The library's live layers bound theirs with undici's
- * timers when they are given this client, which saves a fiber race per request.)
+ * `NodeHttpClient.layerUndici`. (The library's live layers bound theirs with a deadline
+ * and a size limit inside the client when they are given this client, which saves a
+ * fiber race per request.)
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
   registerBoundedVariant(
-    makeClient(dispatcher, 0),
-    (timeout) => makeClient(dispatcher, Duration.toMillis(timeout))
+    makeClient(dispatcher, undefined),
+    (bounds) => makeClient(dispatcher, { timeoutMillis: Duration.toMillis(bounds.timeout), maxBytes: bounds.maxBytes })
   )
 
-// `timeoutMillis` is undici's headers and body timeout; 0 turns them off.
-const makeClient = (dispatcher: Undici.Dispatcher, timeoutMillis: number): HttpClient.HttpClient => {
+/** A deadline per request (from its start to the end of its body) and a body size limit. */
+interface NativeBounds {
+  readonly timeoutMillis: number
+  readonly maxBytes: number
+}
+
+const makeClient = (dispatcher: Undici.Dispatcher, bounds: NativeBounds | undefined): HttpClient.HttpClient => {
   // No canceller: `HttpClient.make` aborts `signal` when the waiting fiber is interrupted, and the
   // handler passes that abort on to undici.
   const send = (request: HttpClientRequest.HttpClientRequest, url: URL, signal: AbortSignal, body: UndiciBody) =>
@@ -328,10 +391,11 @@ const makeClient = (dispatcher: Undici.Dispatcher, timeoutMillis: number): HttpC
           method: request.method,
           headers: request.headers,
           body,
-          headersTimeout: timeoutMillis,
-          bodyTimeout: timeoutMillis
+          // The handler's deadline bounds the whole request; undici's idle timers are off.
+          headersTimeout: 0,
+          bodyTimeout: 0
         },
-        new ResponseHandler(request, signal, resume)
+        new ResponseHandler(request, signal, resume, bounds)
       )
     })
   return HttpClient.make((request, url, signal) =>

@@ -9,7 +9,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
 import type { PlatformSettings } from "./internal/http.js"
-import { errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
+import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -18,8 +18,10 @@ import { errorText, fromHttpClientError, parseJson, platformHint, platformReques
  * @category models
  */
 export interface Options extends PlatformSettings {
-  /** Upper bound of each call (the original used 10 seconds). */
+  /** Upper bound of each call, body included (the original used 10 seconds). */
   readonly timeout?: Duration.DurationInput | undefined
+  /** Bytes of a response body read at most (`DELEGATION_MAX_RESPONSE_BYTES`, default 10 MiB); past it the request fails. */
+  readonly maxResponseBytes?: number | undefined
 }
 
 /** Characters of the result sent as `response_preview`. */
@@ -38,7 +40,7 @@ export const make = (options: Options) =>
     const client = yield* HttpClient.HttpClient
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
-    const execute = textWithin(client, timeout)
+    const execute = textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
     const self = `/workspaces/${segment(options.workspaceId)}`
 
     // Each operation's response handling and error mapping are built once, not per call.
@@ -57,8 +59,12 @@ export const make = (options: Options) =>
               detail: errorText(text) + platformHint(options, response.status)
             })
           )
-      const onTimeout = () =>
-        new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
+      const bounds = {
+        onTimeout: () =>
+          new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` }),
+        onTooLarge: (maxBytes: number, status: number) =>
+          new PlatformError({ operation: name, reason: "TooLarge", status, detail: `the reply is larger than ${maxBytes} bytes` })
+      }
       const failed = (error: HttpClientError.HttpClientError) => {
         if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
           return Effect.fail(
@@ -82,7 +88,7 @@ export const make = (options: Options) =>
       }
       const recover = { RequestError: failed, ResponseError: failed }
       return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<A, PlatformError> =>
-        Effect.catchTags(execute(request, handle, onTimeout), recover)
+        Effect.catchTags(execute(request, handle, bounds), recover)
     }
 
     const ok = () => Effect.void

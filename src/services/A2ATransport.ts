@@ -146,7 +146,8 @@ export class A2AResponseError extends Schema.TaggedError<A2AResponseError>(
     "NotJsonRpc",
     "IdMismatch",
     "EmptyReply",
-    "InvalidResult"
+    "InvalidResult",
+    "TooLarge"
   ),
   status: Schema.Int,
   detail: Schema.String
@@ -170,6 +171,8 @@ export class A2AResponseError extends Schema.TaggedError<A2AResponseError>(
         return `JSON-RPC reply has neither result nor error${detail}`
       case "InvalidResult":
         return `JSON-RPC result is not an A2A Message or Task${detail}`
+      case "TooLarge":
+        return `Peer reply (HTTP ${this.status}) is too large${detail}`
     }
   }
 }

@@ -33,7 +33,7 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
   "DiscoveryError",
   {
     workspaceId: Schema.String,
-    reason: Schema.Literal("Status", "NoUrl", "InvalidUrl", "InvalidPlatformUrl", "Transport", "Decode"),
+    reason: Schema.Literal("Status", "NoUrl", "InvalidUrl", "InvalidPlatformUrl", "Transport", "Decode", "TooLarge"),
     status: Schema.optional(Schema.Int),
     detail: Schema.String,
     /** What failed underneath, e.g. the `HttpClientError` of a `Transport` failure. */
@@ -54,6 +54,8 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
         return `Discovery error: ${this.detail}`
       case "Decode":
         return `Discovery failed: unreadable reply (${this.detail})`
+      case "TooLarge":
+        return `Discovery failed: the reply is too large (${this.detail})`
     }
   }
 }

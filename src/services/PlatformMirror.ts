@@ -17,7 +17,7 @@ export class PlatformError extends Schema.TaggedError<PlatformError>("effect-a2a
   "PlatformError",
   {
     operation: Schema.Literal("record", "update", "notify", "list"),
-    reason: Schema.Literal("Transport", "Timeout", "Status", "Decode", "InvalidUrl"),
+    reason: Schema.Literal("Transport", "Timeout", "Status", "Decode", "InvalidUrl", "TooLarge"),
     status: Schema.optional(Schema.Int),
     detail: Schema.String,
     /** What failed underneath, e.g. the `HttpClientError` of a `Transport` failure. */

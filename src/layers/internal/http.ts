@@ -6,9 +6,9 @@
  */
 import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
-import { Clock, Effect, Either, Option, Redacted } from "effect"
-import type { Duration } from "effect"
-import { boundedVariant } from "./nativeTimeout.js"
+import { Clock, Effect, Either, Option, Redacted, Stream } from "effect"
+import type { Bounds } from "./nativeBounds.js"
+import { boundedVariant, DEADLINE_CODE, TOO_LARGE_CODE } from "./nativeBounds.js"
 
 /**
  * Where the platform is and who we are on it.
@@ -80,6 +80,14 @@ export const platformRequests = (settings: PlatformSettings): PlatformRequests =
 }
 
 /**
+ * The largest response body read by default (`DELEGATION_MAX_RESPONSE_BYTES`): 10 MiB, the
+ * platform proxy's own cap on replies.
+ *
+ * @internal
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+/**
  * A percent-encoded path segment.
  *
  * @internal
@@ -87,35 +95,89 @@ export const platformRequests = (settings: PlatformSettings): PlatformRequests =
 export const segment = (value: string): string => encodeURIComponent(value)
 
 /**
- * Sends requests and reads their bodies as text, each request and its body bounded
- * together by `timeout`: past it, the request is interrupted (the client aborts it)
- * and fails with `onTimeout()`. A `NodeHttpClientPooled` client enforces the bound
- * with undici's timers instead (see ./nativeTimeout.ts), failing the same way.
+ * What a bounded request does when it passes a bound.
  *
  * @internal
  */
-export const textWithin = (client: HttpClient.HttpClient, timeout: Duration.Duration) => {
-  const native = boundedVariant(client, timeout)
-  const read = <A, E>(
-    from: HttpClient.HttpClient,
-    request: HttpClientRequest.HttpClientRequest,
-    handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>
-  ) => Effect.flatMap(from.execute(request), (response) => Effect.flatMap(response.text, (text) => handle(response, text)))
+export interface OnBounds<E> {
+  /** The request and its body took longer than the timeout. */
+  readonly onTimeout: () => E
+  /** The body is larger than the size limit (nothing past it was read); `status` is the response's. */
+  readonly onTooLarge: (maxBytes: number, status: number) => E
+}
+
+/**
+ * Sends requests and reads their bodies as text, each request and its body bounded
+ * together by `timeout` and the body by `maxBytes`: past a bound, the request is aborted
+ * and fails with `onTimeout()` or `onTooLarge()`. A `NodeHttpClientPooled` client enforces
+ * the bounds inside the client instead (see ./nativeBounds.ts), failing the same way.
+ *
+ * @internal
+ */
+export const textWithin = (client: HttpClient.HttpClient, bounds: Bounds) => {
+  const native = boundedVariant(client, bounds)
+  const { maxBytes, timeout } = bounds
   return <A, E, E2>(
     request: HttpClientRequest.HttpClientRequest,
     handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
-    onTimeout: () => E2
-  ): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> =>
-    native === undefined
-      ? Effect.timeoutFail(read(client, request, handle), { duration: timeout, onTimeout })
-      : Effect.catchIf(read(native, request, handle), isUndiciTimeout, () => Effect.fail(onTimeout()))
+    on: OnBounds<E2>
+  ): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> => {
+    if (native !== undefined) {
+      const text = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string, E2 | HttpClientError.HttpClientError> =>
+        Effect.catchIf(response.text, isNative(TOO_LARGE_CODE), () => Effect.fail(on.onTooLarge(maxBytes, response.status)))
+      const read: Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> = Effect.flatMap(
+        native.execute(request),
+        (response) => Effect.flatMap(text(response), (body) => handle(response, body))
+      )
+      return Effect.catchIf(read, isNative(DEADLINE_CODE), () => Effect.fail(on.onTimeout()))
+    }
+    const read = Effect.flatMap(client.execute(request), (response) =>
+      Effect.flatMap(
+        boundedText(response, maxBytes),
+        (text): Effect.Effect<A, E | E2> =>
+          text === undefined ? Effect.fail(on.onTooLarge(maxBytes, response.status)) : handle(response, text)
+      ))
+    return Effect.timeoutFail(read, { duration: timeout, onTimeout: on.onTimeout })
+  }
 }
 
-// undici's headers and body timeouts, as the bounded pooled client reports them.
-const isUndiciTimeout = (error: unknown): boolean => {
-  if (!isRecord(error) || (error["_tag"] !== "RequestError" && error["_tag"] !== "ResponseError")) return false
-  const code = codeOf(error["cause"]).code
-  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT"
+// The failures a bounded pooled client reports, by the code of their cause.
+const isNative = (code: string) => (error: unknown): boolean =>
+  isRecord(error) && (error["_tag"] === "RequestError" || error["_tag"] === "ResponseError") &&
+  codeOf(error["cause"]).code === code
+
+/**
+ * The body as text, or `undefined` once it passes `maxBytes`. A declared length is trusted
+ * to say so at once; otherwise the body is streamed and counted, and the stream's end
+ * aborts the request, so nothing past the limit is buffered.
+ */
+const boundedText = (
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number
+): Effect.Effect<string | undefined, HttpClientError.ResponseError> => {
+  const declared = response.headers["content-length"]
+  if (declared !== undefined && /^\d+$/.test(declared)) {
+    // Too large: the stream's end aborts the request (a dropped response is only aborted once collected).
+    return Number(declared) > maxBytes
+      ? Effect.as(Stream.runDrain(Stream.take(response.stream, 1)), undefined)
+      : response.text
+  }
+  return Stream.runFoldWhile(
+    response.stream,
+    { received: 0, chunks: [] as ReadonlyArray<Uint8Array> },
+    (read) => read.received <= maxBytes,
+    (read, chunk) => ({ received: read.received + chunk.length, chunks: [...read.chunks, chunk] })
+  ).pipe(Effect.map(({ chunks, received }) => received > maxBytes ? undefined : decodeUtf8(chunks, received)))
+}
+
+const decodeUtf8 = (chunks: ReadonlyArray<Uint8Array>, length: number): string => {
+  const bytes = new Uint8Array(length)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.length
+  }
+  return new TextDecoder().decode(bytes)
 }
 
 /**
@@ -219,6 +281,7 @@ export const describeTransport = (cause: unknown, fallback: string): TransportFa
     case "EAI_AGAIN":
       return { reason: "Dns", detail: `DNS lookup failed (${raw})` }
     case "ETIMEDOUT":
+    case DEADLINE_CODE:
     case "UND_ERR_CONNECT_TIMEOUT":
     case "UND_ERR_HEADERS_TIMEOUT":
     case "UND_ERR_BODY_TIMEOUT":
