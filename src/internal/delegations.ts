@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { DateTime, Deferred, Effect, FiberMap, MutableHashMap, Option, Schedule } from "effect"
+import { DateTime, Deferred, Effect, Either, FiberMap, MutableHashMap, Option, Schedule } from "effect"
 import type { Scope } from "effect"
 import type { Settings } from "../layers/DelegationsLayer.js"
 import type { DelegationInput, Engine } from "../programs/engine.js"
@@ -15,7 +15,7 @@ import { makeEngine, taskPreview, updateDelegation } from "../programs/engine.js
 import { interrupted } from "../programs/recordOutcome.js"
 import { refreshQueued } from "../programs/refreshQueued.js"
 import { runDelegation } from "../programs/runDelegation.js"
-import { validate } from "../programs/validate.js"
+import { copyRequest, validate } from "../programs/validate.js"
 import type { A2ATransport } from "../services/A2ATransport.js"
 import type { Audit } from "../services/Audit.js"
 import type { DelegateRequest } from "../services/Delegations.js"
@@ -85,20 +85,22 @@ const delegate = Effect.fnUntraced(function*(
   request: DelegateRequest,
   start: (input: DelegationInput, outcome: Deferred.Deferred<Option.Option<Delegation>>) => Effect.Effect<void>
 ) {
+  // Read once: RBAC's audit line, the checks and the delegation all see this copy.
+  const copy = copyRequest(request)
   yield* rbac.authorize("delegate").pipe(
     Effect.tapError((denied) =>
       Effect.flatMap(currentTraceId, (traceId) =>
         engine.audit.log({
           eventType: "rbac",
           action: "rbac.deny",
-          resource: String(request.workspaceId),
+          resource: Either.match(copy, { onLeft: () => "", onRight: (c) => typeof c.workspaceId === "string" ? c.workspaceId : "" }),
           outcome: "denied",
           traceId,
           extra: { attempted_action: denied.action, roles: denied.roles }
         })).pipe(bestEffort("audit"))
     )
   )
-  const { task, workspaceId } = yield* validate(request, engine.workspaceId)
+  const { task, workspaceId } = yield* Effect.flatMap(copy, (c) => validate(c, engine.workspaceId))
   // A UUID just drawn: its brand needs no check.
   const id = DelegationId.make(yield* uuidV4, { disableValidation: true })
   const now = yield* DateTime.now

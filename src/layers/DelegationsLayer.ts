@@ -18,6 +18,7 @@ import type { HttpClient } from "@effect/platform"
 import { FileSystem, Path } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
 import * as internal from "../internal/delegations.js"
+import { isDotSegment } from "../programs/validate.js"
 import { ProtocolSetting } from "../services/A2A.js"
 import type { A2ATransport, A2ATransportError } from "../services/A2ATransport.js"
 import type { Audit } from "../services/Audit.js"
@@ -51,6 +52,11 @@ export interface Settings {
   readonly history: number
   /** When to re-send after a transport failure; its input is the failure. `Retry-After` stays a lower bound. */
   readonly retrySchedule: Schedule.Schedule<unknown, A2ATransportError>
+  /**
+   * The longest `Retry-After` honoured (`DELEGATION_RETRY_AFTER_MAX`, 60 seconds), > 0; never more
+   * than `timeout` either. A longer one waits this long.
+   */
+  readonly retryAfterMax?: Duration.Duration | undefined
   /** When to poll `GetTask` / `tasks/get` while the peer's task is submitted or working. */
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   /** How long a peer task may stay submitted or working (`DELEGATION_TIMEOUT`); > 0. */
@@ -144,6 +150,11 @@ export interface Options {
   readonly retryDelay?: Duration.DurationInput | undefined
   /** `DELEGATION_TIMEOUT`: per A2A request, per discovery, and for following a task (300 seconds). */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * `DELEGATION_RETRY_AFTER_MAX`: the longest `Retry-After` (or `retry_after`) honoured before a
+   * retry, never more than `timeout` (60 seconds).
+   */
+  readonly retryAfterMax?: Duration.DurationInput | undefined
   /** `DELEGATION_HISTORY`: finished delegations kept (100). */
   readonly history?: number | undefined
   /**
@@ -213,6 +224,7 @@ export const config: Config.Config<Options> = Config.all({
   retryAttempts: optional(Config.integer("DELEGATION_RETRY_ATTEMPTS")),
   retryDelay: optional(Config.number("DELEGATION_RETRY_DELAY")),
   timeout: optional(Config.number("DELEGATION_TIMEOUT")),
+  retryAfterMax: optional(Config.number("DELEGATION_RETRY_AFTER_MAX")),
   history: optional(Config.integer("DELEGATION_HISTORY")),
   concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
   viaPlatformProxy: optional(Config.boolean("A2A_VIA_PLATFORM_PROXY")),
@@ -288,7 +300,7 @@ const durationOption = (
 const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?: number }>(
   settings: S
 ): Either.Either<S, ConfigError.ConfigError> => {
-  const { concurrency, history, mirrorTimeout, timeout } = settings
+  const { concurrency, history, mirrorTimeout, retryAfterMax, timeout } = settings
   if (history !== undefined && !(Number.isInteger(history) && history >= 0)) {
     return invalid("DELEGATION_HISTORY", `must be an integer >= 0, got ${history}`)
   }
@@ -296,6 +308,9 @@ const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?
     return invalid("DELEGATION_CONCURRENCY", `must be an integer >= 1, got ${concurrency}`)
   }
   if (!Duration.greaterThan(timeout, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
+  if (retryAfterMax !== undefined && !Duration.greaterThan(retryAfterMax, Duration.zero)) {
+    return invalid("DELEGATION_RETRY_AFTER_MAX", "must be > 0")
+  }
   if (mirrorTimeout !== undefined && !Duration.greaterThan(mirrorTimeout, Duration.zero)) {
     return invalid("mirrorTimeout", "must be > 0")
   }
@@ -307,12 +322,14 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     const timeout = yield* durationOption("DELEGATION_TIMEOUT", options.timeout, 300)
     const retryDelay = yield* durationOption("DELEGATION_RETRY_DELAY", options.retryDelay, 5)
     const platformTimeout = yield* durationOption("mirrorTimeout", options.mirrorTimeout, 10)
+    const retryAfterMax = yield* durationOption("DELEGATION_RETRY_AFTER_MAX", options.retryAfterMax, 60)
     const retryAttempts = options.retryAttempts ?? 3
     const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
     const protocol = options.protocol ?? "auto"
     if (typeof options.workspaceId !== "string" || options.workspaceId.trim() === "") {
       return yield* invalid("WORKSPACE_ID", "must be a non-empty workspace id")
     }
+    if (isDotSegment(options.workspaceId)) return yield* invalid("WORKSPACE_ID", "`.` and `..` are not workspace ids")
     if (!isHttpUrl(platformUrl)) return yield* invalid("PLATFORM_URL", `must be an absolute http(s) URL, got ${platformUrl}`)
     if (!Number.isInteger(retryAttempts) || retryAttempts < 1) {
       return yield* invalid("DELEGATION_RETRY_ATTEMPTS", "must be an integer >= 1")
@@ -328,6 +345,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       history: options.history ?? 100,
       concurrency: options.concurrency,
       timeout,
+      retryAfterMax,
       // The live mirror bounds each call itself (`platformTimeout`), so the program adds no second timer.
       mirrorTimeout: undefined,
       retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),

@@ -9,7 +9,7 @@ import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
 import type { PlatformSettings } from "./internal/http.js"
-import { errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
+import { errorText, fromHttpClientError, parseJson, pathOf, platformHint, platformRequests, textWithin } from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -39,7 +39,11 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
     const execute = textWithin(client, timeout)
-    const self = `/workspaces/${segment(options.workspaceId)}`
+    const selfPath = pathOf`/workspaces/${options.workspaceId}`
+    if (Either.isLeft(selfPath)) {
+      return yield* Effect.dieMessage(`workspace id ${JSON.stringify(options.workspaceId)} cannot be a URL path segment`)
+    }
+    const self = selfPath.right
 
     // Each operation's response handling and error mapping are built once, not per call.
     const operation = <A>(
@@ -105,11 +109,18 @@ export const make = (options: Options) =>
           delegation_id: request.delegationId
         })),
       update: (request) =>
-        update(postJson(`${self}/delegations/${segment(request.delegationId)}/update`, {
-          status: request.status,
-          error: request.error,
-          response_preview: truncate(request.responsePreview, RESPONSE_PREVIEW)
-        })),
+        Either.match(pathOf`/delegations/${request.delegationId}/update`, {
+          onLeft: (id) =>
+            Effect.fail(
+              new PlatformError({ operation: "update", reason: "InvalidUrl", detail: `delegation id ${JSON.stringify(id)} cannot be a URL path segment` })
+            ),
+          onRight: (path) =>
+            update(postJson(self + path, {
+              status: request.status,
+              error: request.error,
+              response_preview: truncate(request.responsePreview, RESPONSE_PREVIEW)
+            }))
+        }),
       notify: (request) =>
         notify(postJson(`${self}/notify`, {
           message: request.message,

@@ -5,7 +5,8 @@
  * @internal
  */
 import { DateTime, Effect } from "effect"
-import type { Duration, Option, Schedule } from "effect"
+import { Duration } from "effect"
+import type { Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
 import type { A2AError } from "../services/A2ATransport.js"
@@ -17,14 +18,17 @@ import { Delegation } from "../services/Delegations.js"
 import { DelegationStore } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
-import { retryPolicy } from "./retryPolicy.js"
+import { DEFAULT_RETRY_AFTER_MAX, retryPolicy } from "./retryPolicy.js"
 
 /**
  * The settings the delegation program reads.
  *
  * @internal
  */
-export type ProgramSettings = Pick<Settings, "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout">
+export type ProgramSettings = Pick<
+  Settings,
+  "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout" | "retryAfterMax"
+>
 
 /**
  * The services and settings, as the steps take them.
@@ -61,12 +65,21 @@ export const makeEngine = (
       transport: yield* A2ATransport,
       mirror: yield* PlatformMirror,
       audit: yield* Audit,
-      retrySchedule: retryPolicy(settings.retrySchedule),
+      retrySchedule: retryPolicy(settings.retrySchedule, retryAfterCap(settings)),
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
       mirrorTimeout: settings.mirrorTimeout
     }
   })
+
+/**
+ * `Retry-After` is honoured up to `retryAfterMax` (60 s by default) and never past
+ * `DELEGATION_TIMEOUT`, the bound of the delegation's own requests and of following its task.
+ *
+ * @internal
+ */
+export const retryAfterCap = (settings: Pick<Settings, "timeout" | "retryAfterMax">): Duration.Duration =>
+  Duration.min(settings.retryAfterMax ?? DEFAULT_RETRY_AFTER_MAX, settings.timeout)
 
 /**
  * One delegation to run.

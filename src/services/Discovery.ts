@@ -33,7 +33,15 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
   "DiscoveryError",
   {
     workspaceId: Schema.String,
-    reason: Schema.Literal("Status", "NoUrl", "InvalidUrl", "InvalidPlatformUrl", "Transport", "Decode"),
+    reason: Schema.Literal(
+      "Status",
+      "NoUrl",
+      "InvalidUrl",
+      "InvalidPlatformUrl",
+      "Transport",
+      "Decode",
+      "InvalidWorkspaceId"
+    ),
     status: Schema.optional(Schema.Int),
     detail: Schema.String,
     /** What failed underneath, e.g. the `HttpClientError` of a `Transport` failure. */
@@ -54,6 +62,8 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
         return `Discovery error: ${this.detail}`
       case "Decode":
         return `Discovery failed: unreadable reply (${this.detail})`
+      case "InvalidWorkspaceId":
+        return `Discovery refused: ${JSON.stringify(this.workspaceId)} cannot be a URL path segment`
     }
   }
 }
@@ -79,4 +89,20 @@ export const isHttpUrl = (url: string): boolean => {
   if (!URL.canParse(url)) return false
   const protocol = new URL(url).protocol
   return protocol === "http:" || protocol === "https:"
+}
+
+/**
+ * The URL without its userinfo (`http://user:pass@host/` is `http://host/`); any other URL as is.
+ * Credentials in a discovered URL are never sent, so they are dropped before it is stored or traced.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const withoutUserinfo = (url: string): string => {
+  if (!url.includes("@") || !URL.canParse(url)) return url
+  const parsed = new URL(url)
+  if (parsed.username === "" && parsed.password === "") return url
+  parsed.username = ""
+  parsed.password = ""
+  return parsed.href
 }

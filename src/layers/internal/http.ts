@@ -8,6 +8,7 @@ import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/pl
 import { HttpBody, HttpClientRequest } from "@effect/platform"
 import { Clock, Effect, Either, Option, Redacted } from "effect"
 import type { Duration } from "effect"
+import { excerpt } from "../../internal/text.js"
 import { boundedVariant } from "./nativeTimeout.js"
 
 /**
@@ -80,11 +81,24 @@ export const platformRequests = (settings: PlatformSettings): PlatformRequests =
 }
 
 /**
- * A percent-encoded path segment.
+ * A path built from a template whose every interpolated value is one percent-encoded segment
+ * (`/` and `?` included); a value that is a dot segment (`.`, `..`, which no encoding keeps
+ * from being resolved away) or empty makes it `Left(value)`.
  *
  * @internal
  */
-export const segment = (value: string): string => encodeURIComponent(value)
+export const pathOf = (
+  strings: TemplateStringsArray,
+  ...values: ReadonlyArray<string>
+): Either.Either<string, string> => {
+  let path = strings[0] ?? ""
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]!
+    if (value === "" || value === "." || value === "..") return Either.left(value)
+    path += encodeURIComponent(value) + (strings[i + 1] ?? "")
+  }
+  return Either.right(path)
+}
 
 /**
  * Sends requests and reads their bodies as text, each request and its body bounded
@@ -146,13 +160,15 @@ export const errorText = (text: string): string => {
   const json = parseJson(text)
   if (Either.isRight(json)) {
     const error = field(json.right, "error")
-    if (typeof error === "string") return error
+    if (typeof error === "string") return excerpt(error, ERROR_EXCERPT)
     const message = field(error, "message")
-    if (typeof message === "string") return message
+    if (typeof message === "string") return excerpt(message, ERROR_EXCERPT)
   }
-  const trimmed = text.trim()
-  return trimmed.length > 200 ? `${trimmed.slice(0, 200)}...` : trimmed
+  return excerpt(text.trim(), ERROR_EXCERPT)
 }
+
+/** Characters of a raw error body an error keeps. */
+const ERROR_EXCERPT = 200
 
 /**
  * `Retry-After` in milliseconds (delta-seconds or an HTTP date), else the
