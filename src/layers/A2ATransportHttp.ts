@@ -41,6 +41,7 @@ import {
   QueuedReply,
   TaskReply
 } from "../services/A2ATransport.js"
+import { formatStack } from "../internal/stack.js"
 import { excerpt } from "../internal/text.js"
 import type { PlatformSettings } from "./internal/http.js"
 import {
@@ -133,7 +134,7 @@ export const classifyResponse = (
   }
   if (reply.error !== undefined) {
     const reason = errorInfoReason(reply.error.data)
-    return Effect.fail(
+    return Effect.fail(formatStack(
       new JsonRpcError({
         code: reply.error.code,
         rpcMessage: excerpt(reply.error.message, RPC_MESSAGE_EXCERPT),
@@ -141,7 +142,7 @@ export const classifyResponse = (
         ...(reason === undefined ? {} : { reason }),
         protocolVersion: version
       })
-    )
+    ))
   }
   if (!("result" in json.right)) return responseError(url, status, "EmptyReply", "")
   const result = reply.result
@@ -163,11 +164,10 @@ const keptData = (data: unknown): boolean => {
   return Either.isRight(json) && json.right !== undefined && json.right.length <= RPC_DATA_MAX
 }
 
-// The error builders below are top-level functions given only what the error keeps (an excerpt of
-// the body, never the body): an error's stack, until it is formatted, keeps the functions it was
-// built in alive, and with them every variable their closures captured.
+// The error builders below are given only what the error keeps (an excerpt of the body, never the
+// body), and format the error's stack at once (see formatStack).
 const responseError = (url: string, status: number, reason: A2AResponseError["reason"], detail: string) =>
-  Effect.fail(new A2AResponseError({ url, reason, status, detail }))
+  Effect.fail(formatStack(new A2AResponseError({ url, reason, status, detail })))
 
 const classifyAccepted = (url: string, text: string): Effect.Effect<SendReply, A2AError> => {
   const queued = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeQueued(json), String))
@@ -204,7 +204,7 @@ const retryableStatus = (
   retryAfter: Effect.Effect<number | undefined>
 ): Effect.Effect<never, A2ATransportError> =>
   Effect.flatMap(retryAfter, (millis) =>
-    Effect.fail(
+    Effect.fail(formatStack(
       new A2ATransportError({
         url,
         reason: "Status",
@@ -212,7 +212,7 @@ const retryableStatus = (
         ...(millis === undefined ? {} : { retryAfterMillis: millis }),
         detail
       })
-    ))
+    )))
 
 const taskReply = (task: Task, raw: unknown) => new TaskReply({ task, raw }, { disableValidation: true })
 const messageReply = (message: Message, raw: unknown) => new MessageReply({ message, raw }, { disableValidation: true })

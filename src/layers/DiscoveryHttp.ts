@@ -8,6 +8,7 @@ import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 
+import { formatStack } from "../internal/stack.js"
 import type { PlatformSettings } from "./internal/http.js"
 import { errorText, fromHttpClientError, parseJson, pathOf, platformHint, platformRequests, textWithin } from "./internal/http.js"
 
@@ -48,7 +49,7 @@ export const make = (options: Options) =>
         reason: DiscoveryError["reason"],
         detail: string,
         extra: { readonly status?: number; readonly cause?: unknown } = {}
-      ) => Effect.fail(new DiscoveryError({ workspaceId, reason, detail, ...extra }))
+      ) => Effect.fail(formatStack(new DiscoveryError({ workspaceId, reason, detail, ...extra })))
       const path = pathOf`/registry/discover/${workspaceId}`
       if (Either.isLeft(path)) return fail("InvalidWorkspaceId", "")
       const request = platform.get(path.right, callerHeader)

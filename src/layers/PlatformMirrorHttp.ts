@@ -8,6 +8,7 @@ import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
+import { formatStack } from "../internal/stack.js"
 import type { PlatformSettings } from "./internal/http.js"
 import { errorText, fromHttpClientError, parseJson, pathOf, platformHint, platformRequests, textWithin } from "./internal/http.js"
 
@@ -53,14 +54,14 @@ export const make = (options: Options) =>
       const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
         response.status >= 200 && response.status < 300
           ? onOk(response, text)
-          : Effect.fail(
+          : Effect.fail(formatStack(
             new PlatformError({
               operation: name,
               reason: "Status",
               status: response.status,
               detail: errorText(text) + platformHint(options, response.status)
             })
-          )
+          ))
       const onTimeout = () =>
         new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
       const failed = (error: HttpClientError.HttpClientError) => {
@@ -98,7 +99,7 @@ export const make = (options: Options) =>
       const rows = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeRows(json), String))
       return Either.isRight(rows)
         ? Effect.succeed(rows.right)
-        : Effect.fail(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" }))
+        : Effect.fail(formatStack(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" })))
     })
 
     return PlatformMirror.of({
