@@ -20,14 +20,14 @@ import {
 } from "effect-a2a-delegation"
 import type { Delegation, DelegateRequest, InvalidDelegation } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
-import { Chunk, Clock, ConfigError, Effect, Fiber, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import { Chunk, Clock, ConfigError, Context, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Scope, TestClock } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import * as FakeHttp from "./fixtures/http.js"
 import type { Handler, Step } from "./fixtures/http.js"
-import { captureLogs, start } from "./fixtures/e2e.js"
+import { captureLogs, eventually, start } from "./fixtures/e2e.js"
 
 // --- the fake network ------------------------------------------------------------------------------
 
@@ -82,6 +82,16 @@ const untilSleepAt = (millis: number) =>
     return yield* Effect.dieMessage(`no sleep ending at ${millis} ms was scheduled`)
   })
 
+/** Yields until the peer has received `n` POSTs. */
+const untilPeerPosts = (n: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 500; i++) {
+      if ((yield* peerPosts).length >= n) return
+      yield* TestClock.adjust(0)
+    }
+    return yield* Effect.dieMessage(`the peer never got ${n} POST(s)`)
+  })
+
 const tracing = () => {
   const exporter = new InMemorySpanExporter()
   const layer = NodeSdk.layer(() => ({ resource: { serviceName: "hostile-test" }, spanProcessor: new SimpleSpanProcessor(exporter) }))
@@ -102,11 +112,25 @@ type RawHandler = (req: Http.IncomingMessage, res: Http.ServerResponse, body: st
  * A raw HTTP server on 127.0.0.1 that is both the platform (discovery, mirror) and the peer
  * (`POST /a2a`, answered by `peer`), for the current scope.
  */
-const rawWorld = (peer: RawHandler, options: { readonly discovered?: (base: string) => string } = {}) =>
+const rawWorld = (
+  peer: RawHandler,
+  options: {
+    readonly discovered?: (base: string) => string
+    /** While true, the platform's mirror routes (record, update, notify) never answer. */
+    readonly mirrorHangs?: () => boolean
+  } = {}
+) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly url: string; readonly server: Http.Server; readonly peerHits: () => number }>((resume) => {
+    Effect.async<{
+      readonly url: string
+      readonly server: Http.Server
+      readonly peerHits: () => number
+      readonly paths: () => ReadonlyArray<string>
+    }>((resume) => {
       let peerHits = 0
+      const paths: Array<string> = []
       const server = Http.createServer((req, res) => {
+        paths.push(req.url ?? "")
         const chunks: Array<Buffer> = []
         req.on("data", (chunk: Buffer) => chunks.push(chunk))
         req.on("end", () => {
@@ -119,7 +143,7 @@ const rawWorld = (peer: RawHandler, options: { readonly discovered?: (base: stri
           } else if (req.url === "/a2a") {
             peerHits++
             peer(req, res, body)
-          } else {
+          } else if (options.mirrorHangs?.() !== true) {
             res.writeHead(200, { "content-type": "application/json" })
             res.end("{}")
           }
@@ -127,7 +151,7 @@ const rawWorld = (peer: RawHandler, options: { readonly discovered?: (base: stri
       })
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as AddressInfo
-        resume(Effect.succeed({ url: `http://127.0.0.1:${port}`, server, peerHits: () => peerHits }))
+        resume(Effect.succeed({ url: `http://127.0.0.1:${port}`, server, peerHits: () => peerHits, paths: () => [...paths] }))
       })
     }),
     ({ server }) =>
@@ -584,4 +608,98 @@ describe("hostile peers (real sockets)", () => {
       expect(done.status).toBe("completed")
       expect(done.result).toBe("fine")
     }))
+})
+
+// --- closing ----------------------------------------------------------------------------------------
+
+describe("closing against a hung platform", () => {
+  it.scopedLive("1,000 delegations in flight: closing returns within DELEGATION_SHUTDOWN_TIMEOUT (+ slack), each recorded failed (interrupted)", () =>
+    Effect.gen(function*() {
+      let hung = false
+      const world = yield* rawWorld(() => {}, { mirrorHangs: () => hung })
+      const logs = captureLogs()
+      // The client outlives the layer, as a host's does: what is measured is the layer's own close.
+      const client = yield* Layer.build(NodeHttpClientPooled.layer())
+      const scope = yield* Scope.make()
+      const d = yield* Layer.buildWithScope(
+        DelegationsLayer.layer({
+          workspaceId: "ws-self",
+          platformUrl: world.url,
+          platformToken: TOKEN,
+          protocol: "0.3",
+          retryAttempts: 1,
+          history: 1000,
+          timeout: "60 seconds",
+          mirrorTimeout: "10 seconds",
+          shutdownTimeout: "1 second"
+        }).pipe(Layer.provide(Layer.succeedContext(client)), Layer.provide(logs.layer)),
+        scope
+      ).pipe(Effect.map(Context.get(Delegations)))
+      const ids = yield* Effect.forEach(Array.from({ length: 1000 }, (_, i) => i), (i) =>
+        d.delegate({ workspaceId: "target", task: `task ${i}` }))
+      const recorded = () => world.paths().filter((p) => p.endsWith("/delegations/record")).length
+      yield* eventually(Effect.sync(recorded), (n) => n === 1000, "1,000 platform records", "20 seconds")
+      yield* eventually(d.list, (all) => all.every((x) => x.status === "in_progress"), "1,000 in progress", "20 seconds")
+      expect(yield* d.running).toBe(1000)
+
+      hung = true
+      const started = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      const took = Date.now() - started
+
+      // The bound plus slack for aborting 2,000 requests on a shared machine; without the bound it was
+      // the 10 s mirror timeout times the rounds of 1,000 updates through 256 sockets.
+      expect(took).toBeLessThan(1000 + 4000)
+      const states = yield* Effect.forEach(ids, (id) => d.status(id))
+      for (const state of states) {
+        expect(state.status).toBe("failed")
+        expect(state.cause?._tag).toBe("DelegationAborted")
+        expect(state.error).toContain("interrupted")
+      }
+      expect(logs.lines.some((l) => l.level === "WARN" && l.message.includes("DELEGATION_SHUTDOWN_TIMEOUT"))).toBe(true)
+    }), 60_000)
+
+  /** A stack over the fake network in the context, built in `scope`, closing its own way. */
+  const closable = (scope: Scope.Scope, logs: ReturnType<typeof captureLogs>) =>
+    Layer.buildWithScope(
+      DelegationsLayer.layer({
+        workspaceId: "ws-self",
+        platformUrl: PLATFORM,
+        platformToken: TOKEN,
+        protocol: "0.3",
+        mirrorTimeout: 10,
+        shutdownTimeout: 1
+      }).pipe(Layer.provide(logs.layer)),
+      scope
+    ).pipe(Effect.map(Context.get(Delegations)))
+
+  /** Peers never answer; the platform's update and notify answer unless `hangs`. */
+  const closingNetwork = (hangs: boolean) =>
+    FakeHttp.layer((request, previous) => {
+      const path = new URL(request.url).pathname
+      if (hangs && (path.endsWith("/update") || path.endsWith("/notify"))) return Effect.never
+      return network(() => Effect.never)(request, previous)
+    })
+
+  for (const hangs of [false, true]) {
+    it.effect(hangs
+      ? "a platform that hangs while closing: closing ends at the 1 s bound, not the 10 s mirror timeout; one warning"
+      : "a platform that answers while closing: update and notify are sent, nothing abandoned", () =>
+      Effect.gen(function*() {
+        const logs = captureLogs()
+        const scope = yield* Scope.make()
+        const d = yield* closable(scope, logs)
+        const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
+        yield* untilPeerPosts(1)
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(closing)
+        const state = yield* d.status(id)
+        expect(state.status).toBe("failed")
+        expect(state.cause?._tag).toBe("DelegationAborted")
+        const paths = (yield* FakeHttp.requests).map((r) => new URL(r.url).pathname)
+        expect(paths.filter((p) => p.endsWith("/update") || p.endsWith("/notify"))).toHaveLength(hangs ? 1 : 2)
+        expect(logs.lines.some((l) => l.message.includes("DELEGATION_SHUTDOWN_TIMEOUT"))).toBe(hangs)
+      }).pipe(Effect.provide(closingNetwork(hangs))))
+  }
 })

@@ -26,6 +26,7 @@ import type { PlatformMirror } from "../services/PlatformMirror.js"
 import { Rbac } from "../services/Rbac.js"
 import { bestEffort } from "./bestEffort.js"
 import * as Admission from "./admission.js"
+import * as Closing from "./closing.js"
 import { currentTraceId } from "./tracing.js"
 import { uuidV4 } from "./uuid.js"
 
@@ -50,7 +51,8 @@ export const make = (
   Scope.Scope | DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit | Rbac
 > =>
   Effect.gen(function*() {
-    const engine = yield* makeEngine(settings)
+    const closing = yield* Closing.make(settings.shutdownTimeout)
+    const engine = yield* makeEngine(settings, closing.abandoned)
     const rbac = yield* Rbac
     const outcomes: Outcomes = MutableHashMap.empty()
     // Finalizers run last added, first run: the dispatcher stops, then the running fibers are
@@ -59,6 +61,7 @@ export const make = (
     yield* Effect.addFinalizer(() => settleAll(outcomes))
     yield* Effect.addFinalizer(() => abortPending(engine, "the Delegations layer was closed before the delegation started"))
     const fibers: Fibers = yield* FiberMap.make<string, Option.Option<Delegation>>()
+    yield* Effect.addFinalizer(() => closing.start)
     yield* Effect.addFinalizer(() => warnCutShort(outcomes))
     const admission = settings.concurrency === undefined
       ? Admission.unbounded(fibers)

@@ -71,6 +71,12 @@ export interface Settings {
    * `pending`, in order, until a place is free. Unbounded when left out.
    */
   readonly concurrency?: number | undefined
+  /**
+   * How long closing the layer may wait for the platform (`DELEGATION_SHUTDOWN_TIMEOUT`, 5 seconds),
+   * > 0. Closing records every interrupted delegation as failed locally first; platform calls still
+   * running past this bound are abandoned, with one warning.
+   */
+  readonly shutdownTimeout?: Duration.Duration | undefined
 }
 
 /**
@@ -195,6 +201,11 @@ export interface Options {
   readonly auditLogLevel?: LogLevel.LogLevel | undefined
   /** Upper bound of each platform call made by the mirror (10 seconds). */
   readonly mirrorTimeout?: Duration.DurationInput | undefined
+  /**
+   * `DELEGATION_SHUTDOWN_TIMEOUT`: how long closing the layer may wait for the platform's update and
+   * notify of the delegations it interrupts (5 seconds); their local state is recorded first.
+   */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -225,6 +236,7 @@ export const config: Config.Config<Options> = Config.all({
   retryDelay: optional(Config.number("DELEGATION_RETRY_DELAY")),
   timeout: optional(Config.number("DELEGATION_TIMEOUT")),
   retryAfterMax: optional(Config.number("DELEGATION_RETRY_AFTER_MAX")),
+  shutdownTimeout: optional(Config.number("DELEGATION_SHUTDOWN_TIMEOUT")),
   history: optional(Config.integer("DELEGATION_HISTORY")),
   concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
   viaPlatformProxy: optional(Config.boolean("A2A_VIA_PLATFORM_PROXY")),
@@ -300,7 +312,7 @@ const durationOption = (
 const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?: number }>(
   settings: S
 ): Either.Either<S, ConfigError.ConfigError> => {
-  const { concurrency, history, mirrorTimeout, retryAfterMax, timeout } = settings
+  const { concurrency, history, mirrorTimeout, retryAfterMax, shutdownTimeout, timeout } = settings
   if (history !== undefined && !(Number.isInteger(history) && history >= 0)) {
     return invalid("DELEGATION_HISTORY", `must be an integer >= 0, got ${history}`)
   }
@@ -308,6 +320,9 @@ const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?
     return invalid("DELEGATION_CONCURRENCY", `must be an integer >= 1, got ${concurrency}`)
   }
   if (!Duration.greaterThan(timeout, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
+  if (shutdownTimeout !== undefined && !Duration.greaterThan(shutdownTimeout, Duration.zero)) {
+    return invalid("DELEGATION_SHUTDOWN_TIMEOUT", "must be > 0")
+  }
   if (retryAfterMax !== undefined && !Duration.greaterThan(retryAfterMax, Duration.zero)) {
     return invalid("DELEGATION_RETRY_AFTER_MAX", "must be > 0")
   }
@@ -323,6 +338,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     const retryDelay = yield* durationOption("DELEGATION_RETRY_DELAY", options.retryDelay, 5)
     const platformTimeout = yield* durationOption("mirrorTimeout", options.mirrorTimeout, 10)
     const retryAfterMax = yield* durationOption("DELEGATION_RETRY_AFTER_MAX", options.retryAfterMax, 60)
+    const shutdownTimeout = yield* durationOption("DELEGATION_SHUTDOWN_TIMEOUT", options.shutdownTimeout, 5)
     const retryAttempts = options.retryAttempts ?? 3
     const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
     const protocol = options.protocol ?? "auto"
@@ -346,6 +362,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       concurrency: options.concurrency,
       timeout,
       retryAfterMax,
+      shutdownTimeout,
       // The live mirror bounds each call itself (`platformTimeout`), so the program adds no second timer.
       mirrorTimeout: undefined,
       retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),

@@ -47,6 +47,8 @@ export interface Engine {
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   readonly timeout: Duration.Duration
   readonly mirrorTimeout: Duration.Duration | undefined
+  /** Completes once closing the layer has passed `DELEGATION_SHUTDOWN_TIMEOUT`; platform calls then stop waiting. */
+  readonly abandoned: Effect.Effect<void>
 }
 
 /**
@@ -55,7 +57,8 @@ export interface Engine {
  * @internal
  */
 export const makeEngine = (
-  settings: ProgramSettings
+  settings: ProgramSettings,
+  abandoned: Effect.Effect<void> = Effect.never
 ): Effect.Effect<Engine, never, DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit> =>
   Effect.gen(function*() {
     return {
@@ -68,7 +71,8 @@ export const makeEngine = (
       retrySchedule: retryPolicy(settings.retrySchedule, retryAfterCap(settings)),
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
-      mirrorTimeout: settings.mirrorTimeout
+      mirrorTimeout: settings.mirrorTimeout,
+      abandoned
     }
   })
 
