@@ -555,8 +555,9 @@ describe("hostile peers (real sockets)", () => {
         expect(grown).toBeLessThan(15 * 1024 * 1024)
       }), 60_000)
 
-    // lead: client deadline/size limit
-    it.effect.skip(`${name}: a drip-fed reply (1 byte / 300 ms) fails within DELEGATION_TIMEOUT + slack`, () =>
+    // lead: client deadline/size limit (the stock undici client, bounded by an Effect timer, passes today)
+    const dripTest = name === "NodeHttpClientPooled" ? it.effect.skip : it.effect
+    dripTest(`${name}: a drip-fed reply (1 byte / 300 ms) fails within DELEGATION_TIMEOUT + slack`, () =>
       Effect.gen(function*() {
         const world = yield* rawWorld((_req, res, body) => {
           const whole = JSON.stringify(rpcAnswer("slow", rpcId(body)))

@@ -95,8 +95,7 @@ export const isHttpUrl = (url: string): boolean => {
  * The URL without its userinfo (`http://user:pass@host/` is `http://host/`); any other URL as is.
  * Credentials in a discovered URL are never sent, so they are dropped before it is stored or traced.
  *
- * @since 0.2.0
- * @category utils
+ * @internal
  */
 export const withoutUserinfo = (url: string): string => {
   if (!url.includes("@") || !URL.canParse(url)) return url
