@@ -9,6 +9,7 @@ import { HttpBody, HttpClientRequest } from "@effect/platform"
 import { Clock, Effect, Either, Option, Redacted } from "effect"
 import type { Duration } from "effect"
 import { excerpt } from "../../internal/text.js"
+import { isDotSegment } from "../../programs/validate.js"
 import { boundedVariant } from "./nativeTimeout.js"
 
 /**
@@ -94,7 +95,7 @@ export const pathOf = (
   let path = strings[0] ?? ""
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!
-    if (value === "" || value === "." || value === "..") return Either.left(value)
+    if (value === "" || isDotSegment(value)) return Either.left(value)
     path += encodeURIComponent(value) + (strings[i + 1] ?? "")
   }
   return Either.right(path)
