@@ -323,7 +323,8 @@ describe("URLs the library builds: every segment percent-encoded, dot segments r
       expect(error.reason).toBe("InvalidUrl")
       yield* mirror.update({ delegationId: "a/..", status: "failed", error: "", responsePreview: "" })
       const urls = (yield* FakeHttp.requests).map((r) => new URL(r.url).pathname)
-      expect(urls).toEqual(["/workspaces/ws-self/delegations/a%2F..%2Fupdate".replace("%2Fupdate", "/update")])
+      // `a/..` is one segment, `a%2F..`: no parser resolves it away.
+      expect(urls).toEqual(["/workspaces/ws-self/delegations/a%2F../update"])
     }).pipe(Effect.provide(
       PlatformMirrorHttp.layer({ platformUrl: PLATFORM, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() })
         .pipe(Layer.provideMerge(FakeHttp.layer(always(FakeHttp.reply(200, {})))))
