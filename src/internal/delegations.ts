@@ -52,7 +52,7 @@ export const make = (
 > =>
   Effect.gen(function*() {
     const closing = yield* Closing.make(settings.shutdownTimeout)
-    const engine = yield* makeEngine(settings, closing.abandoned)
+    const engine = yield* makeEngine(settings, closing.abandonable)
     const rbac = yield* Rbac
     const outcomes: Outcomes = MutableHashMap.empty()
     // Finalizers run last added, first run: the dispatcher stops, then the running fibers are

@@ -47,8 +47,8 @@ export interface Engine {
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   readonly timeout: Duration.Duration
   readonly mirrorTimeout: Duration.Duration | undefined
-  /** Completes once closing the layer has passed `DELEGATION_SHUTDOWN_TIMEOUT`; platform calls then stop waiting. */
-  readonly abandoned: Effect.Effect<void>
+  /** Runs a delegation's platform calls after its outcome is stored, within the layer's bound on closing. */
+  readonly abandonable: <R>(effect: Effect.Effect<void, never, R>) => Effect.Effect<void, never, R>
 }
 
 /**
@@ -58,7 +58,7 @@ export interface Engine {
  */
 export const makeEngine = (
   settings: ProgramSettings,
-  abandoned: Effect.Effect<void> = Effect.never
+  abandonable: Engine["abandonable"] = (effect) => effect
 ): Effect.Effect<Engine, never, DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit> =>
   Effect.gen(function*() {
     return {
@@ -72,7 +72,7 @@ export const makeEngine = (
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
       mirrorTimeout: settings.mirrorTimeout,
-      abandoned
+      abandonable
     }
   })
 

@@ -6,7 +6,6 @@
  */
 import { Cause, DateTime, Effect, Exit, Metric, Option } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
-import { abandonable } from "../internal/closing.js"
 import type { Delegation, DelegationFailure } from "../services/Delegations.js"
 import { DelegationAborted } from "../services/Delegations.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
@@ -111,6 +110,6 @@ const mirrorOutcome = (engine: Engine, delegation: Delegation, status: "complete
       }).pipe(bestEffort("platform notify", options))
     ),
     // The outcome is already in the store: a closing layer does not wait past its bound for the platform.
-    abandonable(engine.abandoned)
+    engine.abandonable
   )
 }
