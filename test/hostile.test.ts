@@ -443,6 +443,39 @@ describe("hostile peers (fake network)", () => {
       }).pipe(Effect.provide(stack(always(step), { retryAttempts: 2, retryDelay: 0 }))))
   }
 
+  const big = "x".repeat(1024 * 1024)
+  const excerpts: ReadonlyArray<readonly [string, Step, (done: Delegation) => void]> = [
+    ["a 1 MB {\"error\"} text on a 500", FakeHttp.reply(500, { error: big }), (done) => {
+      expect(done.cause?._tag).toBe("A2AResponseError")
+      expect(done.error!.length).toBeLessThan(300)
+    }],
+    [
+      "a JSON-RPC error with a 1 MB message and 1 MB of data",
+      FakeHttp.reply(200, { jsonrpc: "2.0", id: null, error: { code: -32000, message: big, data: { blob: big } } }),
+      (done) => {
+        const cause = done.cause!
+        if (cause._tag !== "JsonRpcError") throw new Error(`expected JsonRpcError, got ${cause._tag}`)
+        expect(cause.code).toBe(-32000)
+        expect(cause.rpcMessage.length).toBeLessThanOrEqual(1003)
+        expect(cause.data).toBeUndefined()
+      }
+    ],
+    ["an agent error of 1 MB", FakeHttp.reply(200, rpcAnswer(`Agent error: ${big}`, null)), (done) => {
+      expect(done.cause?._tag).toBe("PeerTaskFailed")
+      expect(done.error!.length).toBeLessThan(2100)
+    }]
+  ]
+  for (const [name, step, check] of excerpts) {
+    it.effect(`${name}: the stored failure keeps an excerpt`, () =>
+      Effect.gen(function*() {
+        const d = yield* Delegations
+        const done = yield* d.awaitSettled(yield* d.delegate({ workspaceId: "target", task: "hi" }))
+        expect(done.status).toBe("failed")
+        check(done)
+        expect(JSON.stringify(done).length).toBeLessThan(8 * 1024)
+      }).pipe(Effect.provide(stack(always(step), { retryAttempts: 1 }))))
+  }
+
   it.effect("the platform token is in no log line, span, audit line, stored error or peer request", () => {
     const { exporter, layer } = tracing()
     const logs = captureLogs()
@@ -693,9 +726,13 @@ describe("closing against a hung platform", () => {
         const d = yield* closable(scope, logs)
         const id = yield* d.delegate({ workspaceId: "target", task: "hi" })
         yield* untilPeerPosts(1)
+        const waiting = yield* Effect.fork(d.await(id))
         const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
         yield* TestClock.adjust("1 second")
         yield* Fiber.join(closing)
+        // A caller of `await` gets the recorded state by the time closing returns.
+        expect(Option.map(yield* Fiber.poll(waiting), Exit.isSuccess)).toEqual(Option.some(true))
+        expect((yield* Fiber.join(waiting)).status).toBe("failed")
         const state = yield* d.status(id)
         expect(state.status).toBe("failed")
         expect(state.cause?._tag).toBe("DelegationAborted")
