@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { DateTime, Deferred, Effect, Either, FiberMap, MutableHashMap, Option, Schedule } from "effect"
+import { DateTime, Deferred, Effect, FiberMap, MutableHashMap, Option, Schedule } from "effect"
 import type { Scope } from "effect"
 import type { Settings } from "../layers/DelegationsLayer.js"
 import type { DelegationInput, Engine } from "../programs/engine.js"
@@ -15,7 +15,7 @@ import { makeEngine, taskPreview, updateDelegation } from "../programs/engine.js
 import { interrupted } from "../programs/recordOutcome.js"
 import { refreshQueued } from "../programs/refreshQueued.js"
 import { runDelegation } from "../programs/runDelegation.js"
-import { copyRequest, validate } from "../programs/validate.js"
+import { copyRequest, requestedTarget, validate } from "../programs/validate.js"
 import type { A2ATransport } from "../services/A2ATransport.js"
 import type { Audit } from "../services/Audit.js"
 import type { DelegateRequest } from "../services/Delegations.js"
@@ -96,7 +96,7 @@ const delegate = Effect.fnUntraced(function*(
         engine.audit.log({
           eventType: "rbac",
           action: "rbac.deny",
-          resource: Either.match(copy, { onLeft: () => "", onRight: (c) => typeof c.workspaceId === "string" ? c.workspaceId : "" }),
+          resource: requestedTarget(copy),
           outcome: "denied",
           traceId,
           extra: { attempted_action: denied.action, roles: denied.roles }

@@ -4,8 +4,7 @@
  *
  * @internal
  */
-import { DateTime, Effect } from "effect"
-import { Duration } from "effect"
+import { DateTime, Duration, Effect } from "effect"
 import type { Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"

@@ -59,6 +59,14 @@ export const copyRequest = (request: unknown): Either.Either<RequestCopy, Invali
   })
 }
 
+/**
+ * The target named by a request, for the audit line of a denial (which comes before validation).
+ *
+ * @internal
+ */
+export const requestedTarget = (copy: Either.Either<RequestCopy, InvalidDelegation>): string =>
+  Either.isRight(copy) && typeof copy.right.workspaceId === "string" ? copy.right.workspaceId : ""
+
 const describe = (value: unknown): string =>
   value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
 
