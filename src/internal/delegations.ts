@@ -15,7 +15,7 @@ import { makeEngine, taskPreview, updateDelegation } from "../programs/engine.js
 import { interrupted } from "../programs/recordOutcome.js"
 import { refreshQueued } from "../programs/refreshQueued.js"
 import { runDelegation } from "../programs/runDelegation.js"
-import { validate } from "../programs/validate.js"
+import { copyRequest, requestedTarget, validate } from "../programs/validate.js"
 import type { A2ATransport } from "../services/A2ATransport.js"
 import type { Audit } from "../services/Audit.js"
 import type { DelegateRequest } from "../services/Delegations.js"
@@ -26,6 +26,7 @@ import type { PlatformMirror } from "../services/PlatformMirror.js"
 import { Rbac } from "../services/Rbac.js"
 import { bestEffort } from "./bestEffort.js"
 import * as Admission from "./admission.js"
+import * as Closing from "./closing.js"
 import { currentTraceId } from "./tracing.js"
 import { uuidV4 } from "./uuid.js"
 
@@ -50,7 +51,8 @@ export const make = (
   Scope.Scope | DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit | Rbac
 > =>
   Effect.gen(function*() {
-    const engine = yield* makeEngine(settings)
+    const closing = yield* Closing.make(settings.shutdownTimeout)
+    const engine = yield* makeEngine(settings, closing.abandonable)
     const rbac = yield* Rbac
     const outcomes: Outcomes = MutableHashMap.empty()
     // Finalizers run last added, first run: the dispatcher stops, then the running fibers are
@@ -59,6 +61,7 @@ export const make = (
     yield* Effect.addFinalizer(() => settleAll(outcomes))
     yield* Effect.addFinalizer(() => abortPending(engine, "the Delegations layer was closed before the delegation started"))
     const fibers: Fibers = yield* FiberMap.make<string, Option.Option<Delegation>>()
+    yield* Effect.addFinalizer(() => closing.start)
     yield* Effect.addFinalizer(() => warnCutShort(outcomes))
     const admission = settings.concurrency === undefined
       ? Admission.unbounded(fibers)
@@ -85,20 +88,22 @@ const delegate = Effect.fnUntraced(function*(
   request: DelegateRequest,
   start: (input: DelegationInput, outcome: Deferred.Deferred<Option.Option<Delegation>>) => Effect.Effect<void>
 ) {
+  // Read once: RBAC's audit line, the checks and the delegation all see this copy.
+  const copy = copyRequest(request)
   yield* rbac.authorize("delegate").pipe(
     Effect.tapError((denied) =>
       Effect.flatMap(currentTraceId, (traceId) =>
         engine.audit.log({
           eventType: "rbac",
           action: "rbac.deny",
-          resource: String(request.workspaceId),
+          resource: requestedTarget(copy),
           outcome: "denied",
           traceId,
           extra: { attempted_action: denied.action, roles: denied.roles }
         })).pipe(bestEffort("audit"))
     )
   )
-  const { task, workspaceId } = yield* validate(request, engine.workspaceId)
+  const { task, workspaceId } = yield* Effect.flatMap(copy, (c) => validate(c, engine.workspaceId))
   // A UUID just drawn: its brand needs no check.
   const id = DelegationId.make(yield* uuidV4, { disableValidation: true })
   const now = yield* DateTime.now

@@ -41,6 +41,8 @@ import {
   QueuedReply,
   TaskReply
 } from "../services/A2ATransport.js"
+import { formatStack } from "../internal/stack.js"
+import { excerpt } from "../internal/text.js"
 import type { PlatformSettings } from "./internal/http.js"
 import {
   errorText,
@@ -121,72 +123,100 @@ export const classifyResponse = (
   expect: Expected = "send"
 ): Effect.Effect<SendReply, A2AError> => {
   const status = response.status
-  const responseError = (reason: A2AResponseError["reason"], detail: string) =>
-    Effect.fail(new A2AResponseError({ url, reason, status, detail }))
-
-  if (status === 202) {
-    const queued = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeQueued(json), String))
-    return Either.isRight(queued)
-      ? Effect.succeed(
-        new QueuedReply({
-          ...(queued.right.queue_id === undefined ? {} : { queueId: queued.right.queue_id }),
-          ...(queued.right.queue_depth === undefined ? {} : { queueDepth: queued.right.queue_depth }),
-          ...(queued.right.message === undefined ? {} : { message: queued.right.message })
-        }, { disableValidation: true })
-      )
-      : responseError("UnexpectedAccepted", errorText(text))
-  }
-
-  if (status !== 200) {
-    const json = Either.getOrUndefined(parseJson(text))
-    if (status === 502 && field(json, "delivery_confirmed") === true) {
-      return responseError("DeliveryConfirmed", errorText(text))
-    }
-    if (RETRYABLE_STATUS.has(status)) {
-      return Effect.flatMap(retryAfterMillis(response.headers, json), (retryAfter) =>
-        Effect.fail(
-          new A2ATransportError({
-            url,
-            reason: "Status",
-            status,
-            ...(retryAfter === undefined ? {} : { retryAfterMillis: retryAfter }),
-            detail: errorText(text)
-          })
-        ))
-    }
-    return responseError("Status", errorText(text))
-  }
+  if (status === 202) return classifyAccepted(url, text)
+  if (status !== 200) return classifyStatus(url, status, response.headers, text)
 
   const json = parseJson(text)
-  if (Either.isLeft(json)) return responseError("InvalidJson", "")
+  if (Either.isLeft(json)) return responseError(url, status, "InvalidJson", "")
   const envelope = decodeEnvelope(json.right)
   if (Either.isLeft(envelope) || typeof json.right !== "object" || json.right === null) {
-    return responseError("NotJsonRpc", "expected an object with jsonrpc \"2.0\" and a result or an error")
+    return responseError(url, status, "NotJsonRpc", "expected an object with jsonrpc \"2.0\" and a result or an error")
   }
   const reply = envelope.right
   if (reply.id !== undefined && reply.id !== null && reply.id !== requestId) {
-    return responseError("IdMismatch", `sent ${requestId}, got ${String(reply.id)}`)
+    return responseError(url, status, "IdMismatch", `sent ${requestId}, got ${String(reply.id)}`)
   }
   if (reply.error !== undefined) {
     const reason = errorInfoReason(reply.error.data)
-    return Effect.fail(
+    return Effect.fail(formatStack(
       new JsonRpcError({
         code: reply.error.code,
-        rpcMessage: reply.error.message,
-        ...(reply.error.data === undefined ? {} : { data: reply.error.data }),
+        rpcMessage: excerpt(reply.error.message, RPC_MESSAGE_EXCERPT),
+        ...(keptData(reply.error.data) ? { data: reply.error.data } : {}),
         ...(reason === undefined ? {} : { reason }),
         protocolVersion: version
       })
-    )
+    ))
   }
-  if (!("result" in json.right)) return responseError("EmptyReply", "")
+  if (!("result" in json.right)) return responseError(url, status, "EmptyReply", "")
   const result = reply.result
   if (typeof result !== "object" || result === null || Array.isArray(result)) {
-    return responseError("InvalidResult", `result is ${result === null ? "null" : typeof result}`)
+    return responseError(url, status, "InvalidResult", `result is ${result === null ? "null" : typeof result}`)
   }
   const answer = version === "1.0" ? v1Result(result, expect) : v03Result(result, expect)
-  return Either.isRight(answer) ? Effect.succeed(answer.right) : responseError("InvalidResult", answer.left)
+  return Either.isRight(answer) ? Effect.succeed(answer.right) : responseError(url, status, "InvalidResult", answer.left)
 }
+
+/** Characters of a JSON-RPC error message kept. */
+const RPC_MESSAGE_EXCERPT = 1000
+/** JSON characters of a JSON-RPC error's `data` kept; larger data is dropped (the code and message stay). */
+const RPC_DATA_MAX = 4096
+
+const keptData = (data: unknown): boolean => {
+  if (data === undefined) return false
+  const json = Either.try(() => JSON.stringify(data))
+  return Either.isRight(json) && json.right !== undefined && json.right.length <= RPC_DATA_MAX
+}
+
+// The error builders below are given only what the error keeps (an excerpt of the body, never the
+// body), and format the error's stack at once (see formatStack).
+const responseError = (url: string, status: number, reason: A2AResponseError["reason"], detail: string) =>
+  Effect.fail(formatStack(new A2AResponseError({ url, reason, status, detail })))
+
+const classifyAccepted = (url: string, text: string): Effect.Effect<SendReply, A2AError> => {
+  const queued = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeQueued(json), String))
+  return Either.isRight(queued)
+    ? Effect.succeed(
+      new QueuedReply({
+        ...(queued.right.queue_id === undefined ? {} : { queueId: queued.right.queue_id }),
+        ...(queued.right.queue_depth === undefined ? {} : { queueDepth: queued.right.queue_depth }),
+        ...(queued.right.message === undefined ? {} : { message: queued.right.message })
+      }, { disableValidation: true })
+    )
+    : responseError(url, 202, "UnexpectedAccepted", errorText(text))
+}
+
+const classifyStatus = (
+  url: string,
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  text: string
+): Effect.Effect<never, A2AError> => {
+  const json = Either.getOrUndefined(parseJson(text))
+  const detail = errorText(text)
+  if (status === 502 && field(json, "delivery_confirmed") === true) {
+    return responseError(url, status, "DeliveryConfirmed", detail)
+  }
+  if (!RETRYABLE_STATUS.has(status)) return responseError(url, status, "Status", detail)
+  return retryableStatus(url, status, detail, retryAfterMillis(headers, { retry_after: field(json, "retry_after") }))
+}
+
+const retryableStatus = (
+  url: string,
+  status: number,
+  detail: string,
+  retryAfter: Effect.Effect<number | undefined>
+): Effect.Effect<never, A2ATransportError> =>
+  Effect.flatMap(retryAfter, (millis) =>
+    Effect.fail(formatStack(
+      new A2ATransportError({
+        url,
+        reason: "Status",
+        status,
+        ...(millis === undefined ? {} : { retryAfterMillis: millis }),
+        detail
+      })
+    )))
 
 const taskReply = (task: Task, raw: unknown) => new TaskReply({ task, raw }, { disableValidation: true })
 const messageReply = (message: Message, raw: unknown) => new MessageReply({ message, raw }, { disableValidation: true })

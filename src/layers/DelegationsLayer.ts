@@ -18,6 +18,7 @@ import type { HttpClient } from "@effect/platform"
 import { FileSystem, Path } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
 import * as internal from "../internal/delegations.js"
+import { isDotSegment } from "../programs/validate.js"
 import { ProtocolSetting } from "../services/A2A.js"
 import type { A2ATransport, A2ATransportError } from "../services/A2ATransport.js"
 import type { Audit } from "../services/Audit.js"
@@ -52,6 +53,11 @@ export interface Settings {
   readonly history: number
   /** When to re-send after a transport failure; its input is the failure. `Retry-After` stays a lower bound. */
   readonly retrySchedule: Schedule.Schedule<unknown, A2ATransportError>
+  /**
+   * The longest `Retry-After` honoured (`DELEGATION_RETRY_AFTER_MAX`, 60 seconds), > 0; never more
+   * than `timeout` either. A longer one waits this long.
+   */
+  readonly retryAfterMax?: Duration.Duration | undefined
   /** When to poll `GetTask` / `tasks/get` while the peer's task is submitted or working. */
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   /** How long a peer task may stay submitted or working (`DELEGATION_TIMEOUT`); > 0. */
@@ -66,6 +72,12 @@ export interface Settings {
    * `pending`, in order, until a place is free. Unbounded when left out.
    */
   readonly concurrency?: number | undefined
+  /**
+   * How long closing the layer may wait for the platform (`DELEGATION_SHUTDOWN_TIMEOUT`, 5 seconds),
+   * > 0. Closing records every interrupted delegation as failed locally first; platform calls still
+   * running past this bound are abandoned, with one warning.
+   */
+  readonly shutdownTimeout?: Duration.Duration | undefined
 }
 
 /**
@@ -145,6 +157,11 @@ export interface Options {
   readonly retryDelay?: Duration.DurationInput | undefined
   /** `DELEGATION_TIMEOUT`: per A2A request, per discovery, and for following a task (300 seconds). */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * `DELEGATION_RETRY_AFTER_MAX`: the longest `Retry-After` (or `retry_after`) honoured before a
+   * retry, never more than `timeout` (60 seconds).
+   */
+  readonly retryAfterMax?: Duration.DurationInput | undefined
   /** `DELEGATION_HISTORY`: finished delegations kept (100). */
   readonly history?: number | undefined
   /**
@@ -190,6 +207,11 @@ export interface Options {
    * (10 MiB, the platform proxy's own cap); a larger one fails the request without being buffered.
    */
   readonly maxResponseBytes?: number | undefined
+  /**
+   * `DELEGATION_SHUTDOWN_TIMEOUT`: how long closing the layer may wait for the platform's update and
+   * notify of the delegations it interrupts (5 seconds); their local state is recorded first.
+   */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -219,6 +241,8 @@ export const config: Config.Config<Options> = Config.all({
   retryAttempts: optional(Config.integer("DELEGATION_RETRY_ATTEMPTS")),
   retryDelay: optional(Config.number("DELEGATION_RETRY_DELAY")),
   timeout: optional(Config.number("DELEGATION_TIMEOUT")),
+  retryAfterMax: optional(Config.number("DELEGATION_RETRY_AFTER_MAX")),
+  shutdownTimeout: optional(Config.number("DELEGATION_SHUTDOWN_TIMEOUT")),
   history: optional(Config.integer("DELEGATION_HISTORY")),
   concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
   maxResponseBytes: optional(Config.integer("DELEGATION_MAX_RESPONSE_BYTES")),
@@ -296,7 +320,7 @@ const durationOption = (
 const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?: number }>(
   settings: S
 ): Either.Either<S, ConfigError.ConfigError> => {
-  const { concurrency, history, mirrorTimeout, timeout } = settings
+  const { concurrency, history, mirrorTimeout, retryAfterMax, shutdownTimeout, timeout } = settings
   if (history !== undefined && !(Number.isInteger(history) && history >= 0)) {
     return invalid("DELEGATION_HISTORY", `must be an integer >= 0, got ${history}`)
   }
@@ -304,6 +328,12 @@ const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?
     return invalid("DELEGATION_CONCURRENCY", `must be an integer >= 1, got ${concurrency}`)
   }
   if (!Duration.greaterThan(timeout, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
+  if (shutdownTimeout !== undefined && !Duration.greaterThan(shutdownTimeout, Duration.zero)) {
+    return invalid("DELEGATION_SHUTDOWN_TIMEOUT", "must be > 0")
+  }
+  if (retryAfterMax !== undefined && !Duration.greaterThan(retryAfterMax, Duration.zero)) {
+    return invalid("DELEGATION_RETRY_AFTER_MAX", "must be > 0")
+  }
   if (mirrorTimeout !== undefined && !Duration.greaterThan(mirrorTimeout, Duration.zero)) {
     return invalid("mirrorTimeout", "must be > 0")
   }
@@ -315,12 +345,15 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     const timeout = yield* durationOption("DELEGATION_TIMEOUT", options.timeout, 300)
     const retryDelay = yield* durationOption("DELEGATION_RETRY_DELAY", options.retryDelay, 5)
     const platformTimeout = yield* durationOption("mirrorTimeout", options.mirrorTimeout, 10)
+    const retryAfterMax = yield* durationOption("DELEGATION_RETRY_AFTER_MAX", options.retryAfterMax, 60)
+    const shutdownTimeout = yield* durationOption("DELEGATION_SHUTDOWN_TIMEOUT", options.shutdownTimeout, 5)
     const retryAttempts = options.retryAttempts ?? 3
     const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
     const protocol = options.protocol ?? "auto"
     if (typeof options.workspaceId !== "string" || options.workspaceId.trim() === "") {
       return yield* invalid("WORKSPACE_ID", "must be a non-empty workspace id")
     }
+    if (isDotSegment(options.workspaceId)) return yield* invalid("WORKSPACE_ID", "`.` and `..` are not workspace ids")
     if (!isHttpUrl(platformUrl)) return yield* invalid("PLATFORM_URL", `must be an absolute http(s) URL, got ${platformUrl}`)
     if (!Number.isInteger(retryAttempts) || retryAttempts < 1) {
       return yield* invalid("DELEGATION_RETRY_ATTEMPTS", "must be an integer >= 1")
@@ -340,6 +373,8 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       history: options.history ?? 100,
       concurrency: options.concurrency,
       timeout,
+      retryAfterMax,
+      shutdownTimeout,
       // The live mirror bounds each call itself (`platformTimeout`), so the program adds no second timer.
       mirrorTimeout: undefined,
       retrySchedule: options.retrySchedule ?? linearRetry(retryAttempts, retryDelay),

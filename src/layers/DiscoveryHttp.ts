@@ -6,10 +6,11 @@
 import { HttpClient } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
-import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint } from "../services/Discovery.js"
+import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 
+import { formatStack } from "../internal/stack.js"
 import type { PlatformSettings } from "./internal/http.js"
-import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
+import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, pathOf, platformHint, platformRequests, textWithin } from "./internal/http.js"
 
 /**
  * Options of the live discovery.
@@ -50,8 +51,10 @@ export const make = (options: Options) =>
         reason: DiscoveryError["reason"],
         detail: string,
         extra: { readonly status?: number; readonly cause?: unknown } = {}
-      ) => Effect.fail(new DiscoveryError({ workspaceId, reason, detail, ...extra }))
-      const request = platform.get(`/registry/discover/${segment(workspaceId)}`, callerHeader)
+      ) => Effect.fail(formatStack(new DiscoveryError({ workspaceId, reason, detail, ...extra })))
+      const path = pathOf`/registry/discover/${workspaceId}`
+      if (Either.isLeft(path)) return fail("InvalidWorkspaceId", "")
+      const request = platform.get(path.right, callerHeader)
       const onResponse = (
         response: HttpClientResponse.HttpClientResponse,
         text: string
@@ -61,8 +64,9 @@ export const make = (options: Options) =>
         }
         const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
         if (Either.isLeft(body)) return fail("Decode", "expected a JSON object with a url")
-        const { name, url } = body.right
-        if (url === undefined || url === null || url === "") return fail("NoUrl", "")
+        const { name } = body.right
+        if (body.right.url === undefined || body.right.url === null || body.right.url === "") return fail("NoUrl", "")
+        const url = withoutUserinfo(body.right.url)
         if (!isHttpUrl(url)) return fail("InvalidUrl", url)
         return Effect.succeed(
           new PeerEndpoint({ id: workspaceId, url, ...(name === undefined || name === null ? {} : { name }) }, {

@@ -7,9 +7,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
-import { Discovery, PeerEndpoint } from "../services/Discovery.js"
-import { segment } from "./internal/http.js"
+import { Effect, Either, Layer } from "effect"
+import { Discovery, DiscoveryError, PeerEndpoint } from "../services/Discovery.js"
+import { pathOf } from "./internal/http.js"
 
 /**
  * Builds the proxy discovery.
@@ -21,11 +21,13 @@ export const make = (options: { readonly platformUrl: string }) => {
   const base = options.platformUrl.replace(/\/+$/, "")
   return Discovery.of({
     resolve: (workspaceId) =>
-      Effect.succeed(
-        new PeerEndpoint({ id: workspaceId, url: `${base}/workspaces/${segment(workspaceId)}/a2a`, viaPlatform: true }, {
-          disableValidation: true
-        })
-      )
+      Either.match(pathOf`/workspaces/${workspaceId}/a2a`, {
+        onLeft: () => Effect.fail(new DiscoveryError({ workspaceId, reason: "InvalidWorkspaceId", detail: "" })),
+        onRight: (path) =>
+          Effect.succeed(
+            new PeerEndpoint({ id: workspaceId, url: base + path, viaPlatform: true }, { disableValidation: true })
+          )
+      })
   })
 }
 

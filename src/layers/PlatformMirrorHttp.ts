@@ -8,8 +8,9 @@ import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
+import { formatStack } from "../internal/stack.js"
 import type { PlatformSettings } from "./internal/http.js"
-import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, platformHint, platformRequests, segment, textWithin } from "./internal/http.js"
+import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, pathOf, platformHint, platformRequests, textWithin } from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -41,7 +42,11 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
     const execute = textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
-    const self = `/workspaces/${segment(options.workspaceId)}`
+    const selfPath = pathOf`/workspaces/${options.workspaceId}`
+    if (Either.isLeft(selfPath)) {
+      return yield* Effect.dieMessage(`workspace id ${JSON.stringify(options.workspaceId)} cannot be a URL path segment`)
+    }
+    const self = selfPath.right
 
     // Each operation's response handling and error mapping are built once, not per call.
     const operation = <A>(
@@ -51,14 +56,14 @@ export const make = (options: Options) =>
       const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
         response.status >= 200 && response.status < 300
           ? onOk(response, text)
-          : Effect.fail(
+          : Effect.fail(formatStack(
             new PlatformError({
               operation: name,
               reason: "Status",
               status: response.status,
               detail: errorText(text) + platformHint(options, response.status)
             })
-          )
+          ))
       const bounds = {
         onTimeout: () =>
           new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` }),
@@ -100,7 +105,7 @@ export const make = (options: Options) =>
       const rows = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeRows(json), String))
       return Either.isRight(rows)
         ? Effect.succeed(rows.right)
-        : Effect.fail(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" }))
+        : Effect.fail(formatStack(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" })))
     })
 
     return PlatformMirror.of({
@@ -111,11 +116,18 @@ export const make = (options: Options) =>
           delegation_id: request.delegationId
         })),
       update: (request) =>
-        update(postJson(`${self}/delegations/${segment(request.delegationId)}/update`, {
-          status: request.status,
-          error: request.error,
-          response_preview: truncate(request.responsePreview, RESPONSE_PREVIEW)
-        })),
+        Either.match(pathOf`/delegations/${request.delegationId}/update`, {
+          onLeft: (id) =>
+            Effect.fail(
+              new PlatformError({ operation: "update", reason: "InvalidUrl", detail: `delegation id ${JSON.stringify(id)} cannot be a URL path segment` })
+            ),
+          onRight: (path) =>
+            update(postJson(self + path, {
+              status: request.status,
+              error: request.error,
+              response_preview: truncate(request.responsePreview, RESPONSE_PREVIEW)
+            }))
+        }),
       notify: (request) =>
         notify(postJson(`${self}/notify`, {
           message: request.message,

@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import { DateTime, Effect } from "effect"
-import type { Duration, Option, Schedule } from "effect"
+import { DateTime, Duration, Effect } from "effect"
+import type { Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
 import type { A2AError } from "../services/A2ATransport.js"
@@ -17,14 +17,17 @@ import { Delegation } from "../services/Delegations.js"
 import { DelegationStore } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
-import { retryPolicy } from "./retryPolicy.js"
+import { DEFAULT_RETRY_AFTER_MAX, retryPolicy } from "./retryPolicy.js"
 
 /**
  * The settings the delegation program reads.
  *
  * @internal
  */
-export type ProgramSettings = Pick<Settings, "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout">
+export type ProgramSettings = Pick<
+  Settings,
+  "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout" | "retryAfterMax"
+>
 
 /**
  * The services and settings, as the steps take them.
@@ -43,6 +46,8 @@ export interface Engine {
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   readonly timeout: Duration.Duration
   readonly mirrorTimeout: Duration.Duration | undefined
+  /** Runs a delegation's platform calls after its outcome is stored, within the layer's bound on closing. */
+  readonly abandonable: <R>(effect: Effect.Effect<void, never, R>) => Effect.Effect<void, never, R>
 }
 
 /**
@@ -51,7 +56,8 @@ export interface Engine {
  * @internal
  */
 export const makeEngine = (
-  settings: ProgramSettings
+  settings: ProgramSettings,
+  abandonable: Engine["abandonable"] = (effect) => effect
 ): Effect.Effect<Engine, never, DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit> =>
   Effect.gen(function*() {
     return {
@@ -61,12 +67,22 @@ export const makeEngine = (
       transport: yield* A2ATransport,
       mirror: yield* PlatformMirror,
       audit: yield* Audit,
-      retrySchedule: retryPolicy(settings.retrySchedule),
+      retrySchedule: retryPolicy(settings.retrySchedule, retryAfterCap(settings)),
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
-      mirrorTimeout: settings.mirrorTimeout
+      mirrorTimeout: settings.mirrorTimeout,
+      abandonable
     }
   })
+
+/**
+ * `Retry-After` is honoured up to `retryAfterMax` (60 s by default) and never past
+ * `DELEGATION_TIMEOUT`, the bound of the delegation's own requests and of following its task.
+ *
+ * @internal
+ */
+export const retryAfterCap = (settings: Pick<Settings, "timeout" | "retryAfterMax">): Duration.Duration =>
+  Duration.min(settings.retryAfterMax ?? DEFAULT_RETRY_AFTER_MAX, settings.timeout)
 
 /**
  * One delegation to run.

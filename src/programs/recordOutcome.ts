@@ -108,6 +108,8 @@ const mirrorOutcome = (engine: Engine, delegation: Delegation, status: "complete
           ? `Delegation ${id} to ${target} completed.`
           : `Delegation ${id} to ${target} failed: ${error}`
       }).pipe(bestEffort("platform notify", options))
-    )
+    ),
+    // The outcome is already in the store: a closing layer does not wait past its bound for the platform.
+    engine.abandonable
   )
 }

@@ -10,6 +10,13 @@ import { isTransportError } from "../services/A2ATransport.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 
 /**
+ * The longest `Retry-After` honoured when no `retryAfterMax` is set.
+ *
+ * @internal
+ */
+export const DEFAULT_RETRY_AFTER_MAX: Duration.Duration = Duration.seconds(60)
+
+/**
  * `schedule` over every error a send can end with: it is consulted for transport failures
  * only (as its type says), and any other error ends the retries. `Effect.retry`'s `while`
  * is checked only after the schedule has stepped, so it cannot keep other errors from it.
@@ -23,19 +30,21 @@ const forTransportFailures = <Out>(
       : Effect.succeed([state, undefined, ScheduleDecision.done] as const))
 
 /**
- * Wraps a host's retry schedule, once per layer: `Retry-After` is a lower bound on each delay,
- * and every retry it allows is an `a2a.retry` span event (with the delay) and counts in
- * `delegations.retries`.
+ * Wraps a host's retry schedule, once per layer: `Retry-After` is a lower bound on each delay, up
+ * to `retryAfterMax` (a peer cannot park a delegation, or its place under `DELEGATION_CONCURRENCY`,
+ * for longer), and every retry it allows is an `a2a.retry` span event (with the delay) and counts
+ * in `delegations.retries`.
  *
  * @internal
  */
 export const retryPolicy = (
-  schedule: Schedule.Schedule<unknown, A2ATransportError>
+  schedule: Schedule.Schedule<unknown, A2ATransportError>,
+  retryAfterMax: Duration.Duration
 ): Schedule.Schedule<unknown, A2AError> =>
   Schedule.intersect(forTransportFailures(schedule), Schedule.identity<A2AError>()).pipe(
     Schedule.modifyDelayEffect(([, error], delay) => {
       const wait = isTransportError(error) && error.retryAfterMillis !== undefined
-        ? Duration.max(delay, Duration.millis(error.retryAfterMillis))
+        ? Duration.max(delay, Duration.min(Duration.millis(error.retryAfterMillis), retryAfterMax))
         : delay
       return Effect.all([
         spanEvent("a2a.retry", { "a2a.retry.delay_ms": Duration.toMillis(wait), "error.message": error.message }),

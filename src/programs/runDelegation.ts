@@ -8,6 +8,7 @@ import type { Option, Tracer } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import { traceparentOf } from "../internal/tracing.js"
 import type { Delegation } from "../services/Delegations.js"
+import { PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { DelegationInput, Engine } from "./engine.js"
 import { auditDelegation, mirrorOptions, taskPreview, updateDelegation } from "./engine.js"
@@ -59,9 +60,15 @@ const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput,
   yield* engine.mirror.record({ delegationId: input.id, targetId: input.target, task: input.task }).pipe(
     bestEffort("platform record", mirrorOptions(engine, input))
   )
-  const endpoint = yield* engine.discovery.resolve(input.target)
+  const endpoint = withoutCredentials(yield* engine.discovery.resolve(input.target))
   yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
   const protocol = yield* engine.transport.protocolFor(endpoint)
   const sent = yield* sendWithRetry(engine, input, endpoint, protocol, traceparentOf(span))
   return yield* settleAnswer(engine, input, endpoint, sent)
 })
+
+/** Whatever discovery is used, credentials in a peer URL are never stored, traced or logged. */
+const withoutCredentials = (endpoint: PeerEndpoint): PeerEndpoint => {
+  const url = withoutUserinfo(endpoint.url)
+  return url === endpoint.url ? endpoint : new PeerEndpoint({ ...endpoint, url }, { disableValidation: true })
+}

@@ -10,6 +10,7 @@ import type { MessageReply, QueuedReply, TaskReply } from "../services/A2ATransp
 import type { DelegationFailure } from "../services/Delegations.js"
 import { PeerTaskFailed } from "../services/Delegations.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
+import { excerpt } from "../internal/text.js"
 import { spanEvent } from "../internal/tracing.js"
 import type { DelegationInput, Engine } from "./engine.js"
 import { followTask, isPendingTask } from "./followTask.js"
@@ -51,11 +52,14 @@ export const settleAnswer = (
   }
 }
 
+/** Characters of a peer's failure text a failed delegation keeps. */
+const FAILURE_EXCERPT = 2000
+
 const fromMessage = (reply: MessageReply): Effect.Effect<Outcome, PeerTaskFailed> => {
   const text = answerText(reply.message) ?? JSON.stringify(reply.raw)
   // The original runtime reports its own crashes as a normal reply starting with this marker.
   return text.startsWith("Agent error:")
-    ? Effect.fail(new PeerTaskFailed({ reason: "agent-error", detail: text }))
+    ? Effect.fail(new PeerTaskFailed({ reason: "agent-error", detail: excerpt(text, FAILURE_EXCERPT) }))
     : Effect.succeed({ _tag: "Completed", result: text })
 }
 
@@ -66,7 +70,11 @@ const fromTask = (reply: TaskReply): Effect.Effect<Outcome, PeerTaskFailed> => {
   }
   const statusText = status.message === undefined ? undefined : answerText({ artifacts: [], parts: status.message.parts })
   return Effect.fail(
-    new PeerTaskFailed({ reason: failureReason(status.state), taskId: id, detail: statusText ?? "" })
+    new PeerTaskFailed({
+      reason: failureReason(status.state),
+      taskId: id,
+      detail: statusText === undefined ? "" : excerpt(statusText, FAILURE_EXCERPT)
+    })
   )
 }
 

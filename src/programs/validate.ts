@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import type { DelegateRequest } from "../services/Delegations.js"
 import { InvalidDelegation } from "../services/Delegations.js"
 
@@ -13,6 +13,62 @@ export const MAX_WORKSPACE_ID_LENGTH = 128
 export const MAX_TASK_BYTES = 1024 * 1024
 
 const WORKSPACE_ID = /^[A-Za-z0-9._:-]+$/
+
+/**
+ * `.` and `..`: a URL parser removes them from a path (`/registry/discover/..` is `/registry/`),
+ * and no percent-encoding prevents it (`%2E` is a dot segment too), so they are never ids.
+ *
+ * @internal
+ */
+export const isDotSegment = (value: string): boolean => value === "." || value === ".."
+
+/**
+ * The two fields of a request, each read once; what is checked is this copy, and what runs is the
+ * same copy (a caller's getter cannot change a value between its check and its use).
+ *
+ * @internal
+ */
+export interface RequestCopy {
+  readonly workspaceId: unknown
+  readonly task: unknown
+}
+
+/**
+ * Copies the fields of whatever `delegate` was given; anything but an object (`null`, a string, an
+ * array), or a getter that throws, is an `InvalidDelegation`.
+ *
+ * @internal
+ */
+export const copyRequest = (request: unknown): Either.Either<RequestCopy, InvalidDelegation> => {
+  if (typeof request !== "object" || request === null || Array.isArray(request)) {
+    return Either.left(
+      new InvalidDelegation({
+        field: "request",
+        rule: "required",
+        detail: `expected an object { workspaceId, task }, got ${describe(request)}`
+      })
+    )
+  }
+  return Either.try({
+    try: (): RequestCopy => {
+      const { task, workspaceId } = request as Partial<Record<keyof DelegateRequest, unknown>>
+      return { workspaceId, task }
+    },
+    catch: () =>
+      new InvalidDelegation({ field: "request", rule: "required", detail: "reading workspaceId or task threw" })
+  })
+}
+
+/**
+ * The target named by a request, for the audit line of a denial (which comes before validation).
+ *
+ * @internal
+ */
+export const requestedTarget = (copy: Either.Either<RequestCopy, InvalidDelegation>): string =>
+  Either.isRight(copy) && typeof copy.right.workspaceId === "string" ? copy.right.workspaceId : ""
+
+const describe = (value: unknown): string =>
+  value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
 
 /**
  * UTF-8 length without allocating; a lone surrogate counts as the 3 bytes of U+FFFD.
@@ -45,7 +101,7 @@ const invalid = (field: InvalidDelegation["field"], rule: InvalidDelegation["rul
  * @internal
  */
 export const validate = (
-  request: DelegateRequest,
+  request: RequestCopy,
   selfId: string
 ): Effect.Effect<DelegateRequest, InvalidDelegation> => {
   const { task, workspaceId } = request
@@ -62,6 +118,9 @@ export const validate = (
   if (!WORKSPACE_ID.test(workspaceId)) {
     return invalid("workspaceId", "pattern", "only letters, digits and . _ : - are allowed")
   }
+  if (isDotSegment(workspaceId)) {
+    return invalid("workspaceId", "pattern", "`.` and `..` are path dot segments, not workspace ids")
+  }
   if (workspaceId === selfId) {
     return invalid("workspaceId", "self_delegation", "a workspace cannot delegate to itself")
   }
@@ -75,5 +134,5 @@ export const validate = (
       return invalid("task", "max_bytes", `at most ${MAX_TASK_BYTES} bytes of UTF-8, got ${bytes}`)
     }
   }
-  return Effect.succeed(request)
+  return Effect.succeed({ workspaceId, task })
 }

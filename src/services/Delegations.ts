@@ -207,7 +207,8 @@ export interface DelegateRequest {
 export class InvalidDelegation extends Schema.TaggedError<InvalidDelegation>(
   "effect-a2a-delegation/InvalidDelegation"
 )("InvalidDelegation", {
-  field: Schema.Literal("workspaceId", "task"),
+  /** `request` when what was given is not an object with the two fields. */
+  field: Schema.Literal("workspaceId", "task", "request"),
   rule: Schema.Literal("required", "max_length", "pattern", "self_delegation", "max_bytes"),
   detail: Schema.String
 }) {
@@ -237,7 +238,10 @@ export class DelegationNotFound extends Schema.TaggedError<DelegationNotFound>(
  * @category tags
  */
 export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations")<Delegations, {
-  /** Checks RBAC and input, stores the delegation and starts it in the background; no network I/O. */
+  /**
+   * Checks RBAC and input, stores the delegation and starts it in the background; no network I/O.
+   * Input that is not a `DelegateRequest` (`null`, a string) fails with `InvalidDelegation`.
+   */
   readonly delegate: (
     request: DelegateRequest
   ) => Effect.Effect<DelegationId, AccessDenied | InvalidDelegation>

@@ -33,7 +33,16 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
   "DiscoveryError",
   {
     workspaceId: Schema.String,
-    reason: Schema.Literal("Status", "NoUrl", "InvalidUrl", "InvalidPlatformUrl", "Transport", "Decode", "TooLarge"),
+    reason: Schema.Literal(
+      "Status",
+      "NoUrl",
+      "InvalidUrl",
+      "InvalidPlatformUrl",
+      "Transport",
+      "Decode",
+      "InvalidWorkspaceId",
+      "TooLarge"
+    ),
     status: Schema.optional(Schema.Int),
     detail: Schema.String,
     /** What failed underneath, e.g. the `HttpClientError` of a `Transport` failure. */
@@ -56,6 +65,8 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
         return `Discovery failed: unreadable reply (${this.detail})`
       case "TooLarge":
         return `Discovery failed: the reply is too large (${this.detail})`
+      case "InvalidWorkspaceId":
+        return `Discovery refused: ${JSON.stringify(this.workspaceId)} cannot be a URL path segment`
     }
   }
 }
@@ -81,4 +92,19 @@ export const isHttpUrl = (url: string): boolean => {
   if (!URL.canParse(url)) return false
   const protocol = new URL(url).protocol
   return protocol === "http:" || protocol === "https:"
+}
+
+/**
+ * The URL without its userinfo (`http://user:pass@host/` is `http://host/`); any other URL as is.
+ * Credentials in a discovered URL are never sent, so they are dropped before it is stored or traced.
+ *
+ * @internal
+ */
+export const withoutUserinfo = (url: string): string => {
+  if (!url.includes("@") || !URL.canParse(url)) return url
+  const parsed = new URL(url)
+  if (parsed.username === "" && parsed.password === "") return url
+  parsed.username = ""
+  parsed.password = ""
+  return parsed.href
 }

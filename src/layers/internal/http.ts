@@ -7,6 +7,8 @@
 import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
 import { Clock, Effect, Either, Option, Redacted, Stream } from "effect"
+import { excerpt } from "../../internal/text.js"
+import { isDotSegment } from "../../programs/validate.js"
 import type { Bounds } from "./nativeBounds.js"
 import { boundedVariant, DEADLINE_CODE, TOO_LARGE_CODE } from "./nativeBounds.js"
 
@@ -88,11 +90,24 @@ export const platformRequests = (settings: PlatformSettings): PlatformRequests =
 export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 /**
- * A percent-encoded path segment.
+ * A path built from a template whose every interpolated value is one percent-encoded segment
+ * (`/` and `?` included); a value that is a dot segment (`.`, `..`, which no encoding keeps
+ * from being resolved away) or empty makes it `Left(value)`.
  *
  * @internal
  */
-export const segment = (value: string): string => encodeURIComponent(value)
+export const pathOf = (
+  strings: TemplateStringsArray,
+  ...values: ReadonlyArray<string>
+): Either.Either<string, string> => {
+  let path = strings[0] ?? ""
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]!
+    if (value === "" || isDotSegment(value)) return Either.left(value)
+    path += encodeURIComponent(value) + (strings[i + 1] ?? "")
+  }
+  return Either.right(path)
+}
 
 /**
  * What a bounded request does when it passes a bound.
@@ -208,13 +223,15 @@ export const errorText = (text: string): string => {
   const json = parseJson(text)
   if (Either.isRight(json)) {
     const error = field(json.right, "error")
-    if (typeof error === "string") return error
+    if (typeof error === "string") return excerpt(error, ERROR_EXCERPT)
     const message = field(error, "message")
-    if (typeof message === "string") return message
+    if (typeof message === "string") return excerpt(message, ERROR_EXCERPT)
   }
-  const trimmed = text.trim()
-  return trimmed.length > 200 ? `${trimmed.slice(0, 200)}...` : trimmed
+  return excerpt(text.trim(), ERROR_EXCERPT)
 }
+
+/** Characters of a raw error body an error keeps. */
+const ERROR_EXCERPT = 200
 
 /**
  * `Retry-After` in milliseconds (delta-seconds or an HTTP date), else the
