@@ -8,11 +8,12 @@ import { DateTime, Effect } from "effect"
 import type { Duration, Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
+import { QUEUED_TIMEOUT, RECONCILE_INTERVAL } from "../internal/waitDefaults.js"
 import type { A2AError } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
 import { Audit } from "../services/Audit.js"
-import type { DelegationId } from "../services/Delegations.js"
+import type { DelegationId, DispatchMode } from "../services/Delegations.js"
 import { Delegation } from "../services/Delegations.js"
 import { DelegationStore } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
@@ -24,7 +25,10 @@ import { retryPolicy } from "./retryPolicy.js"
  *
  * @internal
  */
-export type ProgramSettings = Pick<Settings, "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout">
+export type ProgramSettings = Pick<
+  Settings,
+  "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout" | "dispatch" | "queuedTimeout" | "reconcileInterval"
+>
 
 /**
  * The services and settings, as the steps take them.
@@ -43,6 +47,10 @@ export interface Engine {
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   readonly timeout: Duration.Duration
   readonly mirrorTimeout: Duration.Duration | undefined
+  readonly dispatch: DispatchMode
+  /** How long a delegation may wait on the platform. */
+  readonly queuedTimeout: Duration.Duration
+  readonly reconcileInterval: { readonly initial: Duration.Duration; readonly max: Duration.Duration }
 }
 
 /**
@@ -64,7 +72,10 @@ export const makeEngine = (
       retrySchedule: retryPolicy(settings.retrySchedule),
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
-      mirrorTimeout: settings.mirrorTimeout
+      mirrorTimeout: settings.mirrorTimeout,
+      dispatch: settings.dispatch ?? "direct",
+      queuedTimeout: settings.queuedTimeout ?? QUEUED_TIMEOUT,
+      reconcileInterval: settings.reconcileInterval ?? RECONCILE_INTERVAL
     }
   })
 

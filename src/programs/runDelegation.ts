@@ -11,6 +11,7 @@ import type { Delegation } from "../services/Delegations.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { DelegationInput, Engine } from "./engine.js"
 import { auditDelegation, mirrorOptions, taskPreview, updateDelegation } from "./engine.js"
+import { delegateOnPlatform } from "./delegateOnPlatform.js"
 import { recordOutcome } from "./recordOutcome.js"
 import { sendWithRetry } from "./sendWithRetry.js"
 import { settleAnswer } from "./settleAnswer.js"
@@ -56,6 +57,8 @@ const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput,
   yield* Metric.increment(DelegationMetrics.started)
   yield* updateDelegation(engine, input.id, { status: "in_progress", traceId: span.traceId })
   yield* auditDelegation(engine, input, "dispatched", span.traceId, { task_preview: taskPreview(input.task) })
+  // The platform records, discovers and sends itself.
+  if (engine.dispatch === "platform") return yield* delegateOnPlatform(engine, input)
   yield* engine.mirror.record({ delegationId: input.id, targetId: input.target, task: input.task }).pipe(
     bestEffort("platform record", mirrorOptions(engine, input))
   )
