@@ -179,12 +179,12 @@ const awaitOutcome = (engine: Engine, outcomes: Outcomes, id: string): Effect.Ef
   )
 
 /**
- * A delegation waiting on the platform is resolved by the reconciler, not by its fiber: read the
- * store on the poll schedule until it has.
+ * A delegation waiting on the platform is resolved by the platform, not by its fiber: the reconciler
+ * reads it in the background; ask the platform on the poll schedule too.
  */
 const untilResolved = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationNotFound> => {
   const pollSchedule: Schedule.Schedule<unknown, Delegation> = engine.pollSchedule
-  return found(engine, id).pipe(
+  return statusOf(engine, id).pipe(
     Effect.repeat({ schedule: Schedule.passthrough(pollSchedule), until: (d) => !d.isWaitingOnPlatform })
   )
 }
