@@ -302,7 +302,8 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<LocalPlatform, HttpServerError.ServeError, Scope.Scope | HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
+    // Effect's client would add a traceparent of the request being served: the real dispatch sends none.
+    const client = HttpClient.withTracerPropagation(yield* HttpClient.HttpClient, false)
     const workspaces = new Map<string, Workspace>()
     const rows: Array<DelegationRow> = []
     const queue: Array<QueueItem> = []
