@@ -18,7 +18,7 @@ import {
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { LocalPeer } from "effect-a2a-delegation/testing"
 import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
-import { captureLogs, eventually, field, items, makeWorld, SELF } from "./fixtures/e2e.js"
+import { captureLogs, eventually, field, items, makeWorld, makeWorldWith, SELF } from "./fixtures/e2e.js"
 
 /** Audit lines and best-effort warnings are expected here; keep the test output clean. */
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.None)
@@ -174,6 +174,198 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
       const notifications = (yield* world.platform.notifications).map((n) => field(n.body, "message"))
       expect(notifications).toContain(`Delegation ${first} to ws-busy completed.`)
       expect(notifications).toContain(`Queued delegation ${second} to ws-busy failed: ${failed.error}`)
+    }).pipe(quiet))
+})
+
+// Platform dispatch: the platform's /delegate takes only UUID targets.
+const FAST = "0a0f5c1e-51a4-4c6e-9d3b-1f0a00000001"
+const BUSY = "0a0f5c1e-51a4-4c6e-9d3b-1f0a00000002"
+const GONE = "0a0f5c1e-51a4-4c6e-9d3b-1f0a00000003"
+const DROP = "0a0f5c1e-51a4-4c6e-9d3b-1f0a00000004"
+
+/** A host in platform dispatch whose reconciler looks often. */
+const platformHost = {
+  dispatch: "platform",
+  reconcileInterval: "50 millis",
+  reconcileMaxInterval: "200 millis"
+} satisfies Partial<DelegationsLayer.Options>
+
+describe("e2e: platform dispatch (POST /delegate, followed in the platform's list)", () => {
+  it.scopedLive("completes: one POST /delegate keyed by the delegation id; the result is the platform's 300-byte preview", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })
+      const long = "é".repeat(400)
+      const fast = yield* world.peer(FAST, { reply: (task) => `${task}: ${long}` })
+      const host = yield* world.host(platformHost)
+
+      const id = yield* host.delegate({ workspaceId: FAST, task: "summarise" })
+      const accepted = yield* host.awaitSettled(id)
+      expect(accepted.status).toBe("in_progress")
+      expect(accepted.dispatch).toBe("platform")
+      expect(accepted.platformDelegationId).toMatch(/^[0-9a-f-]{36}$/)
+      expect(accepted.attempts).toBe(1)
+
+      const done = yield* host.await(id).pipe(Effect.timeout("5 seconds"))
+      expect(done.status).toBe("completed")
+      expect(done.resultIsPreview).toBe(true)
+      // 300 bytes of the first text part, then "..."; the 2-byte "é" at the cut becomes U+FFFD, as in Go
+      const full = `summarise: ${long}`
+      expect(done.result).toBe(`${full.slice(0, 11)}${"é".repeat(144)}\uFFFD...`)
+      expect(done.platformDelegationId).toBe(accepted.platformDelegationId)
+
+      // the platform sent it: no discovery, no record, no proxy POST from the host
+      const calls = (yield* world.platform.requests).map((r) => `${r.method} ${r.path}`)
+      expect(calls.filter((c) => c === `POST /workspaces/${SELF}/delegate`)).toHaveLength(1)
+      expect(calls.filter((c) => c.startsWith("GET /registry/discover") || c.includes("/record") || c.endsWith("/a2a")))
+        .toEqual([])
+      // the platform's own A2A body: v0.3 message/send, messageId = its delegation id, legacy `type` part
+      const sent = yield* fast.requests
+      expect(sent).toHaveLength(1)
+      expect(field(sent[0]!.body, "jsonrpc")).toBe("2.0")
+      expect(field(sent[0]!.body, "params", "message", "messageId")).toBe(done.platformDelegationId)
+      expect(field(sent[0]!.body, "params", "message", "metadata", "delegation_id")).toBe(done.platformDelegationId)
+      expect(field(sent[0]!.body, "params", "message", "parts")).toEqual([{ type: "text", text: "summarise" }])
+      expect(sent[0]!.headers["authorization"]).toBeUndefined()
+
+      const rows = (yield* world.platform.rows).filter((row) => row.delegationId === done.platformDelegationId)
+      expect(rows.map((row) => [row.method, row.status, row.idempotencyKey])).toEqual([
+        ["delegate", "completed", id],
+        ["delegate_result", "completed", undefined]
+      ])
+      const notifications = (yield* world.platform.notifications).map((n) => field(n.body, "message"))
+      expect(notifications).toEqual([`Delegation ${id} to ${FAST} completed.`])
+    }).pipe(quiet))
+
+  it.scopedLive("queues behind a busy peer and completes after the drain, with nobody polling", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })
+      const busy = yield* world.peer(BUSY, { latency: "300 millis", reply: (task) => `report on "${task}"` }, 1)
+      const host = yield* world.host(platformHost)
+
+      const first = yield* host.delegate({ workspaceId: BUSY, task: "audit the ledger" })
+      yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
+      const second = yield* host.delegate({ workspaceId: BUSY, task: "audit the payroll" })
+
+      // the platform queued it; the reconciler sees that in the list
+      const queued = yield* eventually(host.status(second), (d) => d.status === "queued", "the platform to queue it")
+      expect(queued.dispatch).toBe("platform")
+      expect((yield* host.await(first)).result).toBe(`report on "audit the ledger"`)
+
+      // the peer's heartbeat drains the queue and the stitch completes the platform's result row
+      yield* world.platform.heartbeat(BUSY)
+      yield* eventually(
+        world.platform.rows,
+        (rows) => rows.some((row) => row.method === "delegate_result" && row.delegationId === queued.platformDelegationId &&
+          row.status === "completed"),
+        "the stitch"
+      )
+      // the reconciler alone brings it into the store: reading it afterwards asks the platform nothing
+      yield* Effect.sleep("600 millis")
+      const lists = (yield* world.platform.requests).filter((r) => r.method === "GET").length
+      const done = yield* host.status(second)
+      expect((yield* world.platform.requests).filter((r) => r.method === "GET").length).toBe(lists)
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe(`report on "audit the payroll"`)
+      expect(done.resultIsPreview).toBe(true)
+
+      // the platform's rows: the delegate row stays queued, the result row is completed (contract 1.9)
+      const rows = (yield* world.platform.rows).filter((row) => row.delegationId === done.platformDelegationId)
+      expect(rows.map((row) => [row.method, row.status])).toEqual([["delegate", "queued"], ["delegate_result", "completed"]])
+      expect((yield* busy.requests).map((r) => messageIdOf(r.body))).toHaveLength(2)
+      const notifications = (yield* world.platform.notifications).map((n) => field(n.body, "message"))
+      expect(notifications).toContain(`Delegation ${second} to ${BUSY} completed.`)
+    }).pipe(quiet))
+
+  it.scopedLive("fails with the platform's error: an offline peer at once, an unreachable one after the platform's one retry", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })
+      yield* world.peer(GONE, {})
+      yield* world.platform.setStatus(GONE, "offline")
+      const dropping = yield* world.peer(DROP, { drop: true })
+      const host = yield* world.host(platformHost)
+
+      const offline = yield* host.delegate({ workspaceId: GONE, task: "hello?" })
+      const unreachable = yield* host.delegate({ workspaceId: DROP, task: "hello?" })
+      const [a, b] = yield* Effect.all([host.await(offline), host.await(unreachable)]).pipe(Effect.timeout("5 seconds"))
+
+      expect(a.status).toBe("failed")
+      expect(a.error).toBe("Platform reported the delegation as failed: workspace has no URL")
+      expect(a.cause).toMatchObject({ _tag: "PeerTaskFailed", reason: "platform" })
+      expect(b.status).toBe("failed")
+      expect(b.error).toBe("Platform reported the delegation as failed: failed to reach workspace agent")
+      // a 502 is retried once by the platform
+      expect(yield* dropping.requests).toHaveLength(2)
+    }).pipe(quiet))
+
+  it.scopedLive("an idempotent re-post never dispatches twice; a failed key starts a new delegation", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })
+      const fast = yield* world.peer(FAST, {})
+      const mirror = yield* PlatformMirrorHttp.make({
+        platformUrl: world.platform.url,
+        workspaceId: SELF,
+        platformToken: Option.some(Redacted.make(world.selfToken)),
+        orgId: Option.none()
+      }).pipe(Effect.provide(world.http))
+
+      const once = yield* mirror.delegate({ targetId: FAST, task: "only once", idempotencyKey: "key-1" })
+      const again = yield* mirror.delegate({ targetId: FAST, task: "only once", idempotencyKey: "key-1" })
+      expect(once.idempotentHit).toBe(false)
+      expect(once.status).toBe("delegated")
+      expect(again.idempotentHit).toBe(true)
+      expect(again.delegationId).toBe(once.delegationId)
+      yield* eventually(fast.requests, (sent) => sent.length === 1, "the one dispatch")
+      yield* Effect.sleep("200 millis")
+      expect(yield* fast.requests).toHaveLength(1)
+
+      // a key whose delegation failed is freed: the re-post dispatches anew
+      yield* world.platform.setStatus(FAST, "offline")
+      const failing = yield* mirror.delegate({ targetId: FAST, task: "retry me", idempotencyKey: "key-2" })
+      yield* eventually(world.platform.rows, (rows) =>
+        rows.some((row) => row.delegationId === failing.delegationId && row.status === "failed"), "the failure")
+      yield* world.platform.setStatus(FAST, "online")
+      const fresh = yield* mirror.delegate({ targetId: FAST, task: "retry me", idempotencyKey: "key-2" })
+      expect(fresh.idempotentHit).toBe(false)
+      expect(fresh.delegationId).not.toBe(failing.delegationId)
+      yield* eventually(fast.requests, (sent) => sent.length === 2, "the new dispatch")
+
+      // the platform's 400s
+      const bad = (body: unknown) => world.call("POST", `/workspaces/${SELF}/delegate`, { token: world.selfToken, body })
+      expect(yield* bad({ target_id: "ws-fast", task: "t" })).toEqual({
+        status: 400,
+        body: { error: "target_id must be a valid UUID" }
+      })
+      expect(yield* bad({ target_id: FAST })).toEqual({ status: 400, body: { error: "invalid delegation request" } })
+    }).pipe(quiet))
+
+  it.scopedLive("a restarted host tracks a queued platform delegation again and awaits it to completion", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })
+      const busy = yield* world.peer(BUSY, { latency: "300 millis", reply: (task) => `report on "${task}"` }, 1)
+
+      // the first host queues a delegation behind a busy peer, then stops
+      const platformId = yield* Effect.scoped(Effect.gen(function*() {
+        const before = yield* world.host(platformHost)
+        yield* before.delegate({ workspaceId: BUSY, task: "first" })
+        yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
+        const second = yield* before.delegate({ workspaceId: BUSY, task: "second" })
+        const queued = yield* eventually(before.status(second), (d) => d.status === "queued", "the platform to queue it")
+        return queued.platformDelegationId ?? ""
+      }))
+      expect(platformId).not.toBe("")
+
+      // the new host finds it in the platform's list, under the platform's id
+      const after = yield* world.host(platformHost)
+      const found = yield* after.status(platformId)
+      expect(found.status).toBe("queued")
+      expect(found.dispatch).toBe("platform")
+      expect(found.workspaceId).toBe(BUSY)
+
+      yield* eventually(busy.active, (active) => active === 0, "the first to finish")
+      yield* world.platform.heartbeat(BUSY)
+      const done = yield* after.await(platformId).pipe(Effect.timeout("5 seconds"))
+      expect(done.status).toBe("completed")
+      expect(done.result).toBe(`report on "second"`)
     }).pipe(quiet))
 })
 
