@@ -30,7 +30,8 @@ export const retrack = Effect.fnUntraced(function*(engine: Engine) {
   const index = indexRows(rows.value)
   const now = yield* DateTime.now
   let tracked = 0
-  for (const [platformId, own] of index) {
+  // The list is newest first; the store keeps them oldest first.
+  for (const [platformId, own] of Array.from(index).reverse()) {
     if (known.has(platformId) || own.decisive !== undefined) continue
     const statuses = rows.value.filter((row) => row.delegation_id === platformId).map((row) => row.status)
     if (!statuses.some((status) => UNRESOLVED.has(status))) continue
