@@ -146,6 +146,37 @@ describe("README: local platform and peers", () => {
     ))
 })
 
+describe("README: platform dispatch against the local platform", () => {
+  it.live("the platform sends the task; the result is its preview", () =>
+    Effect.gen(function*() {
+      const platform = yield* LocalPlatform.make({ heartbeatEvery: "1 second" })
+      const peer = yield* LocalPeer.make({ protocol: "0.3", behaviour: { reply: (task) => `echo: ${task}` } })
+      const token = yield* platform.register({ id: "ws-me" })
+      const peerId = "4a6b1c9e-2f3d-4e5a-8b7c-9d0e1f2a3b4c" // the platform's /delegate takes workspace UUIDs
+      yield* platform.register({ id: peerId, url: peer.url })
+      const delegations = yield* Layer.build(
+        DelegationsLayer.layer({
+          workspaceId: "ws-me",
+          platformUrl: platform.url,
+          platformToken: token,
+          dispatch: "platform",
+          reconcileInterval: "100 millis"
+        })
+      ).pipe(Effect.map(Context.get(Delegations)))
+      const id = yield* delegations.delegate({ workspaceId: peerId, task: "ping" })
+      return yield* delegations.await(id) // completed, result "echo: ping", resultIsPreview true
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(NodeHttpClient.layerUndici),
+      Effect.map((done) => {
+        expect(done.status).toBe("completed")
+        expect(done.result).toBe("echo: ping")
+        expect(done.resultIsPreview).toBe(true)
+        expect(done.dispatch).toBe("platform")
+      })
+    ))
+})
+
 describe("README: toolkit and tracing snippets", () => {
   it("the toolkit runtime and the tracing setup type-check", () => {
     // Stands in for the README's `declare const Model` (a provider's model).
