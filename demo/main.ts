@@ -56,10 +56,14 @@ type Row =
     readonly error: string
   }
 
-// The platform's /delegate takes only UUID targets, so the busy peer has one.
+// The platform takes only workspace UUIDs as targets (discovery, record and /delegate).
+const FAST = "f0000000-5c4e-4d11-8a2e-0000000f0057"
+const LEGACY = "1e000000-5c4e-4d11-8a2e-00000001e6ac"
 const BUSY = "b0b0b0b0-5c4e-4d11-8a2e-00000000b05e"
+const BROKEN = "b0000000-5c4e-4d11-8a2e-0000000b0e4e"
+const names = new Map([[FAST, "fast"], [LEGACY, "legacy"], [BUSY, "busy"], [BROKEN, "broken"]])
 
-const peerName = (workspaceId: string) => workspaceId === BUSY ? "busy" : workspaceId.replace(/^ws-/, "") || "(none)"
+const peerName = (workspaceId: string) => names.get(workspaceId) ?? (workspaceId.replace(/^ws-/, "") || "(none)")
 
 const elapsed = (delegation: Delegation, now: number) => {
   const start = DateTime.toEpochMillis(delegation.createdAt)
@@ -170,10 +174,10 @@ const program = Effect.gen(function*() {
   const schedulerToken = yield* platform.register({ id: "ws-scheduler", name: "Scheduler" })
   const internToken = yield* platform.register({ id: "ws-intern", name: "Intern" })
   const dispatcherToken = yield* platform.register({ id: "ws-dispatcher", name: "Dispatcher" })
-  yield* platform.register({ id: "ws-fast", url: fast.url, capacity: 4 })
-  yield* platform.register({ id: "ws-legacy", url: legacy.url, capacity: 4 })
+  yield* platform.register({ id: FAST, name: "fast", url: fast.url, capacity: 4 })
+  yield* platform.register({ id: LEGACY, name: "legacy", url: legacy.url, capacity: 4 })
   yield* platform.register({ id: BUSY, name: "busy", url: busy.url, capacity: 1 })
-  yield* platform.register({ id: "ws-broken", url: broken.url, capacity: 4 })
+  yield* platform.register({ id: BROKEN, name: "broken", url: broken.url, capacity: 4 })
 
   // --- three hosts configured through Config, as an agent would be through its environment -------
   const host = (env: Record<string, string>) =>
@@ -255,17 +259,17 @@ const program = Effect.gen(function*() {
       Effect.map((row) => rows.push(row))
     )
 
-  yield* delegate(orchestrator, "summarise the Q3 report", "ws-fast", "summarise the Q3 report")
-  yield* delegate(orchestrator, "translate the memo", "ws-fast", "translate the memo to French")
-  yield* delegate(orchestrator, "list open incidents", "ws-legacy", "list open incidents")
+  yield* delegate(orchestrator, "summarise the Q3 report", FAST, "summarise the Q3 report")
+  yield* delegate(orchestrator, "translate the memo", FAST, "translate the memo to French")
+  yield* delegate(orchestrator, "list open incidents", LEGACY, "list open incidents")
   yield* delegate(scheduler, "audit the ledger", BUSY, "audit the ledger")
   // A moment apart, so that the ledger is the one the busy peer takes first.
   yield* Effect.sleep("150 millis")
   yield* delegate(scheduler, "audit the payroll", BUSY, "audit the payroll")
   yield* Effect.sleep("150 millis")
   yield* delegate(dispatcher, "audit the expenses", BUSY, "audit the expenses")
-  yield* delegate(orchestrator, "rebuild the index", "ws-broken", "rebuild the index")
-  yield* delegate(intern, "intern delegates", "ws-fast", "anything at all")
+  yield* delegate(orchestrator, "rebuild the index", BROKEN, "rebuild the index")
+  yield* delegate(intern, "intern delegates", FAST, "anything at all")
   yield* delegate(orchestrator, "bad peer id", "ws busy; rm -rf /", "whatever")
 
   // --- watch them move ------------------------------------------------------------------------------
@@ -386,7 +390,7 @@ const program = Effect.gen(function*() {
     `denied ${refused.filter((r) => r.status === "denied").length}  invalid ${
       refused.filter((r) => r.status === "invalid").length
     }`,
-    `  A2A directly, auto (${cardsRead} agent cards read): ${["ws-fast", "ws-legacy", "ws-broken"].map(spoken).join(", ")}`,
+    `  A2A directly, auto (${cardsRead} agent cards read): ${[FAST, LEGACY, BROKEN].map(spoken).join(", ")}`,
     `  A2A through the platform proxy, pinned: ${spoken(BUSY)}`,
     ...final.all.filter((d) => d.dispatch === "platform").map((d) =>
       `  ${d.task}: sent by the platform${

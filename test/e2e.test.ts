@@ -18,7 +18,17 @@ import {
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { LocalPeer } from "effect-a2a-delegation/testing"
 import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
-import { captureLogs, eventually, field, items, makeWorld, makeWorldWith, SELF } from "./fixtures/e2e.js"
+import { captureLogs, eventually, field, items, makeWorld, makeWorldWith, SELF, workspace } from "./fixtures/e2e.js"
+
+/** The peers, as workspace UUIDs. */
+const WS_BROKEN = workspace("broken")
+const WS_BUSY = workspace("busy")
+const WS_FAST = workspace("fast")
+const WS_QUICK = workspace("quick")
+const WS_SLOW = workspace("slow")
+const WS_SLOWER = workspace("slower")
+const WS_V1 = workspace("v1")
+const WS_WORKER = workspace("worker")
 
 /** Audit lines and best-effort warnings are expected here; keep the test output clean. */
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.None)
@@ -29,17 +39,17 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
   it.scopedLive("several delegations to a fast peer complete and are mirrored with the workspace's token", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const fast = yield* world.peer("ws-fast", { latency: "30 millis", reply: (task) => `answer to "${task}"` })
+      const fast = yield* world.peer(WS_FAST, { latency: "30 millis", reply: (task) => `answer to "${task}"` })
       const host = yield* world.host()
 
       const tasks = ["summarise the Q3 report", "translate the memo to French", "list open incidents"]
-      const ids = yield* Effect.forEach(tasks, (task) => host.delegate({ workspaceId: "ws-fast", task }))
+      const ids = yield* Effect.forEach(tasks, (task) => host.delegate({ workspaceId: WS_FAST, task }))
       const done = yield* Effect.forEach(ids, (id) => host.awaitSettled(id))
 
       expect(done.map((d) => d.status)).toEqual(["completed", "completed", "completed"])
       expect(done.map((d) => d.result)).toEqual(tasks.map((task) => `answer to "${task}"`))
       expect(done.map((d) => d.attempts)).toEqual([1, 1, 1])
-      expect(done.map((d) => d.workspaceId)).toEqual(["ws-fast", "ws-fast", "ws-fast"])
+      expect(done.map((d) => d.workspaceId)).toEqual([WS_FAST, WS_FAST, WS_FAST])
 
       // record, discover, update and notify for each delegation, all with this workspace's bearer token
       const requests = yield* eventually(world.platform.requests, (all) => all.length >= 12, "12 platform calls")
@@ -47,7 +57,7 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
       const count = (call: string) => calls.filter((c) => c === call).length
       expect(requests).toHaveLength(12)
       expect(count("POST /workspaces/ws-self/delegations/record")).toBe(3)
-      expect(count("GET /registry/discover/ws-fast")).toBe(3)
+      expect(count(`GET /registry/discover/${WS_FAST}`)).toBe(3)
       for (const id of ids) expect(count(`POST /workspaces/ws-self/delegations/${id}/update`)).toBe(1)
       expect(count("POST /workspaces/ws-self/notify")).toBe(3)
       for (const request of requests) expect(request.headers["authorization"]).toBe(`Bearer ${world.selfToken}`)
@@ -70,7 +80,7 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
         const own = rows.filter((row) => row.delegationId === id)
         // the result row the platform's update writes has no target_id (contract 1.5)
         expect(own.map((row) => [row.method, row.status, row.targetId])).toEqual([
-          ["delegate", "completed", "ws-fast"],
+          ["delegate", "completed", WS_FAST],
           ["delegate_result", "completed", ""]
         ])
         expect(own[1]!.responseText).toBe(`answer to "${tasks[i]}"`)
@@ -86,7 +96,7 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
 
       const notifications = yield* world.platform.notifications
       expect(notifications.map((n) => field(n.body, "message")).sort()).toEqual(
-        ids.map((id) => `Delegation ${id} to ws-fast completed.`).sort()
+        ids.map((id) => `Delegation ${id} to ${WS_FAST} completed.`).sort()
       )
       expect(yield* host.running).toBe(0)
     }).pipe(quiet))
@@ -96,7 +106,7 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
   it.scopedLive("A2A_VIA_PLATFORM_PROXY: a busy peer's overflow is queued once, delivered by the drain, and never resolved: it fails at DELEGATION_QUEUED_TIMEOUT", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const busy = yield* world.peer("ws-busy", { latency: "300 millis", reply: (task) => `report on "${task}"` }, 1)
+      const busy = yield* world.peer(WS_BUSY, { latency: "300 millis", reply: (task) => `report on "${task}"` }, 1)
       const host = yield* world.hostFromEnv({
         PLATFORM_URL: world.platform.url,
         WORKSPACE_ID: SELF,
@@ -110,10 +120,10 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
         DELEGATION_RECONCILE_MAX_INTERVAL: "0.2"
       })
 
-      const first = yield* host.delegate({ workspaceId: "ws-busy", task: "audit the ledger" })
+      const first = yield* host.delegate({ workspaceId: WS_BUSY, task: "audit the ledger" })
       // the peer is busy with the first before the second arrives at the proxy
       yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
-      const second = yield* host.delegate({ workspaceId: "ws-busy", task: "audit the payroll" })
+      const second = yield* host.delegate({ workspaceId: WS_BUSY, task: "audit the payroll" })
 
       const queued = yield* host.awaitSettled(second)
       expect(queued.status).toBe("queued")
@@ -131,7 +141,7 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
       expect(firstDone.attempts).toBe(1)
 
       // the peer's heartbeat drains the queue: the second reaches the peer, which answers it...
-      yield* world.platform.heartbeat("ws-busy")
+      yield* world.platform.heartbeat(WS_BUSY)
       yield* eventually(busy.requests, (sent) => sent.length === 2, "the drain to deliver the second")
       yield* eventually(world.platform.queue, (items) => items.every((item) => item.status === "completed"), "the drain")
       // ...but nothing carries the answer back: the proxy wrote no delegate_result row for the stitch to update
@@ -151,7 +161,7 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
 
       // exactly one proxy POST per delegation, with the caller's bearer and X-Workspace-ID; no discovery
       const requests = yield* world.platform.requests
-      const proxied = requests.filter((r) => r.method === "POST" && r.path === "/workspaces/ws-busy/a2a")
+      const proxied = requests.filter((r) => r.method === "POST" && r.path === `/workspaces/${WS_BUSY}/a2a`)
       expect(proxied).toHaveLength(2)
       for (const request of proxied) {
         expect(request.headers["authorization"]).toBe(`Bearer ${world.selfToken}`)
@@ -167,13 +177,13 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
         expect(request.headers["x-workspace-id"]).toBeUndefined()
         expect(request.headers["traceparent"]).toBeUndefined()
       }
-      expect(yield* world.platform.queueDepth("ws-busy")).toBe(0)
+      expect(yield* world.platform.queueDepth(WS_BUSY)).toBe(0)
 
       const rows = (yield* world.platform.rows).filter((row) => row.delegationId === second)
       expect(rows.map((row) => [row.method, row.status, row.error])).toEqual([["delegate", "failed", failed.error]])
       const notifications = (yield* world.platform.notifications).map((n) => field(n.body, "message"))
-      expect(notifications).toContain(`Delegation ${first} to ws-busy completed.`)
-      expect(notifications).toContain(`Queued delegation ${second} to ws-busy failed: ${failed.error}`)
+      expect(notifications).toContain(`Delegation ${first} to ${WS_BUSY} completed.`)
+      expect(notifications).toContain(`Queued delegation ${second} to ${WS_BUSY} failed: ${failed.error}`)
     }).pipe(quiet))
 })
 
@@ -373,12 +383,12 @@ describe("e2e: failures", () => {
   it.scopedLive("a broken peer fails after 3 attempts, directly (connection closed) and through the proxy (502)", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const broken = yield* world.peer("ws-broken", { drop: true })
+      const broken = yield* world.peer(WS_BROKEN, { drop: true })
       const direct = yield* world.host()
       const proxied = yield* world.host({ viaPlatformProxy: true })
 
-      const a = yield* direct.delegate({ workspaceId: "ws-broken", task: "rebuild the index" })
-      const b = yield* proxied.delegate({ workspaceId: "ws-broken", task: "rebuild the index again" })
+      const a = yield* direct.delegate({ workspaceId: WS_BROKEN, task: "rebuild the index" })
+      const b = yield* proxied.delegate({ workspaceId: WS_BROKEN, task: "rebuild the index again" })
       const [viaDirect, viaProxy] = yield* Effect.all([direct.awaitSettled(a), proxied.awaitSettled(b)])
 
       expect(viaDirect.status).toBe("failed")
@@ -399,12 +409,12 @@ describe("e2e: failures", () => {
       if (proxyCause?._tag === "A2ATransportError") {
         expect(proxyCause.reason).toBe("Status")
         expect(proxyCause.status).toBe(502)
-        expect(proxyCause.url).toBe(`${world.platform.url}/workspaces/ws-broken/a2a`)
+        expect(proxyCause.url).toBe(`${world.platform.url}/workspaces/${WS_BROKEN}/a2a`)
       }
 
       // 3 direct POSTs plus 3 forwarded by the proxy
       expect((yield* broken.requests).map((r) => messageIdOf(r.body)).sort()).toEqual([a, a, a, b, b, b].sort())
-      const proxyPosts = (yield* world.platform.requests).filter((r) => r.path === "/workspaces/ws-broken/a2a")
+      const proxyPosts = (yield* world.platform.requests).filter((r) => r.path === `/workspaces/${WS_BROKEN}/a2a`)
       expect(proxyPosts).toHaveLength(3)
 
       const rows = yield* world.platform.rows
@@ -417,17 +427,17 @@ describe("e2e: failures", () => {
   it.scopedLive("RBAC denial and invalid input store nothing and send nothing", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const fast = yield* world.peer("ws-fast", {})
+      const fast = yield* world.peer(WS_FAST, {})
       const intern = yield* world.host({ roles: ["read-only"] })
       const host = yield* world.host()
 
-      const denied = yield* Effect.flip(intern.delegate({ workspaceId: "ws-fast", task: "anything at all" }))
+      const denied = yield* Effect.flip(intern.delegate({ workspaceId: WS_FAST, task: "anything at all" }))
       expect(denied._tag).toBe("AccessDenied")
       expect(denied.message).toBe("RBAC: no 'delegate' permission. Roles: [read-only]")
 
       const invalid = yield* Effect.forEach([
         { workspaceId: "ws busy; rm -rf /", task: "whatever" },
-        { workspaceId: "ws-fast", task: "   " },
+        { workspaceId: WS_FAST, task: "   " },
         { workspaceId: SELF, task: "talk to myself" },
         { workspaceId: "", task: "nobody" }
       ], (request) => Effect.flip(host.delegate(request)))
@@ -453,10 +463,10 @@ describe("e2e: failures", () => {
   it.scopedLive("a peer slower than the timeout: each request times out, is retried, and the delegation fails", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const slow = yield* world.peer("ws-slow", { latency: "500 millis" })
+      const slow = yield* world.peer(WS_SLOW, { latency: "500 millis" })
       const host = yield* world.host({ timeout: "200 millis" })
 
-      const id = yield* host.delegate({ workspaceId: "ws-slow", task: "take your time" })
+      const id = yield* host.delegate({ workspaceId: WS_SLOW, task: "take your time" })
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(3)
@@ -470,10 +480,10 @@ describe("e2e: failures", () => {
   it.scopedLive("the pooled client: a peer slower than the bound fails at the bound with a Timeout transport error, short or long bound", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const slow = yield* world.peer("ws-slow", { latency: "500 millis" })
+      const slow = yield* world.peer(WS_SLOW, { latency: "500 millis" })
       const host = yield* world.host({ timeout: "200 millis" }, NodeHttpClientPooled.layer())
 
-      const id = yield* host.delegate({ workspaceId: "ws-slow", task: "take your time" })
+      const id = yield* host.delegate({ workspaceId: WS_SLOW, task: "take your time" })
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(3)
@@ -481,9 +491,9 @@ describe("e2e: failures", () => {
       expect((yield* slow.requests).length).toBe(3)
 
       // a bound of 2 s (enforced by undici's timers, which tick every half second) fails the same way
-      const slower = yield* world.peer("ws-slower", { latency: "4 seconds" })
+      const slower = yield* world.peer(WS_SLOWER, { latency: "4 seconds" })
       const bounded = yield* world.host({ timeout: "2 seconds", retryAttempts: 1 }, NodeHttpClientPooled.layer())
-      const late = yield* bounded.awaitSettled(yield* bounded.delegate({ workspaceId: "ws-slower", task: "too slow" }))
+      const late = yield* bounded.awaitSettled(yield* bounded.delegate({ workspaceId: WS_SLOWER, task: "too slow" }))
       expect(late.status).toBe("failed")
       expect(late.error).toBe("Transport error: request timed out after 2s")
       const cause = late.cause
@@ -495,8 +505,8 @@ describe("e2e: failures", () => {
       expect((yield* slower.requests).length).toBe(1)
 
       // and a fast answer within the bound goes through the same client
-      const fast = yield* world.peer("ws-quick", { latency: "20 millis" })
-      const ok = yield* host.awaitSettled(yield* host.delegate({ workspaceId: "ws-quick", task: "quick" }))
+      const fast = yield* world.peer(WS_QUICK, { latency: "20 millis" })
+      const ok = yield* host.awaitSettled(yield* host.delegate({ workspaceId: WS_QUICK, task: "quick" }))
       expect(ok.status).toBe("completed")
       expect((yield* fast.requests).length).toBe(1)
     }).pipe(quiet))
@@ -504,14 +514,14 @@ describe("e2e: failures", () => {
   it.scopedLive("a Task result is followed with tasks/get until completed", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const worker = yield* world.peer("ws-worker", {
+      const worker = yield* world.peer(WS_WORKER, {
         result: "task",
         latency: "300 millis",
         reply: (task) => `finished: ${task}`
       })
       const host = yield* world.host()
 
-      const id = yield* host.delegate({ workspaceId: "ws-worker", task: "long job" })
+      const id = yield* host.delegate({ workspaceId: WS_WORKER, task: "long job" })
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(done.result).toBe("finished: long job")
@@ -528,10 +538,10 @@ describe("e2e: failures", () => {
   it.scopedLive("a Task that outlasts DELEGATION_TIMEOUT fails with DelegationTimeout", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const worker = yield* world.peer("ws-worker", { result: "task", latency: "2 seconds" })
+      const worker = yield* world.peer(WS_WORKER, { result: "task", latency: "2 seconds" })
       const host = yield* world.host({ timeout: "200 millis" })
 
-      const id = yield* host.delegate({ workspaceId: "ws-worker", task: "never ends in time" })
+      const id = yield* host.delegate({ workspaceId: WS_WORKER, task: "never ends in time" })
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(1)
@@ -549,10 +559,10 @@ describe("e2e: failures", () => {
   it.scopedLive("a JSON-RPC error fails once, without retry, and points at A2A v1.0", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const v1 = yield* world.peer("ws-v1", { rpcError: { code: -32601, message: "Method not found" } })
+      const v1 = yield* world.peer(WS_V1, { rpcError: { code: -32601, message: "Method not found" } })
       const host = yield* world.host()
 
-      const id = yield* host.delegate({ workspaceId: "ws-v1", task: "hello?" })
+      const id = yield* host.delegate({ workspaceId: WS_V1, task: "hello?" })
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(1)
@@ -568,7 +578,7 @@ describe("e2e: failures", () => {
 describe("e2e: a platform that is down", () => {
   it.scopedLive("the delegation still completes; record, update and notify failures are only logged", () =>
     Effect.gen(function*() {
-      const fast = yield* LocalPeer.make({ name: "ws-fast", behaviour: { reply: (task) => `answer to "${task}"` } })
+      const fast = yield* LocalPeer.make({ name: WS_FAST, behaviour: { reply: (task) => `answer to "${task}"` } })
       // a port that was just closed refuses connections
       const closed = yield* Effect.scoped(LocalPeer.make({ name: "gone" }))
       const platformUrl = new URL(closed.url).origin
@@ -591,7 +601,7 @@ describe("e2e: a platform that is down", () => {
               orgId: Option.none(),
               timeout: "500 millis"
             }),
-            DiscoveryTest.layer({ "ws-fast": fast.url }),
+            DiscoveryTest.layer({ [WS_FAST]: fast.url }),
             AuditMemory.layer({ workspaceId: SELF }),
             RbacStatic.layer({ roles: ["operator"] })
           )),
@@ -601,7 +611,7 @@ describe("e2e: a platform that is down", () => {
       const host = Context.get(context, Delegations)
 
       const logs = captureLogs()
-      const id = yield* host.delegate({ workspaceId: "ws-fast", task: "works offline" }).pipe(Effect.provide(logs.layer))
+      const id = yield* host.delegate({ workspaceId: WS_FAST, task: "works offline" }).pipe(Effect.provide(logs.layer))
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(done.result).toBe(`answer to "works offline"`)
@@ -622,7 +632,7 @@ describe("e2e: a platform that is down", () => {
       }
       expect(logs.lines.filter((line) => line.level === "ERROR" || line.level === "FATAL")).toEqual([])
 
-      expect(yield* Context.get(context, DiscoveryTest.DiscoveryTest).lookups).toEqual(["ws-fast"])
+      expect(yield* Context.get(context, DiscoveryTest.DiscoveryTest).lookups).toEqual([WS_FAST])
       const audit = yield* Context.get(context, AuditMemory.AuditMemory).records
       expect(audit.map((record) => record.outcome)).toEqual(["dispatched", "success"])
       const sent = yield* fast.requests
@@ -635,10 +645,10 @@ describe("e2e: the local platform's contract", () => {
   it.scopedLive("a host with a wrong PLATFORM_TOKEN fails discovery with the platform's 401 text", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const fast = yield* world.peer("ws-fast", {})
+      const fast = yield* world.peer(WS_FAST, {})
       const host = yield* world.host({ platformToken: "tok-not-mine" })
 
-      const id = yield* host.delegate({ workspaceId: "ws-fast", task: "who am I?" })
+      const id = yield* host.delegate({ workspaceId: WS_FAST, task: "who am I?" })
       const done = yield* host.awaitSettled(id)
       expect(done.status).toBe("failed")
       expect(done.error).toBe(
@@ -657,14 +667,14 @@ describe("e2e: the local platform's contract", () => {
   it.scopedLive("record, update and list need the workspace's own bearer; the proxy needs the caller's", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const fast = yield* world.peer("ws-fast", {})
+      const fast = yield* world.peer(WS_FAST, {})
       const otherToken = yield* world.platform.register({ id: "ws-other" })
 
       const endpoints = [
         {
           method: "POST",
           path: `/workspaces/${SELF}/delegations/record`,
-          body: { target_id: "ws-fast", task: "t", delegation_id: "d-1" }
+          body: { target_id: WS_FAST, task: "t", delegation_id: "d-1" }
         },
         { method: "POST", path: `/workspaces/${SELF}/delegations/d-1/update`, body: { status: "completed" } },
         { method: "GET", path: `/workspaces/${SELF}/delegations`, body: undefined }
@@ -695,9 +705,9 @@ describe("e2e: the local platform's contract", () => {
         method: "message/send",
         params: { message: { kind: "message", role: "user", messageId: "m-1", parts: [{ kind: "text", text: "hi" }] } }
       }
-      expect(yield* world.call("POST", "/workspaces/ws-fast/a2a", { body: envelope, workspaceId: SELF, token: "tok-wrong" }))
+      expect(yield* world.call("POST", `/workspaces/${WS_FAST}/a2a`, { body: envelope, workspaceId: SELF, token: "tok-wrong" }))
         .toEqual({ status: 401, body: { error: "invalid caller auth token" } })
-      expect(yield* world.call("POST", "/workspaces/ws-fast/a2a", { body: envelope, workspaceId: SELF }))
+      expect(yield* world.call("POST", `/workspaces/${WS_FAST}/a2a`, { body: envelope, workspaceId: SELF }))
         .toEqual({ status: 401, body: { error: "missing caller auth token" } })
       expect(yield* fast.requests).toEqual([])
     }).pipe(quiet))
@@ -710,9 +720,15 @@ describe("e2e: the local platform's contract", () => {
       expect(
         yield* world.call("POST", `/workspaces/${SELF}/delegations/record`, {
           token,
-          body: { target_id: "ws-fast", task: "no id" }
+          body: { target_id: WS_FAST, task: "no id" }
         })
       ).toEqual({ status: 400, body: { error: "invalid request body" } })
+      expect(
+        yield* world.call("POST", `/workspaces/${SELF}/delegations/record`, {
+          token,
+          body: { target_id: "ws-fast", task: "t", delegation_id: "d-1" }
+        })
+      ).toEqual({ status: 400, body: { error: "target_id must be a valid UUID" } })
       expect(
         yield* world.call("POST", `/workspaces/${SELF}/delegations/d-1/update`, { token, body: { status: "queued" } })
       ).toEqual({ status: 400, body: { error: "status must be 'completed' or 'failed'" } })
@@ -726,30 +742,35 @@ describe("e2e: the local platform's contract", () => {
   it.scopedLive("discover: 400 without X-Workspace-ID, 403 for an unknown target, 503 for an offline one", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const fast = yield* world.peer("ws-fast", {})
+      const fast = yield* world.peer(WS_FAST, {})
       const token = world.selfToken
 
-      expect(yield* world.call("GET", "/registry/discover/ws-fast", { token })).toEqual({
+      expect(yield* world.call("GET", `/registry/discover/${WS_FAST}`, { token })).toEqual({
         status: 400,
         body: { error: "X-Workspace-ID header is required" }
       })
-      expect(yield* world.call("GET", "/registry/discover/ws-nobody", { token, workspaceId: SELF })).toEqual({
-        status: 403,
-        body: { error: "not authorized to discover this workspace" }
-      })
-      expect(yield* world.call("GET", "/registry/discover/ws-fast", { token, workspaceId: SELF })).toEqual({
+      // unknown, or not a UUID (even a registered one): the hierarchy lookup fails closed
+      for (const target of [workspace("nobody"), "ws-nobody"]) {
+        expect(yield* world.call("GET", `/registry/discover/${target}`, { token, workspaceId: SELF })).toEqual({
+          status: 403,
+          body: { error: "not authorized to discover this workspace" }
+        })
+      }
+      yield* world.peer("ws-named", {})
+      expect((yield* world.call("GET", "/registry/discover/ws-named", { token, workspaceId: SELF })).status).toBe(403)
+      expect(yield* world.call("GET", `/registry/discover/${WS_FAST}`, { token, workspaceId: SELF })).toEqual({
         status: 200,
-        body: { id: "ws-fast", url: fast.url, name: "ws-fast" }
+        body: { id: WS_FAST, url: fast.url, name: WS_FAST }
       })
 
-      yield* world.platform.setStatus("ws-fast", "offline")
-      expect(yield* world.call("GET", "/registry/discover/ws-fast", { token, workspaceId: SELF })).toEqual({
+      yield* world.platform.setStatus(WS_FAST, "offline")
+      expect(yield* world.call("GET", `/registry/discover/${WS_FAST}`, { token, workspaceId: SELF })).toEqual({
         status: 503,
         body: { error: "workspace not available", status: "offline" }
       })
       // and a delegation to it fails at discovery with that text
       const host = yield* world.host()
-      const done = yield* host.awaitSettled(yield* host.delegate({ workspaceId: "ws-fast", task: "are you there?" }))
+      const done = yield* host.awaitSettled(yield* host.delegate({ workspaceId: WS_FAST, task: "are you there?" }))
       expect(done.status).toBe("failed")
       expect(done.error).toBe("Discovery failed: HTTP 503 (workspace not available)")
       expect(yield* fast.requests).toEqual([])
@@ -763,7 +784,7 @@ describe("e2e: the local platform's contract", () => {
       for (const id of ids) {
         const recorded = yield* world.call("POST", `/workspaces/${SELF}/delegations/record`, {
           token,
-          body: { target_id: "ws-fast", task: `task ${id}`, delegation_id: id }
+          body: { target_id: WS_FAST, task: `task ${id}`, delegation_id: id }
         })
         expect(recorded.status).toBe(202)
       }

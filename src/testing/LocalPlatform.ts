@@ -12,7 +12,8 @@
  *   so a delegation queued through the proxy by anyone else is never resolved;
  * - the stitch and `/delegate` take an HTTP 200 JSON-RPC error as a completed reply (the raw JSON
  *   is the result), and leave the `delegate` row of a drained delegation `queued`;
- * - the list holds the 50 newest rows, previews cut to 300 bytes plus `...`.
+ * - the list holds the 50 newest rows, previews cut to 300 bytes plus `...`;
+ * - targets are workspace UUIDs: discovery answers 403 for any other id, record and `/delegate` 400.
  *
  * Simplifications, each explicit: "busy" is the target having `capacity` requests in flight (the
  * real proxy infers it from a timeout, so its 202 comes only after that wait); heartbeats are
@@ -721,7 +722,8 @@ export const make = (
             if (token !== caller.token) return error(401, "invalid workspace auth token")
           }
           const target = workspaces.get(targetId)
-          if (target === undefined || !canCommunicate(callerId, targetId)) {
+          // The hierarchy lookup fails closed for an unknown target, and for a target that is not a UUID.
+          if (!UUID.test(targetId) || target === undefined || !canCommunicate(callerId, targetId)) {
             return error(403, "not authorized to discover this workspace")
           }
           if (target.status !== "online" || target.url === undefined) {
@@ -735,6 +737,7 @@ export const make = (
         authorized((id) =>
           withBody(decodeRecord, "invalid request body", (body) =>
             Effect.gen(function*() {
+              if (!UUID.test(body.target_id)) return error(400, "target_id must be a valid UUID")
               yield* addRow({
                 sourceId: id,
                 targetId: body.target_id,
