@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { Clock, DateTime, Duration, Effect, Option } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Option } from "effect"
 import type { Scope } from "effect"
 import type { Engine } from "../programs/engine.js"
 import { refreshWaiting, unresolved } from "../programs/refreshQueued.js"
@@ -67,12 +67,19 @@ export const start = (engine: Engine): Effect.Effect<Reconciler, never, Scope.Sc
       return { fresh, nearest }
     })
 
+    // A defect in one round is logged, never the end of the reconciler.
+    const guarded = Effect.catchAllCause(round, (cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.interrupt
+        : Effect.as(Effect.logWarning("a reconciler round failed; the next one retries", cause), { fresh: false, nearest: undefined })
+    )
+
     // One round, then a wait; `step` is how far the backoff has grown. The latch closes before the
     // round, so a delegation that starts to wait during it shortens the following wait too.
     const next = (step: number): Effect.Effect<number> =>
       Effect.gen(function*() {
         yield* wake.close
-        const { fresh, nearest } = yield* round
+        const { fresh, nearest } = yield* guarded
         const current = fresh ? 0 : step
         const now = yield* Clock.currentTimeMillis
         const backoff = Math.min(initial * 2 ** current, max)

@@ -64,6 +64,10 @@ const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput,
   )
   const endpoint = yield* engine.discovery.resolve(input.target)
   yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
+  // A proxy discovery provided to the core layer carries a delegation the proxy way, whatever the settings say.
+  if (endpoint.viaPlatform === true && engine.dispatch !== "proxy") {
+    yield* updateDelegation(engine, input.id, { dispatch: "proxy" })
+  }
   const protocol = yield* engine.transport.protocolFor(endpoint)
   const sent = yield* sendWithRetry(engine, input, endpoint, protocol, traceparentOf(span))
   return yield* settleAnswer(engine, input, endpoint, sent)
