@@ -257,3 +257,15 @@ describe("configuration", () => {
       }
     }))
 })
+
+describe("platform dispatch keeps the rest the same", () => {
+  it.effect("RBAC decides first: a denied delegation posts nothing and is audited as in every mode", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const denied = yield* Effect.flip(d.delegate({ workspaceId: PEER, task: "t" }))
+      expect(denied._tag).toBe("AccessDenied")
+      expect(yield* Effect.flatMap(platform, (p) => p.delegations)).toEqual([])
+      const audit = yield* Effect.flatMap(AuditMemory.AuditMemory, (a) => a.records)
+      expect(audit.map((r) => [r.action, r.outcome])).toEqual([["rbac.deny", "denied"]])
+    }).pipe(Effect.provide(testLayer({ send: [], allow: false, settings: { dispatch: "platform" } }))))
+})
