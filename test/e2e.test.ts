@@ -17,7 +17,7 @@ import {
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { LocalPeer } from "effect-a2a-delegation/testing"
-import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
+import { Context, DateTime, Duration, Effect, Fiber, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
 import { captureLogs, eventually, field, items, makeWorld, makeWorldWith, SELF, workspace } from "./fixtures/e2e.js"
 
 /** The peers, as workspace UUIDs. */
@@ -774,6 +774,42 @@ describe("e2e: the local platform's contract", () => {
       expect(done.status).toBe("failed")
       expect(done.error).toBe("Discovery failed: HTTP 503 (workspace not available)")
       expect(yield* fast.requests).toEqual([])
+    }).pipe(quiet))
+
+  it.scopedLive("the proxy queues a busy target's requests; POST /registry/heartbeat drains one when the target reports a free place", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const peer = yield* LocalPeer.make({ protocol: "0.3", behaviour: { latency: "300 millis" } })
+      const id = workspace("beat")
+      const token = yield* world.platform.register({ id, url: peer.url, capacity: 1 })
+      const send = (messageId: string) =>
+        world.call("POST", `/workspaces/${id}/a2a`, {
+          workspaceId: SELF,
+          token: world.selfToken,
+          body: { method: "message/send", params: { message: { role: "user", messageId, parts: [{ kind: "text", text: "hi" }] } } }
+        })
+      const first = yield* Effect.fork(send("m-0"))
+      yield* eventually(peer.active, (active) => active === 1, "the first request to reach the peer")
+      expect(field((yield* send("m-1")).body, "queue_depth")).toBe(1)
+      // the same messageId while queued is the same item
+      const again = yield* send("m-1")
+      expect([again.status, field(again.body, "queue_depth")]).toEqual([202, 1])
+      expect(field((yield* send("m-2")).body, "queue_depth")).toBe(2)
+      yield* Fiber.join(first)
+
+      const beat = (activeTasks: number, bearer = token) =>
+        world.call("POST", "/registry/heartbeat", { token: bearer, body: { workspace_id: id, active_tasks: activeTasks } })
+      expect(yield* beat(0, "tok-wrong")).toEqual({ status: 401, body: { error: "invalid workspace auth token" } })
+      // a target that reports itself full gets nothing
+      expect(yield* beat(1)).toEqual({ status: 200, body: { status: "ok" } })
+      yield* Effect.sleep("200 millis")
+      expect(yield* world.platform.queueDepth(id)).toBe(2)
+      // one item per heartbeat, oldest first; the proxy normalised it into a JSON-RPC 2.0 envelope
+      yield* beat(0)
+      const sent = yield* eventually(peer.requests, (all) => all.length === 2, "one drained item")
+      expect(field(sent[1]!.body, "params", "message", "messageId")).toBe("m-1")
+      expect(field(sent[1]!.body, "jsonrpc")).toBe("2.0")
+      expect(yield* world.platform.queueDepth(id)).toBe(1)
     }).pipe(quiet))
 
   it.scopedLive("the list is newest first, at most 50 rows, previews cut to 300 characters", () =>

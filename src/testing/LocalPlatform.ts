@@ -16,8 +16,8 @@
  * - targets are workspace UUIDs: discovery answers 403 for any other id, record and `/delegate` 400.
  *
  * Simplifications, each explicit: "busy" is the target having `capacity` requests in flight (the
- * real proxy infers it from a timeout, so its 202 comes only after that wait); heartbeats are
- * sent with `heartbeat(id)` or every `heartbeatEvery`; `drainWhenFree` (off by default, because it
+ * real proxy infers it from a timeout, so its 202 comes only after that wait); besides
+ * `POST /registry/heartbeat`, heartbeats are sent with `heartbeat(id)` or every `heartbeatEvery`; `drainWhenFree` (off by default, because it
  * hides the heartbeat cadence) drains as soon as the target frees; `delegateRetryDelay` shortens the
  * 8-second wait before `/delegate`'s one retry.
  *
@@ -204,6 +204,10 @@ const decodeUpdate = decodeJson(UpdateBody)
 const decodeDelegate = decodeJson(DelegateBody)
 const decodeNotify = decodeJson(NotifyBody)
 const decodeRegister = decodeJson(RegisterBody)
+const decodeHeartbeat = decodeJson(Schema.Struct({
+  workspace_id: Schema.NonEmptyString,
+  active_tasks: Schema.optional(Schema.Int)
+}))
 const decodeReply = decodeJson(JsonRpcResponse)
 const decodeAgentError = decodeJson(Schema.Struct({ error: Schema.String }))
 const parseJson = Schema.decodeUnknownEither(Schema.parseJson())
@@ -496,11 +500,13 @@ export const make = (
         return { status, body: replyText }
       })
 
-    // One queued item for the target, oldest first, when it has a free place (a heartbeat's drain).
-    const drainOne = (targetId: string): Effect.Effect<void> =>
+    // One queued item for the target, oldest first, when it has a free place (a heartbeat's drain). The
+    // place is what the heartbeat reports (`active_tasks`), else the requests the proxy has in flight.
+    const drainOne = (targetId: string, reportedActive?: number): Effect.Effect<void> =>
       Effect.gen(function*() {
         const target = workspaces.get(targetId)
-        if (target === undefined || target.status !== "online" || target.active >= target.capacity) return
+        if (target === undefined || target.status !== "online") return
+        if ((reportedActive ?? target.active) >= target.capacity) return
         const item = queue.find((queued) => queued.targetId === targetId && queued.status === "queued")
         if (item === undefined) return
         item.status = "dispatched"
@@ -706,6 +712,15 @@ export const make = (
             }),
             (token) => json({ status: "registered", auth_token: token })
           ))
+      ),
+      HttpRouter.post(
+        "/registry/heartbeat",
+        withBody(decodeHeartbeat, "invalid request body", (body, request) => {
+          const workspace = workspaces.get(body.workspace_id)
+          if (workspace === undefined) return Effect.succeed(error(404, "workspace not found"))
+          if (bearer(request) !== workspace.token) return Effect.succeed(error(401, "invalid workspace auth token"))
+          return Effect.as(fork(drainOne(workspace.id, body.active_tasks)), json({ status: "ok" }))
+        })
       ),
       HttpRouter.get(
         "/registry/discover/:id",
