@@ -10,10 +10,11 @@ import {
   Delegations,
   DelegationsLayer,
   DelegationUnresolved,
+  PlatformMirrorHttp,
   PlatformMirrorTest
 } from "effect-a2a-delegation"
 import type { PlatformDelegationRow } from "effect-a2a-delegation"
-import { ConfigProvider, Duration, Effect, Either, Exit, Layer, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Either, Exit, Layer, Option, Redacted, TestClock } from "effect"
 import * as Http from "./fixtures/http.js"
 import { PEER, testLayer } from "./fixtures/layers.js"
 
@@ -268,4 +269,63 @@ describe("platform dispatch keeps the rest the same", () => {
       const audit = yield* Effect.flatMap(AuditMemory.AuditMemory, (a) => a.records)
       expect(audit.map((r) => [r.action, r.outcome])).toEqual([["rbac.deny", "denied"]])
     }).pipe(Effect.provide(testLayer({ send: [], allow: false, settings: { dispatch: "platform" } }))))
+})
+
+describe("PlatformMirrorHttp.delegate", () => {
+  const PLATFORM = "http://platform:8080"
+  const mirror = (step: Http.Step) =>
+    PlatformMirrorHttp.make({
+      platformUrl: PLATFORM,
+      workspaceId: "ws-self",
+      platformToken: Option.some(Redacted.make("tok")),
+      orgId: Option.none()
+    }).pipe(Effect.provide(Http.layer(() => Effect.succeed(step))))
+
+  it.effect("POSTs target_id, task and idempotency_key with the bearer; reads 202 and the 200 idempotent hit", () =>
+    Effect.gen(function*() {
+      const accepted = yield* Effect.flatMap(
+        mirror(Http.reply(202, { delegation_id: "p-1", status: "delegated", target_id: "t" })),
+        (m) => m.delegate({ targetId: "t", task: "the whole task", idempotencyKey: "d-1" })
+      )
+      expect(accepted).toEqual({ delegationId: "p-1", status: "delegated", idempotentHit: false })
+      const replay = yield* Effect.flatMap(
+        mirror(Http.reply(200, { delegation_id: "p-1", status: "queued", target_id: "t", idempotent_hit: true })),
+        (m) => m.delegate({ targetId: "t", task: "the whole task", idempotencyKey: "d-1" })
+      )
+      expect(replay).toEqual({ delegationId: "p-1", status: "queued", idempotentHit: true })
+    }))
+
+  it.effect("the request it sends", () =>
+    Effect.gen(function*() {
+      const m = yield* PlatformMirrorHttp.make({
+        platformUrl: PLATFORM,
+        workspaceId: "ws-self",
+        platformToken: Option.some(Redacted.make("tok")),
+        orgId: Option.none()
+      })
+      yield* m.delegate({ targetId: "t", task: "the whole task", idempotencyKey: "d-1" })
+      const [request] = yield* Http.requests
+      expect(request?.url).toBe(`${PLATFORM}/workspaces/ws-self/delegate`)
+      expect(request?.headers["authorization"]).toBe("Bearer tok")
+      expect(request?.body).toStrictEqual({ target_id: "t", task: "the whole task", idempotency_key: "d-1" })
+    }).pipe(Effect.provide(Http.layer(() => Effect.succeed(Http.reply(202, { delegation_id: "p-1", status: "delegated" }))))))
+
+  it.effect("a 400 is a Status error with the platform's text; a body without delegation_id a Decode error", () =>
+    Effect.gen(function*() {
+      const refused = yield* Effect.flip(Effect.flatMap(
+        mirror(Http.reply(400, { error: "self-delegation not permitted" })),
+        (m) => m.delegate({ targetId: "t", task: "t", idempotencyKey: "d-1" })
+      ))
+      expect([refused.operation, refused.reason, refused.status, refused.detail]).toEqual([
+        "delegate",
+        "Status",
+        400,
+        "self-delegation not permitted"
+      ])
+      const garbled = yield* Effect.flip(Effect.flatMap(
+        mirror(Http.reply(202, { status: "delegated" })),
+        (m) => m.delegate({ targetId: "t", task: "t", idempotencyKey: "d-1" })
+      ))
+      expect([garbled.operation, garbled.reason]).toEqual(["delegate", "Decode"])
+    }))
 })

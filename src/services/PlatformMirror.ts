@@ -1,6 +1,7 @@
 /**
  * Mirrors delegations to the control-plane platform (best-effort by contract:
- * the delegation program never lets a mirror failure change an outcome).
+ * the delegation program never lets a mirror failure change an outcome), and, in
+ * `platform` dispatch, hands delegations to it (`delegate`, whose failure is the outcome).
  *
  * @since 0.1.0
  */
