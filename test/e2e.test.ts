@@ -115,7 +115,7 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
         DELEGATION_RETRY_ATTEMPTS: "3",
         DELEGATION_RETRY_DELAY: "0.05",
         DELEGATION_TIMEOUT: "5",
-        DELEGATION_QUEUED_TIMEOUT: "1.5",
+        DELEGATION_QUEUED_TIMEOUT: "3",
         DELEGATION_RECONCILE_INTERVAL: "0.05",
         DELEGATION_RECONCILE_MAX_INTERVAL: "0.2"
       })
@@ -151,11 +151,11 @@ describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
       expect((yield* host.status(second)).status).toBe("queued")
 
       // so the deadline ends it, typed, mirrored and notified, without anyone polling
-      const failed = yield* host.await(second).pipe(Effect.timeout("5 seconds"))
+      const failed = yield* host.await(second).pipe(Effect.timeout("8 seconds"))
       expect(failed.status).toBe("failed")
-      expect(failed.cause).toMatchObject({ _tag: "DelegationUnresolved", reason: "queued-timeout", seconds: 1.5 })
+      expect(failed.cause).toMatchObject({ _tag: "DelegationUnresolved", reason: "queued-timeout", seconds: 3 })
       expect(failed.error).toBe(
-        "The queued reply never arrived: still queued on the platform after 1.5s (DELEGATION_QUEUED_TIMEOUT)"
+        "The queued reply never arrived: still queued on the platform after 3s (DELEGATION_QUEUED_TIMEOUT)"
       )
       expect(failed.attempts).toBe(1)
 
