@@ -286,6 +286,35 @@ describe("e2e: platform dispatch (POST /delegate, followed in the platform's lis
       expect(notifications).toContain(`Delegation ${second} to ${BUSY} completed.`)
     }).pipe(quiet))
 
+  it.scopedLive("a queued delegation whose drained reply is a JSON-RPC error: the platform calls it completed, the delegation fails", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })
+      const busy = yield* world.peer(BUSY, {}, 1)
+      yield* busy.setBehaviour((call) =>
+        call === 0 ? { latency: "300 millis" } : { rpcError: { code: -32601, message: "Method not found" } }
+      )
+      const host = yield* world.host(platformHost)
+
+      const first = yield* host.delegate({ workspaceId: BUSY, task: "first" })
+      yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
+      const second = yield* host.delegate({ workspaceId: BUSY, task: "second" })
+      const queued = yield* eventually(host.status(second), (d) => d.status === "queued", "the platform to queue it")
+      expect((yield* host.await(first)).result).toBe("done: first")
+
+      yield* world.platform.heartbeat(BUSY)
+      const failed = yield* host.await(second).pipe(Effect.timeout("5 seconds"))
+      expect(failed.status).toBe("failed")
+      expect(failed.attempts).toBe(1)
+      expect(failed.error).toBe("Platform reported the delegation as failed: JSON-RPC error -32601: Method not found")
+      expect(failed.cause?._tag).toBe("PeerTaskFailed")
+      // the platform's own rows say completed, with the raw JSON-RPC error as the text (contract 6.2, 25)
+      const rows = (yield* world.platform.rows).filter((row) => row.delegationId === queued.platformDelegationId)
+      expect(rows.map((row) => [row.method, row.status])).toEqual([["delegate", "queued"], ["delegate_result", "completed"]])
+      expect(field(JSON.parse(rows[1]?.responseText ?? "{}"), "error", "code")).toBe(-32601)
+      const notifications = (yield* world.platform.notifications).map((n) => field(n.body, "message"))
+      expect(notifications).toContain(`Delegation ${second} to ${BUSY} failed: ${failed.error}`)
+    }).pipe(quiet))
+
   it.scopedLive("fails with the platform's error: an offline peer at once, an unreachable one after the platform's one retry", () =>
     Effect.gen(function*() {
       const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })

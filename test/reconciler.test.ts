@@ -164,6 +164,20 @@ describe("platform dispatch", () => {
       expect((yield* p.notifications).map((n) => n.message)).toEqual([`Delegation ${id} to ${PEER} completed.`])
     }).pipe(Effect.provide(platformLayer())))
 
+  it.effect("a completed row whose preview is a JSON-RPC error response (even cut at 300 bytes) ends failed", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const p = yield* platform
+      const id = yield* d.delegate({ workspaceId: PEER, task: "t" })
+      yield* d.awaitSettled(id)
+      const raw = JSON.stringify({ jsonrpc: "2.0", id: "r-1", error: { code: -32000, message: "quota \"exceeded\"", data: "x".repeat(400) } })
+      yield* p.setRows([row(`platform-${id}`, "completed", { response_preview: `${raw.slice(0, 300)}...` })])
+      yield* TestClock.adjust("2 seconds")
+      const failed = yield* d.await(id)
+      expect(failed.status).toBe("failed")
+      expect(failed.error).toBe(`Platform reported the delegation as failed: JSON-RPC error -32000: quota "exceeded"`)
+    }).pipe(Effect.provide(platformLayer())))
+
   it.effect("an unreachable platform: the POST is re-sent with the same key, then the delegation fails with the PlatformError", () =>
     Effect.gen(function*() {
       const d = yield* Delegations

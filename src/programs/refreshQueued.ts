@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Cause, DateTime, Duration, Effect, Metric, Option } from "effect"
+import { Cause, DateTime, Duration, Effect, Either, Metric, Option } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { Delegation } from "../services/Delegations.js"
@@ -125,9 +125,31 @@ const resolve = Effect.fnUntraced(function*(engine: Engine, waiting: Delegation,
 })
 
 const resolution = (row: PlatformDelegationRow): DelegationChange => {
-  if (row.status === "completed") return { status: "completed", result: row.response_preview ?? "", resultIsPreview: true }
-  const failure = new PeerTaskFailed({ reason: "platform", detail: row.error ?? "" })
+  const preview = row.response_preview ?? ""
+  // The platform takes a peer's JSON-RPC error for a completed reply and keeps its raw JSON as the text.
+  const rpcError = row.status === "completed" ? jsonRpcErrorOf(preview) : undefined
+  if (row.status === "completed" && rpcError === undefined) {
+    return { status: "completed", result: preview, resultIsPreview: true }
+  }
+  const failure = new PeerTaskFailed({ reason: "platform", detail: rpcError ?? row.error ?? "" })
   return { status: "failed", error: failure.message, cause: failure }
+}
+
+const RPC_ERROR = /^\{.*"jsonrpc"\s*:\s*"2\.0".*"error"\s*:\s*\{\s*"code"\s*:\s*(-?\d+)\s*,\s*"message"\s*:\s*"((?:[^"\\]|\\.)*)"/s
+const RPC_ERROR_FIRST = /^\{.*"error"\s*:\s*\{\s*"code"\s*:\s*(-?\d+)\s*,\s*"message"\s*:\s*"((?:[^"\\]|\\.)*)".*"jsonrpc"\s*:\s*"2\.0"/s
+
+/**
+ * `JSON-RPC error <code>: <message>` when a preview is (the start of) a JSON-RPC error response,
+ * read even when the platform cut it.
+ */
+const jsonRpcErrorOf = (preview: string): string | undefined => {
+  const match = RPC_ERROR.exec(preview) ?? RPC_ERROR_FIRST.exec(preview)
+  if (match === null) return undefined
+  const message = Either.getOrElse(
+    Either.try(() => JSON.parse(`"${match[2] ?? ""}"`) as unknown),
+    () => match[2]
+  )
+  return `JSON-RPC error ${match[1]}: ${typeof message === "string" ? message : match[2]}`
 }
 
 /** Time spent queued, or (handed to the platform) from the start to the outcome. */
