@@ -841,7 +841,7 @@ describe("e2e: the local platform's contract", () => {
       expect(yield* world.platform.queueDepth(id)).toBe(1)
     }).pipe(quiet))
 
-  it.scopedLive("the list is newest first, at most 50 rows, previews cut to 300 characters", () =>
+  it.scopedLive("the list is newest first, at most 50 rows, previews cut to 300 bytes (multi-byte text: see platform dispatch)", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
       const token = world.selfToken
