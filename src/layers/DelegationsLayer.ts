@@ -8,7 +8,8 @@
  *   `Audit` and `Rbac` you provide, with the memory store; `layerCoreWithoutStore(settings)`
  *   takes a `DelegationStore` too.
  *
- * Each layer owns the background fibers of its delegations: build it once for the whole host.
+ * Each layer owns the background fibers of its delegations, and the reconciler that follows those
+ * waiting on the platform: build it once for the whole host.
  * Closing it interrupts every delegation still running, and each one ends `failed`
  * (`interrupted`).
  *
