@@ -841,6 +841,23 @@ describe("e2e: the local platform's contract", () => {
       expect(yield* world.platform.queueDepth(id)).toBe(1)
     }).pipe(quiet))
 
+  it.scopedLive("the proxy reads at most 1 MiB of a request: a longer one is cut and answered 400 invalid JSON", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const fast = yield* world.peer(WS_FAST, {})
+      const envelope = (text: string) => ({
+        jsonrpc: "2.0",
+        id: "r-1",
+        method: "message/send",
+        params: { message: { kind: "message", role: "user", messageId: "m-1", parts: [{ kind: "text", text }] } }
+      })
+      const send = (text: string) =>
+        world.call("POST", `/workspaces/${WS_FAST}/a2a`, { body: envelope(text), workspaceId: SELF, token: world.selfToken })
+      expect(yield* send("x".repeat(1024 * 1024))).toEqual({ status: 400, body: { error: "invalid JSON" } })
+      expect((yield* send("x".repeat(1000 * 1000))).status).toBe(200)
+      expect(yield* fast.requests).toHaveLength(1)
+    }).pipe(quiet))
+
   it.scopedLive("the list is newest first, at most 50 rows, previews cut to 300 bytes (multi-byte text: see platform dispatch)", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld

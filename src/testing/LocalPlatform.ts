@@ -13,6 +13,7 @@
  * - the stitch and `/delegate` take an HTTP 200 JSON-RPC error as a completed reply (the raw JSON
  *   is the result), and leave the `delegate` row of a drained delegation `queued`;
  * - the list holds the 50 newest rows, previews cut to 300 bytes plus `...`;
+ * - the proxy reads at most 1 MiB of a request (a longer one fails as invalid JSON) and 10 MiB of an answer;
  * - targets are workspace UUIDs: discovery answers 403 for any other id, record and `/delegate` 400.
  *
  * Simplifications, each explicit: "busy" is the target having `capacity` requests in flight (the
@@ -169,6 +170,8 @@ const LIST_LIMIT = 50
 const PREVIEW_BYTES = 300
 const SUMMARY_BYTES = 80
 const MAX_DISPATCH_ATTEMPTS = 5
+const MAX_REQUEST_BYTES = 1024 * 1024
+const MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 const json = (body: unknown, status = 200) => HttpServerResponse.unsafeJson(body, { status })
@@ -437,7 +440,10 @@ export const make = (
       client.execute(
         HttpClientRequest.post(target.url ?? "").pipe(HttpClientRequest.bodyText(body, "application/json"))
       ).pipe(
-        Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
+        // The proxy reads at most 10 MiB of the agent's answer.
+        Effect.flatMap((response) =>
+          Effect.map(response.text, (text) => ({ status: response.status, text: cutBytes(text, MAX_RESPONSE_BYTES) }))
+        ),
         Effect.either
       )
 
@@ -672,7 +678,8 @@ export const make = (
         if (token === undefined) return error(401, "missing caller auth token")
         if (token !== caller.token) return error(401, "invalid caller auth token")
       }
-      const answer = yield* proxyAs(callerId, targetId, body)
+      // At most 1 MiB of the body is read: a longer one is cut, and then fails to parse.
+      const answer = yield* proxyAs(callerId, targetId, cutBytes(body, MAX_REQUEST_BYTES))
       return HttpServerResponse.text(answer.body, {
         status: answer.status,
         contentType: "application/json",
