@@ -129,7 +129,8 @@ const storeFigures = () =>
           record: () => Effect.void,
           update: () => Effect.void,
           notify: () => Effect.void,
-          list: Effect.succeed([])
+          list: Effect.succeed([]),
+          delegate: () => Effect.die("unused")
         })),
         AuditLog.layer({ workspaceId: SELF }),
         RbacStatic.layer({ roles: ["operator"] })

@@ -1,12 +1,16 @@
 /**
  * `npm run demo`: the whole delegation flow on one machine, over real HTTP.
  *
- * Starts a local platform and four A2A peers in-process (fast: A2A 1.0 only;
- * legacy: v0.3 only; busy: v0.3 with capacity 1; broken), delegates a scenario
- * through `DelegationsLive` hosts, one dispatching directly (`A2A_PROTOCOL` auto,
- * so each peer gets its own version) and one through the platform proxy (pinned to
- * 0.3, since the proxy does not forward `A2A-Version`), and shows the delegations as
- * a table that updates while they move; its peer column names the version spoken.
+ * Starts a local platform (faithful to the real one: its queue drains one item per
+ * heartbeat of the target, here every second) and four A2A peers in-process (fast:
+ * A2A 1.0 only; legacy: v0.3 only; busy: v0.3 with capacity 1; broken), delegates a
+ * scenario through `DelegationsLive` hosts, one dispatching directly (`A2A_PROTOCOL`
+ * auto, so each peer gets its own version), one handing its delegations to the platform
+ * (`DELEGATION_DISPATCH=platform`: a queued one comes back through the platform's list)
+ * and one through the platform proxy (pinned to 0.3, since the proxy does not forward
+ * `A2A-Version`: its queued delegation is delivered, but its reply never comes back, so
+ * it fails at `DELEGATION_QUEUED_TIMEOUT`), and shows the delegations as a table that
+ * updates while they move; its peer column names the version spoken.
  * `npm run -s demo -- --json` prints the final rows as JSON instead.
  */
 import { FileSystem, HttpBody, HttpClient } from "@effect/platform"
@@ -52,7 +56,14 @@ type Row =
     readonly error: string
   }
 
-const peerName = (workspaceId: string) => workspaceId.replace(/^ws-/, "") || "(none)"
+// The platform takes only workspace UUIDs as targets (discovery, record and /delegate).
+const FAST = "f0000000-5c4e-4d11-8a2e-0000000f0057"
+const LEGACY = "1e000000-5c4e-4d11-8a2e-00000001e6ac"
+const BUSY = "b0b0b0b0-5c4e-4d11-8a2e-00000000b05e"
+const BROKEN = "b0000000-5c4e-4d11-8a2e-0000000b0e4e"
+const names = new Map([[FAST, "fast"], [LEGACY, "legacy"], [BUSY, "busy"], [BROKEN, "broken"]])
+
+const peerName = (workspaceId: string) => names.get(workspaceId) ?? (workspaceId.replace(/^ws-/, "") || "(none)")
 
 const elapsed = (delegation: Delegation, now: number) => {
   const start = DateTime.toEpochMillis(delegation.createdAt)
@@ -80,7 +91,9 @@ const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegatio
         : d.status === "failed"
         ? d.error
         : d.status === "queued"
-        ? d.queueMessage
+        ? d.queueMessage ?? "the platform queued it behind a busy peer"
+        : d.status === "in_progress" && d.dispatch === "platform"
+        ? "handed to the platform"
         : undefined,
       queueDepth: d.status === "queued" ? d.queueDepth : undefined
     }
@@ -137,7 +150,8 @@ const program = Effect.gen(function*() {
     Console.log(lines.flatMap((line) => wrapIndented(line, width(), 4)).join("\n"))
 
   // --- the world: one platform, four peers, each with the agent card of its version ----------------
-  const platform = yield* LocalPlatform.make()
+  // Workspaces heartbeat every 30 s on the real platform; every second here, to keep the demo short.
+  const platform = yield* LocalPlatform.make({ heartbeatEvery: "1 second" })
   const fast = yield* LocalPeer.make({
     name: "fast",
     protocol: "1.0", // strict, as @a2a-js/sdk 1.x by default: a request without `A2A-Version: 1.0` gets -32009
@@ -159,10 +173,11 @@ const program = Effect.gen(function*() {
   const orchestratorToken = yield* platform.register({ id: "ws-orchestrator", name: "Orchestrator" })
   const schedulerToken = yield* platform.register({ id: "ws-scheduler", name: "Scheduler" })
   const internToken = yield* platform.register({ id: "ws-intern", name: "Intern" })
-  yield* platform.register({ id: "ws-fast", url: fast.url, capacity: 4 })
-  yield* platform.register({ id: "ws-legacy", url: legacy.url, capacity: 4 })
-  yield* platform.register({ id: "ws-busy", url: busy.url, capacity: 1 })
-  yield* platform.register({ id: "ws-broken", url: broken.url, capacity: 4 })
+  const dispatcherToken = yield* platform.register({ id: "ws-dispatcher", name: "Dispatcher" })
+  yield* platform.register({ id: FAST, name: "fast", url: fast.url, capacity: 4 })
+  yield* platform.register({ id: LEGACY, name: "legacy", url: legacy.url, capacity: 4 })
+  yield* platform.register({ id: BUSY, name: "busy", url: busy.url, capacity: 1 })
+  yield* platform.register({ id: BROKEN, name: "broken", url: broken.url, capacity: 4 })
 
   // --- three hosts configured through Config, as an agent would be through its environment -------
   const host = (env: Record<string, string>) =>
@@ -186,13 +201,26 @@ const program = Effect.gen(function*() {
   }
   // Direct dispatch, A2A_PROTOCOL auto (the default): each peer's agent card picks its version.
   const orchestrator = yield* host({ ...common, WORKSPACE_ID: "ws-orchestrator", PLATFORM_TOKEN: orchestratorToken })
-  // Proxy dispatch, so a busy peer's overflow is queued; pinned to 0.3 because the proxy drops `A2A-Version`.
+  // Platform dispatch: the platform sends, queues behind a busy peer, and keeps the outcome in its list.
   const scheduler = yield* host({
     ...common,
     WORKSPACE_ID: "ws-scheduler",
     PLATFORM_TOKEN: schedulerToken,
-    A2A_VIA_PLATFORM_PROXY: "true",
-    A2A_PROTOCOL: "0.3"
+    DELEGATION_DISPATCH: "platform",
+    DELEGATION_RECONCILE_INTERVAL: "0.25",
+    DELEGATION_RECONCILE_MAX_INTERVAL: "1"
+  })
+  // Proxy dispatch, so a busy peer's overflow is queued; pinned to 0.3 because the proxy drops `A2A-Version`.
+  // Nothing brings a proxied request's reply back to a queued delegation, so a short deadline ends it.
+  const dispatcher = yield* host({
+    ...common,
+    WORKSPACE_ID: "ws-dispatcher",
+    PLATFORM_TOKEN: dispatcherToken,
+    DELEGATION_DISPATCH: "proxy",
+    A2A_PROTOCOL: "0.3",
+    DELEGATION_QUEUED_TIMEOUT: "10",
+    DELEGATION_RECONCILE_INTERVAL: "0.25",
+    DELEGATION_RECONCILE_MAX_INTERVAL: "1"
   })
   const intern = yield* host({
     ...common,
@@ -203,6 +231,7 @@ const program = Effect.gen(function*() {
   const hostName = new Map<Delegations["Type"], string>([
     [orchestrator, "ws-orchestrator"],
     [scheduler, "ws-scheduler"],
+    [dispatcher, "ws-dispatcher"],
     [intern, "ws-intern"]
   ])
 
@@ -230,13 +259,17 @@ const program = Effect.gen(function*() {
       Effect.map((row) => rows.push(row))
     )
 
-  yield* delegate(orchestrator, "summarise the Q3 report", "ws-fast", "summarise the Q3 report")
-  yield* delegate(orchestrator, "translate the memo", "ws-fast", "translate the memo to French")
-  yield* delegate(orchestrator, "list open incidents", "ws-legacy", "list open incidents")
-  yield* delegate(scheduler, "audit the ledger", "ws-busy", "audit the ledger")
-  yield* delegate(scheduler, "audit the payroll", "ws-busy", "audit the payroll")
-  yield* delegate(orchestrator, "rebuild the index", "ws-broken", "rebuild the index")
-  yield* delegate(intern, "intern delegates", "ws-fast", "anything at all")
+  yield* delegate(orchestrator, "summarise the Q3 report", FAST, "summarise the Q3 report")
+  yield* delegate(orchestrator, "translate the memo", FAST, "translate the memo to French")
+  yield* delegate(orchestrator, "list open incidents", LEGACY, "list open incidents")
+  yield* delegate(scheduler, "audit the ledger", BUSY, "audit the ledger")
+  // A moment apart, so that the ledger is the one the busy peer takes first.
+  yield* Effect.sleep("150 millis")
+  yield* delegate(scheduler, "audit the payroll", BUSY, "audit the payroll")
+  yield* Effect.sleep("150 millis")
+  yield* delegate(dispatcher, "audit the expenses", BUSY, "audit the expenses")
+  yield* delegate(orchestrator, "rebuild the index", BROKEN, "rebuild the index")
+  yield* delegate(intern, "intern delegates", FAST, "anything at all")
   yield* delegate(orchestrator, "bad peer id", "ws busy; rm -rf /", "whatever")
 
   // --- watch them move ------------------------------------------------------------------------------
@@ -267,21 +300,24 @@ const program = Effect.gen(function*() {
       "effect-a2a-delegation demo: a platform and four A2A peers over loopback HTTP.",
       "  fast          A2A 1.0 only, answers in 0.4 s",
       "  legacy        A2A v0.3 only, answers in 0.6 s",
-      "  busy          A2A v0.3 only, capacity 1, 2.5 s per task (overflow is queued)",
+      "  busy          A2A v0.3 only, capacity 1, 2.5 s per task (overflow is queued, drained on heartbeats)",
       "  broken        drops every connection",
       "and three workspaces that delegate to them:",
       "  orchestrator  directly to fast, legacy and broken, A2A_PROTOCOL=auto",
-      "  scheduler     to busy through the platform proxy, A2A_PROTOCOL=0.3",
+      "  scheduler     to busy by the platform (DELEGATION_DISPATCH=platform): queued, then read from its list",
+      "  dispatcher    to busy through the platform proxy (DELEGATION_DISPATCH=proxy, A2A_PROTOCOL=0.3)",
       "  intern        a workspace whose role (read-only) may not delegate",
       ""
     ])
   }
 
+  const seenQueued = new Set<string>()
   const snapshot = Effect.gen(function*() {
-    // Each host lists its own; `list` also refreshes queued delegations from the platform.
-    const all = (yield* Effect.all([orchestrator.list, scheduler.list])).flat()
+    // Each host lists its own; each host's reconciler follows what waits on the platform.
+    const all = (yield* Effect.all([orchestrator.list, scheduler.list, dispatcher.list])).flat()
     const now = yield* Clock.currentTimeMillis
     const byId = new Map(all.map((d) => [d.id as string, d]))
+    for (const d of all) if (d.status === "queued") seenQueued.add(d.id)
     yield* show(tableRows(rows, byId, now))
     return { all, byId, settled: ids.every((id) => byId.get(id)?.isFinished === true) }
   })
@@ -329,7 +365,7 @@ const program = Effect.gen(function*() {
     return
   }
   const count = (status: string) => final.all.filter((d) => d.status === status).length
-  const wasQueued = final.all.filter((d) => d.queueId !== undefined)
+  const wasQueued = final.all.filter((d) => d.dispatch === "proxy" && d.queueId !== undefined)
   const platformRows = yield* platform.rows
   const exported = otel
     ? yield* Effect.flatMap(otlpEndpoint, (endpoint) =>
@@ -354,10 +390,16 @@ const program = Effect.gen(function*() {
     `denied ${refused.filter((r) => r.status === "denied").length}  invalid ${
       refused.filter((r) => r.status === "invalid").length
     }`,
-    `  A2A directly, auto (${cardsRead} agent cards read): ${["ws-fast", "ws-legacy", "ws-broken"].map(spoken).join(", ")}`,
-    `  A2A through the platform proxy, pinned: ${spoken("ws-busy")}`,
+    `  A2A directly, auto (${cardsRead} agent cards read): ${[FAST, LEGACY, BROKEN].map(spoken).join(", ")}`,
+    `  A2A through the platform proxy, pinned: ${spoken(BUSY)}`,
+    ...final.all.filter((d) => d.dispatch === "platform").map((d) =>
+      `  ${d.task}: sent by the platform${
+        seenQueued.has(d.id) ? ", queued behind another task until a heartbeat drained it" : ""
+      }; ${d.status}, read from the platform's list (the result is its preview of at most 300 bytes)`
+    ),
     ...wasQueued.map((d) =>
-      `  ${d.task}: queued behind another task on "${d.workspaceId}", then ${d.status} once the platform drained its queue`
+      `  ${d.task}: queued through the proxy; the platform delivered it but keeps no reply for it, so it ${d.status}` +
+      ` at DELEGATION_QUEUED_TIMEOUT`
     ),
     `  audit trail: ${events} events in ${auditPath}`,
     ...(exported === undefined ? [] : [exported]),

@@ -41,6 +41,8 @@ export {
   Delegations,
   DelegationStatus,
   DelegationTimeout,
+  DelegationUnresolved,
+  DispatchMode,
   InvalidDelegation,
   PeerTaskFailed
 } from "./services/Delegations.js"
@@ -48,7 +50,13 @@ export type { DelegateRequest } from "./services/Delegations.js"
 export { DelegationStore } from "./services/DelegationStore.js"
 export { Discovery, DiscoveryError, PeerEndpoint } from "./services/Discovery.js"
 export { PlatformDelegationRow, PlatformError, PlatformMirror } from "./services/PlatformMirror.js"
-export type { NotifyDelegation, RecordDelegation, UpdateDelegation } from "./services/PlatformMirror.js"
+export type {
+  NotifyDelegation,
+  PlatformDelegate,
+  PlatformDelegated,
+  RecordDelegation,
+  UpdateDelegation
+} from "./services/PlatformMirror.js"
 export { AccessDenied, Rbac } from "./services/Rbac.js"
 export type { Permissions } from "./services/Rbac.js"
 

@@ -9,8 +9,17 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { LocalPeer } from "effect-a2a-delegation/testing"
 import { Effect } from "effect"
-import { eventually, field, makeWorld } from "./fixtures/e2e.js"
+import { eventually, field, makeWorld, workspace } from "./fixtures/e2e.js"
 import { v03Peer, v1Peer } from "./fixtures/sdkPeers.js"
+
+/** The peers, as workspace UUIDs. */
+const WS_BARE = workspace("bare")
+const WS_BOTH = workspace("both")
+const WS_BUSY = workspace("busy")
+const WS_NEW = workspace("new")
+const WS_OLD = workspace("old")
+const WS_STRICT = workspace("strict")
+const WS_V1 = workspace("v1")
 
 /** One raw JSON-RPC POST, or a GET of the agent card, and what came back. */
 const post = (url: string, body: unknown, headers: Readonly<Record<string, string>>) =>
@@ -90,10 +99,10 @@ describe("LocalPeer answers as the SDK servers do", () => {
   it.scopedLive("a 1.0 LocalPeer keeps its behaviours: task results, scripted errors with a reason, HTTP status, capacity, drop", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const peer = yield* world.peer("ws-v1", {}, 4, "1.0")
+      const peer = yield* world.peer(WS_V1, {}, 4, "1.0")
       const host = yield* world.host()
       const run = (behaviour: LocalPeer.Behaviour, task: string) =>
-        Effect.zipRight(peer.setBehaviour(behaviour), Effect.flatMap(host.delegate({ workspaceId: "ws-v1", task }), host.awaitSettled))
+        Effect.zipRight(peer.setBehaviour(behaviour), Effect.flatMap(host.delegate({ workspaceId: WS_V1, task }), host.awaitSettled))
 
       const task = yield* run({ result: "task", latency: "150 millis", reply: (t) => `report: ${t}` }, "q3")
       expect([task.status, task.result, task.protocolVersion, task.taskId]).toEqual(["completed", "report: q3", "1.0", "task-1"])
@@ -117,29 +126,29 @@ describe("direct dispatch in auto", () => {
     Effect.gen(function*() {
       const world = yield* makeWorld
       const peers = {
-        "ws-new": yield* world.peer("ws-new", {}, 4, "1.0"),
-        "ws-old": yield* world.peer("ws-old", {}, 4, "0.3"),
-        "ws-both": yield* world.peer("ws-both", {}, 4, "both")
+        [WS_NEW]: yield* world.peer(WS_NEW, {}, 4, "1.0"),
+        [WS_OLD]: yield* world.peer(WS_OLD, {}, 4, "0.3"),
+        [WS_BOTH]: yield* world.peer(WS_BOTH, {}, 4, "both")
       }
       const host = yield* world.host()
-      const targets = ["ws-new", "ws-old", "ws-both", "ws-new", "ws-old", "ws-both"] as const
+      const targets = [WS_NEW, WS_OLD, WS_BOTH, WS_NEW, WS_OLD, WS_BOTH] as const
       const done = yield* Effect.forEach(targets, (workspaceId) =>
         Effect.flatMap(host.delegate({ workspaceId, task: `hi ${workspaceId}` }), host.awaitSettled))
       expect(done.map((d) => [d.workspaceId, d.status, d.protocolVersion, d.result])).toEqual(
-        targets.map((id) => [id, "completed", id === "ws-old" ? "0.3" : "1.0", `done: hi ${id}`])
+        targets.map((id) => [id, "completed", id === WS_OLD ? "0.3" : "1.0", `done: hi ${id}`])
       )
       for (const peer of Object.values(peers)) expect((yield* peer.cardRequests).length).toBe(1)
-      expect((yield* peers["ws-old"].requests).map((r) => r.method)).toEqual(["message/send", "message/send"])
-      expect((yield* peers["ws-both"].requests).map((r) => r.method)).toEqual(["SendMessage", "SendMessage"])
+      expect((yield* peers[WS_OLD].requests).map((r) => r.method)).toEqual(["message/send", "message/send"])
+      expect((yield* peers[WS_BOTH].requests).map((r) => r.method)).toEqual(["SendMessage", "SendMessage"])
     }))
 
   it.scopedLive("a strict 1.0 peer without a card: 1.0 first, no fallback needed", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const peer = yield* LocalPeer.make({ name: "ws-bare", protocol: "1.0", card: false })
-      yield* world.platform.register({ id: "ws-bare", url: peer.url })
+      const peer = yield* LocalPeer.make({ name: WS_BARE, protocol: "1.0", card: false })
+      yield* world.platform.register({ id: WS_BARE, url: peer.url })
       const host = yield* world.host()
-      const done = yield* Effect.flatMap(host.delegate({ workspaceId: "ws-bare", task: "hi" }), host.awaitSettled)
+      const done = yield* Effect.flatMap(host.delegate({ workspaceId: WS_BARE, task: "hi" }), host.awaitSettled)
       expect([done.status, done.protocolVersion, done.attempts]).toEqual(["completed", "1.0", 1])
       expect((yield* peer.requests).map((r) => `${r.method} ${r.headers["a2a-version"]}`)).toEqual(["SendMessage 1.0"])
       expect((yield* peer.cardRequests).length).toBe(0)
@@ -150,9 +159,9 @@ describe("through the platform's proxy, which does not forward A2A-Version", () 
   it.scopedLive("a strict 1.0 peer: 1.0 arrives without the header (-32009), the 0.3 resend too: failed, naming the version problem", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const peer = yield* world.peer("ws-strict", {}, 4, "1.0")
+      const peer = yield* world.peer(WS_STRICT, {}, 4, "1.0")
       const host = yield* world.host({ viaPlatformProxy: true, protocol: "auto" })
-      const done = yield* Effect.flatMap(host.delegate({ workspaceId: "ws-strict", task: "hi" }), host.awaitSettled)
+      const done = yield* Effect.flatMap(host.delegate({ workspaceId: WS_STRICT, task: "hi" }), host.awaitSettled)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(1)
       expect(done.protocolVersion).toBe("0.3")
@@ -160,7 +169,7 @@ describe("through the platform's proxy, which does not forward A2A-Version", () 
       expect(done.error).toContain("The requested A2A protocol version '0.3' is not supported")
       expect(done.error).toContain("a proxy that does not forward the header")
       // The host sent the header; the proxy dropped it.
-      const proxied = (yield* world.platform.requests).filter((r) => r.path === "/workspaces/ws-strict/a2a")
+      const proxied = (yield* world.platform.requests).filter((r) => r.path === `/workspaces/${WS_STRICT}/a2a`)
       expect(proxied.map((r) => r.headers["a2a-version"])).toEqual(["1.0", undefined])
       expect((yield* peer.requests).map((r) => `${r.method} ${r.headers["a2a-version"]}`)).toEqual([
         "SendMessage undefined",
@@ -171,10 +180,10 @@ describe("through the platform's proxy, which does not forward A2A-Version", () 
   it.scopedLive("a 0.3 peer: one fallback for the first delegation, then 0.3 straight away", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const peer = yield* world.peer("ws-old", {}, 4, "0.3")
+      const peer = yield* world.peer(WS_OLD, {}, 4, "0.3")
       const host = yield* world.host({ viaPlatformProxy: true, protocol: "auto" })
-      const first = yield* Effect.flatMap(host.delegate({ workspaceId: "ws-old", task: "one" }), host.awaitSettled)
-      const second = yield* Effect.flatMap(host.delegate({ workspaceId: "ws-old", task: "two" }), host.awaitSettled)
+      const first = yield* Effect.flatMap(host.delegate({ workspaceId: WS_OLD, task: "one" }), host.awaitSettled)
+      const second = yield* Effect.flatMap(host.delegate({ workspaceId: WS_OLD, task: "two" }), host.awaitSettled)
       expect([first.status, first.protocolVersion, first.attempts, first.result]).toEqual(["completed", "0.3", 1, "done: one"])
       expect([second.status, second.protocolVersion, second.attempts]).toEqual(["completed", "0.3", 1])
       expect((yield* peer.requests).map((r) => r.method)).toEqual(["SendMessage", "message/send", "message/send"])
@@ -184,26 +193,30 @@ describe("through the platform's proxy, which does not forward A2A-Version", () 
   it.scopedLive("a compatible peer answers in 0.3 (no header reaches it), after one fallback", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const peer = yield* world.peer("ws-both", {}, 4, "both")
+      const peer = yield* world.peer(WS_BOTH, {}, 4, "both")
       const host = yield* world.host({ viaPlatformProxy: true, protocol: "auto" })
-      const done = yield* Effect.flatMap(host.delegate({ workspaceId: "ws-both", task: "hi" }), host.awaitSettled)
+      const done = yield* Effect.flatMap(host.delegate({ workspaceId: WS_BOTH, task: "hi" }), host.awaitSettled)
       expect([done.status, done.protocolVersion, done.result]).toEqual(["completed", "0.3", "done: hi"])
       const answers = yield* peer.requests
       expect(answers.map((r) => r.method)).toEqual(["SendMessage", "message/send"])
     }))
 
-  it.scopedLive("pinned to 0.3, a busy 0.3 peer's overflow is queued once and resolves", () =>
+  it.scopedLive("pinned to 0.3, a busy 0.3 peer's overflow is queued once and delivered in 0.3 by the drain (its reply stays on the platform)", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const busy = yield* world.peer("ws-busy", { latency: "300 millis" }, 1, "0.3")
+      const busy = yield* world.peer(WS_BUSY, { latency: "300 millis" }, 1, "0.3")
       const host = yield* world.host({ viaPlatformProxy: true, protocol: "0.3" })
-      const first = yield* host.delegate({ workspaceId: "ws-busy", task: "first" })
+      const first = yield* host.delegate({ workspaceId: WS_BUSY, task: "first" })
       yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
-      const second = yield* host.delegate({ workspaceId: "ws-busy", task: "second" })
+      const second = yield* host.delegate({ workspaceId: WS_BUSY, task: "second" })
       expect((yield* host.awaitSettled(second)).status).toBe("queued")
       expect((yield* host.awaitSettled(first)).protocolVersion).toBe("0.3")
-      const resolved = yield* eventually(host.status(second), (d) => d.status !== "queued", "the queue to drain")
-      expect(resolved.status).toBe("completed")
-      expect((yield* busy.requests).map((r) => r.method)).toEqual(["message/send", "message/send"])
+      // the peer's heartbeat drains one item: the queued body, as it was sent, in 0.3
+      yield* world.platform.heartbeat(WS_BUSY)
+      const sent = yield* eventually(busy.requests, (all) => all.length === 2, "the queue to drain")
+      expect(sent.map((r) => r.method)).toEqual(["message/send", "message/send"])
+      // through the proxy nothing brings the reply back (contract 1.9): it stays queued until its deadline
+      yield* eventually(world.platform.queue, (items) => items.every((item) => item.status === "completed"), "the drain")
+      expect((yield* host.status(second)).status).toBe("queued")
     }))
 })

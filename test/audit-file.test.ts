@@ -24,9 +24,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { A2ATransportTest as Transport } from "effect-a2a-delegation"
-import { captureLogs, makeWorld, start } from "./fixtures/e2e.js"
+import { captureLogs, makeWorld, start, workspace } from "./fixtures/e2e.js"
 import * as Http from "./fixtures/http.js"
 import { PEER, PEER_URL, SELF, settings } from "./fixtures/layers.js"
+
+/** The peers, as workspace UUIDs. */
+const WS_PEER = workspace("peer")
 
 // --- helpers -------------------------------------------------------------------------------------
 
@@ -247,7 +250,7 @@ describe("AUDIT_LOG_PATH through the live configuration", () => {
       const dir = yield* tempDir
       const path = join(dir, "logs", "audit.jsonl")
       const world = yield* makeWorld
-      yield* world.peer("ws-peer", { reply: (task) => `echo: ${task}` })
+      yield* world.peer(WS_PEER, { reply: (task) => `echo: ${task}` })
       const env = {
         WORKSPACE_ID: SELF,
         PLATFORM_URL: world.platform.url,
@@ -257,12 +260,12 @@ describe("AUDIT_LOG_PATH through the live configuration", () => {
       const logs = captureLogs()
 
       const host = yield* start(liveFromEnv(env)).pipe(Effect.provide(logs.layer))
-      const done = yield* delegateAndAwait(host, "ping", "ws-peer").pipe(Effect.provide(logs.layer))
+      const done = yield* delegateAndAwait(host, "ping", WS_PEER).pipe(Effect.provide(logs.layer))
       expect(done.status).toBe("completed")
       expect(done.result).toBe("echo: ping")
 
       const readOnly = yield* start(liveFromEnv({ ...env, RBAC_ROLES: "read-only" })).pipe(Effect.provide(logs.layer))
-      const denied = yield* Effect.flip(readOnly.delegate({ workspaceId: "ws-peer", task: "not allowed" })).pipe(
+      const denied = yield* Effect.flip(readOnly.delegate({ workspaceId: WS_PEER, task: "not allowed" })).pipe(
         Effect.provide(logs.layer)
       )
       expect(denied).toBeInstanceOf(AccessDenied)
@@ -275,7 +278,7 @@ describe("AUDIT_LOG_PATH through the live configuration", () => {
       ])
       for (const line of lines) {
         expect(Object.keys(line)).toEqual(expect.arrayContaining(STANDARD_FIELDS))
-        expect(line).toMatchObject({ workspace_id: SELF, actor: SELF, resource: "ws-peer" })
+        expect(line).toMatchObject({ workspace_id: SELF, actor: SELF, resource: WS_PEER })
         expect(Number.isNaN(Date.parse(line.timestamp))).toBe(false)
       }
       expect(lines[0]).toMatchObject({ delegation_id: done.id, trace_id: done.traceId })
@@ -292,7 +295,7 @@ describe("AUDIT_LOG_PATH through the live configuration", () => {
       const dir = yield* tempDir
       const path = join(dir, "audit.jsonl")
       const world = yield* makeWorld
-      yield* world.peer("ws-peer", { reply: (task) => `echo: ${task}` })
+      yield* world.peer(WS_PEER, { reply: (task) => `echo: ${task}` })
       const layer: Layer.Layer<Delegations, ConfigError.ConfigError> = NodeDelegationsLive.pipe(
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
           ["WORKSPACE_ID", SELF],
@@ -302,7 +305,7 @@ describe("AUDIT_LOG_PATH through the live configuration", () => {
         ]))))
       )
       const host = yield* start(layer)
-      const done = yield* delegateAndAwait(host, "ping", "ws-peer")
+      const done = yield* delegateAndAwait(host, "ping", WS_PEER)
       expect(done.status).toBe("completed")
       expect(readLines(path).map((line) => [line.outcome, line.delegation_id])).toEqual([
         ["dispatched", done.id],

@@ -42,7 +42,7 @@ describe("README", () => {
       const platform = yield* LocalPlatform.make()
       const peer = yield* LocalPeer.make({ behaviour: { reply: (task) => `summary of: ${task}` } })
       const token = yield* platform.register({ id: "ws-host" })
-      yield* platform.register({ id: "ws-research", url: peer.url })
+      yield* platform.register({ id: "5b0e3c1a-7d2f-4a8e-9c6b-1f2e3d4c5b6a", url: peer.url })
       const printed: Array<string> = []
       const log = vi.spyOn(console, "log").mockImplementation((...args: ReadonlyArray<unknown>) => {
         printed.push(args.join(" "))
@@ -50,9 +50,12 @@ describe("README", () => {
       yield* Effect.addFinalizer(() => Effect.sync(() => log.mockRestore()))
 
       // The README's program, verbatim.
+      // The peer's workspace id: on the platform, a UUID.
+      const research = "5b0e3c1a-7d2f-4a8e-9c6b-1f2e3d4c5b6a"
+
       const program = Effect.gen(function*() {
         const delegations = yield* Delegations
-        const id = yield* delegations.delegate({ workspaceId: "ws-research", task: "Summarise the Q3 report" })
+        const id = yield* delegations.delegate({ workspaceId: research, task: "Summarise the Q3 report" })
         // ...do other work; later wait for the final outcome (or read delegations.status(id) at any time):
         const delegation = yield* delegations.await(id)
         yield* Console.log(delegation.status, delegation.result ?? delegation.error) // "completed <the peer's answer>"
@@ -130,11 +133,12 @@ describe("README: local platform and peers", () => {
       const platform = yield* LocalPlatform.make()
       const peer = yield* LocalPeer.make({ behaviour: { reply: (task) => `echo: ${task}` } })
       const token = yield* platform.register({ id: "ws-me" })
-      yield* platform.register({ id: "ws-peer", url: peer.url })
+      const peerId = "4a6b1c9e-2f3d-4e5a-8b7c-9d0e1f2a3b4c" // workspace ids on the platform are UUIDs
+      yield* platform.register({ id: peerId, url: peer.url })
       const delegations = yield* Layer.build(
         DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: platform.url, platformToken: token })
       ).pipe(Effect.map(Context.get(Delegations)))
-      const id = yield* delegations.delegate({ workspaceId: "ws-peer", task: "ping" })
+      const id = yield* delegations.delegate({ workspaceId: peerId, task: "ping" })
       return yield* delegations.await(id)
     }).pipe(
       Effect.scoped,
@@ -142,6 +146,37 @@ describe("README: local platform and peers", () => {
       Effect.map((done) => {
         expect(done.status).toBe("completed")
         expect(done.result).toBe("echo: ping")
+      })
+    ))
+})
+
+describe("README: platform dispatch against the local platform", () => {
+  it.live("the platform sends the task; the result is its preview", () =>
+    Effect.gen(function*() {
+      const platform = yield* LocalPlatform.make({ heartbeatEvery: "1 second" })
+      const peer = yield* LocalPeer.make({ protocol: "0.3", behaviour: { reply: (task) => `echo: ${task}` } })
+      const token = yield* platform.register({ id: "ws-me" })
+      const peerId = "4a6b1c9e-2f3d-4e5a-8b7c-9d0e1f2a3b4c" // the platform's /delegate takes workspace UUIDs
+      yield* platform.register({ id: peerId, url: peer.url })
+      const delegations = yield* Layer.build(
+        DelegationsLayer.layer({
+          workspaceId: "ws-me",
+          platformUrl: platform.url,
+          platformToken: token,
+          dispatch: "platform",
+          reconcileInterval: "100 millis"
+        })
+      ).pipe(Effect.map(Context.get(Delegations)))
+      const id = yield* delegations.delegate({ workspaceId: peerId, task: "ping" })
+      return yield* delegations.await(id) // completed, result "echo: ping", resultIsPreview true
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(NodeHttpClient.layerUndici),
+      Effect.map((done) => {
+        expect(done.status).toBe("completed")
+        expect(done.result).toBe("echo: ping")
+        expect(done.resultIsPreview).toBe(true)
+        expect(done.dispatch).toBe("platform")
       })
     ))
 })

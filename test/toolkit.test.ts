@@ -77,7 +77,9 @@ describe("the tool definitions", () => {
     for (const status of ["pending", "in_progress", "queued", "completed", "failed"]) {
       expect(description).toContain(`"${status}"`)
     }
-    expect(description).toContain("WILL arrive")
+    // every queued delegation ends: completed with the reply, or failed at its deadline (never "the reply will arrive")
+    expect(description).toContain("The outcome WILL arrive")
+    expect(description).toContain("result_is_preview")
     expect(description).toContain("Do NOT retry")
     expect(description).toContain("Do NOT do the work yourself")
     // fall back to doing the work only on failed, never on queued
@@ -271,7 +273,9 @@ describe("check_delegation_status(task_id)", () => {
         workspace_id: PEER,
         status: "completed",
         task: "busy peer",
-        result: "late answer"
+        result: "late answer",
+        // read from the platform's list: a preview
+        result_is_preview: true
       })
     }).pipe(Effect.provide(toolkitLayer({ send: [A2ATransportTest.queued()] }))))
 

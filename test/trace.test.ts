@@ -17,7 +17,8 @@ import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
 import { Context, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 
 const SELF = "ws-self"
-const PEER = "ws-peer"
+// A workspace UUID: the platform discovers nothing else.
+const PEER = "00000000-0000-4000-8000-000000706565"
 
 interface Traceparent {
   readonly traceId: string

@@ -14,6 +14,7 @@ import type { DelegationInput, Engine } from "../programs/engine.js"
 import { makeEngine, taskPreview, updateDelegation } from "../programs/engine.js"
 import { interrupted } from "../programs/recordOutcome.js"
 import { refreshQueued } from "../programs/refreshQueued.js"
+import { retrack } from "../programs/retrack.js"
 import { runDelegation } from "../programs/runDelegation.js"
 import { copyRequest, requestedTarget, validate } from "../programs/validate.js"
 import type { A2ATransport } from "../services/A2ATransport.js"
@@ -27,6 +28,7 @@ import { Rbac } from "../services/Rbac.js"
 import { bestEffort } from "./bestEffort.js"
 import * as Admission from "./admission.js"
 import * as Closing from "./closing.js"
+import * as Reconciler from "./reconciler.js"
 import { currentTraceId } from "./tracing.js"
 import { uuidV4 } from "./uuid.js"
 
@@ -54,6 +56,8 @@ export const make = (
     const closing = yield* Closing.make(settings.shutdownTimeout)
     const engine = yield* makeEngine(settings, closing.abandonable)
     const rbac = yield* Rbac
+    // A restarted host follows again what it had handed to the platform.
+    if (engine.dispatch === "platform") yield* retrack(engine)
     const outcomes: Outcomes = MutableHashMap.empty()
     // Finalizers run last added, first run: the dispatcher stops, then the running fibers are
     // interrupted (each records itself as failed), then those that never started are failed, and
@@ -66,15 +70,22 @@ export const make = (
     const admission = settings.concurrency === undefined
       ? Admission.unbounded(fibers)
       : yield* Admission.bounded(fibers, settings.concurrency)
+    const reconciler = yield* Reconciler.start(engine)
     const start = (input: DelegationInput, outcome: Deferred.Deferred<Option.Option<Delegation>>) =>
-      admission.start(input.id, Effect.tap(runDelegation(engine, input), (final) => settle(outcomes, input.id, outcome, final)))
+      admission.start(
+        input.id,
+        Effect.tap(
+          runDelegation(engine, input),
+          (final) => Effect.zipRight(settle(outcomes, input.id, outcome, final), reconciler.notice(final))
+        )
+      )
     const status = (id: string) => statusOf(engine, id)
     const awaitSettled = (id: string) => awaitOutcome(engine, outcomes, id)
     return Delegations.of({
       delegate: (request) => delegate(engine, rbac, outcomes, request, start),
       status,
       list: list(engine),
-      await: (id) => Effect.flatMap(awaitSettled(id), (d) => d.status === "queued" ? untilResolved(engine, id) : Effect.succeed(d)),
+      await: (id) => Effect.flatMap(awaitSettled(id), (d) => d.isWaitingOnPlatform ? untilResolved(engine, id) : Effect.succeed(d)),
       awaitSettled,
       running: Effect.sync(() => MutableHashMap.size(outcomes))
     })
@@ -107,7 +118,16 @@ const delegate = Effect.fnUntraced(function*(
   // A UUID just drawn: its brand needs no check.
   const id = DelegationId.make(yield* uuidV4, { disableValidation: true })
   const now = yield* DateTime.now
-  const delegation = { id, workspaceId, task: taskPreview(task), status: "pending", attempts: 0, createdAt: now, updatedAt: now } as const
+  const delegation = {
+    id,
+    workspaceId,
+    task: taskPreview(task),
+    status: "pending",
+    attempts: 0,
+    dispatch: engine.dispatch,
+    createdAt: now,
+    updatedAt: now
+  } as const
   yield* engine.store.insert(new Delegation(delegation, { disableValidation: true }))
   const outcome = yield* Deferred.make<Option.Option<Delegation>>()
   MutableHashMap.set(outcomes, id, outcome)
@@ -139,17 +159,17 @@ const found = (engine: Engine, id: string): Effect.Effect<Delegation, Delegation
     onSome: Effect.succeed
   }))
 
-/** The stored delegation; a queued one is asked of the platform first. */
+/** The stored delegation; one waiting on the platform is asked of the platform first. */
 const statusOf = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationNotFound> =>
   Effect.flatMap(found(engine, id), (delegation) =>
-    delegation.status === "queued"
+    delegation.isWaitingOnPlatform
       ? Effect.zipRight(refreshQueued(engine, [id]), found(engine, id))
       : Effect.succeed(delegation))
 
-/** Every stored delegation; the queued ones are asked of the platform with one call. */
+/** Every stored delegation; those waiting on the platform are asked of the platform with one call. */
 const list = (engine: Engine): Effect.Effect<ReadonlyArray<Delegation>> =>
   Effect.flatMap(engine.store.list, (all) => {
-    const queued = all.filter((d) => d.status === "queued").map((d) => d.id)
+    const queued = all.filter((d) => d.isWaitingOnPlatform).map((d) => d.id)
     return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refreshQueued(engine, queued), engine.store.list)
   })
 
@@ -163,11 +183,14 @@ const awaitOutcome = (engine: Engine, outcomes: Outcomes, id: string): Effect.Ef
     })
   )
 
-/** A queued delegation is resolved by the platform, not by its fiber: ask the platform on the poll schedule. */
+/**
+ * A delegation waiting on the platform is resolved by the platform, not by its fiber: the reconciler
+ * reads it in the background; ask the platform on the poll schedule too.
+ */
 const untilResolved = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationNotFound> => {
   const pollSchedule: Schedule.Schedule<unknown, Delegation> = engine.pollSchedule
   return statusOf(engine, id).pipe(
-    Effect.repeat({ schedule: Schedule.passthrough(pollSchedule), until: (d) => d.status !== "queued" })
+    Effect.repeat({ schedule: Schedule.passthrough(pollSchedule), until: (d) => !d.isWaitingOnPlatform })
   )
 }
 

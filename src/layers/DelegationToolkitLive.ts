@@ -15,6 +15,7 @@ const statusOf = (d: Delegation) => ({
   status: d.status,
   task: d.task,
   ...(d.status === "completed" ? { result: d.result ?? "" } : {}),
+  ...(d.status === "completed" && d.resultIsPreview === true ? { result_is_preview: true } : {}),
   ...(d.status === "failed" ? { error: d.error ?? "" } : {})
 })
 

@@ -8,7 +8,8 @@
  *   `Audit` and `Rbac` you provide, with the memory store; `layerCoreWithoutStore(settings)`
  *   takes a `DelegationStore` too.
  *
- * Each layer owns the background fibers of its delegations: build it once for the whole host.
+ * Each layer owns the background fibers of its delegations, and the reconciler that follows those
+ * waiting on the platform: build it once for the whole host.
  * Closing it interrupts every delegation still running, and each one ends `failed`
  * (`interrupted`).
  *
@@ -19,10 +20,12 @@ import { FileSystem, Path } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
 import * as internal from "../internal/delegations.js"
 import { isDotSegment } from "../programs/validate.js"
+import * as WaitDefaults from "../internal/waitDefaults.js"
 import { ProtocolSetting } from "../services/A2A.js"
 import type { A2ATransport, A2ATransportError } from "../services/A2ATransport.js"
 import type { Audit } from "../services/Audit.js"
-import { Delegations } from "../services/Delegations.js"
+import type { DispatchMode } from "../services/Delegations.js"
+import { Delegations, DispatchMode as DispatchModeSchema } from "../services/Delegations.js"
 import type { DelegationStore } from "../services/DelegationStore.js"
 import type { Discovery } from "../services/Discovery.js"
 import { isHttpUrl } from "../services/Discovery.js"
@@ -78,7 +81,41 @@ export interface Settings {
    * running past this bound are abandoned, with one warning.
    */
   readonly shutdownTimeout?: Duration.Duration | undefined
+  /**
+   * How delegations are carried (`DELEGATION_DISPATCH`): `direct` (default) and `proxy` send A2A
+   * through the `Discovery` and `A2ATransport` you provide; `platform` hands each delegation to the
+   * platform (`PlatformMirror.delegate`) and follows it in the platform's list.
+   */
+  readonly dispatch?: DispatchMode | undefined
+  /**
+   * How long a delegation may wait on the platform (`queued`, or in flight in `platform` dispatch)
+   * before it ends `failed` (`DELEGATION_QUEUED_TIMEOUT`); > 0. Default 60 minutes, the platform's own
+   * stale-queue drop.
+   */
+  readonly queuedTimeout?: Duration.Duration | undefined
+  /**
+   * The reconciler's pace (`DELEGATION_RECONCILE_INTERVAL`, `DELEGATION_RECONCILE_MAX_INTERVAL`): the first
+   * wait between its rounds (2 seconds), doubling up to `max` (30 seconds, the platform's heartbeat).
+   */
+  readonly reconcileInterval?: { readonly initial: Duration.Duration; readonly max: Duration.Duration } | undefined
 }
+
+/**
+ * `DELEGATION_QUEUED_TIMEOUT` when none is configured: the platform's own stale-queue drop.
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const DEFAULT_QUEUED_TIMEOUT: Duration.Duration = WaitDefaults.QUEUED_TIMEOUT
+
+/**
+ * The reconciler's pace when none is configured: 2 seconds doubling up to 30 seconds.
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const DEFAULT_RECONCILE_INTERVAL: { readonly initial: Duration.Duration; readonly max: Duration.Duration } =
+  WaitDefaults.RECONCILE_INTERVAL
 
 /**
  * Default `GetTask` / `tasks/get` polling: 0.5 s doubling, at most 10 s apart.
@@ -179,11 +216,23 @@ export interface Options {
   /** Replaces the `GetTask` / `tasks/get` polling schedule. */
   readonly pollSchedule?: Schedule.Schedule<unknown, unknown> | undefined
   /**
-   * `A2A_VIA_PLATFORM_PROXY`: send A2A through the platform's proxy (`/workspaces/{id}/a2a`)
-   * instead of straight to the discovered URL, so a busy peer's request is queued (202)
-   * instead of timing out. Default `false`.
+   * `DELEGATION_DISPATCH`: `direct` (default) sends A2A straight to the discovered URL; `proxy` through
+   * the platform's proxy (`/workspaces/{id}/a2a`), so a busy peer's request is queued (202) instead of
+   * timing out; `platform` hands the delegation to the platform (`POST /workspaces/{self}/delegate`) and
+   * reads its outcome from the platform's list (a 300-byte preview of the answer).
    */
+  readonly dispatch?: DispatchMode | undefined
+  /** `A2A_VIA_PLATFORM_PROXY`: the older name of `dispatch: "proxy"` (`dispatch` wins when both are set). */
   readonly viaPlatformProxy?: boolean | undefined
+  /**
+   * `DELEGATION_QUEUED_TIMEOUT`: how long a delegation may wait on the platform (queued, or in flight in
+   * `platform` dispatch) before it ends failed (60 minutes).
+   */
+  readonly queuedTimeout?: Duration.DurationInput | undefined
+  /** `DELEGATION_RECONCILE_INTERVAL`: the reconciler's first wait between rounds (2 seconds). */
+  readonly reconcileInterval?: Duration.DurationInput | undefined
+  /** `DELEGATION_RECONCILE_MAX_INTERVAL`: the reconciler's longest wait between rounds (30 seconds). */
+  readonly reconcileMaxInterval?: Duration.DurationInput | undefined
   /**
    * `A2A_PROTOCOL`: the A2A version spoken to peers. `auto` (default) chooses per peer from its
    * agent card, else tries 1.0 and switches once to 0.3 on a version answer; `1.0` or `0.3` pins it.
@@ -246,7 +295,11 @@ export const config: Config.Config<Options> = Config.all({
   history: optional(Config.integer("DELEGATION_HISTORY")),
   concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
   maxResponseBytes: optional(Config.integer("DELEGATION_MAX_RESPONSE_BYTES")),
+  dispatch: optional(Config.literal("direct", "proxy", "platform")("DELEGATION_DISPATCH")),
   viaPlatformProxy: optional(Config.boolean("A2A_VIA_PLATFORM_PROXY")),
+  queuedTimeout: optional(Config.number("DELEGATION_QUEUED_TIMEOUT")),
+  reconcileInterval: optional(Config.number("DELEGATION_RECONCILE_INTERVAL")),
+  reconcileMaxInterval: optional(Config.number("DELEGATION_RECONCILE_MAX_INTERVAL")),
   protocol: optional(Config.literal(...ProtocolSetting.literals)("A2A_PROTOCOL")),
   auditLogPath: AuditFile.pathConfig.pipe(Config.map(Option.getOrUndefined)),
   auditLogLevel: optional(Config.logLevel("AUDIT_LOG_LEVEL")),
@@ -288,7 +341,7 @@ interface ResolvedOptions extends Settings {
   /** Bound of each call of the live platform mirror. */
   readonly platformTimeout: Duration.Duration
   readonly maxResponseBytes: number
-  readonly viaPlatformProxy: boolean
+  readonly dispatch: DispatchMode
   readonly protocol: ProtocolSetting
   readonly auditLogPath: string | undefined
   readonly auditLogLevel: LogLevel.LogLevel
@@ -337,6 +390,16 @@ const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?
   if (mirrorTimeout !== undefined && !Duration.greaterThan(mirrorTimeout, Duration.zero)) {
     return invalid("mirrorTimeout", "must be > 0")
   }
+  if (settings.queuedTimeout !== undefined && !Duration.greaterThan(settings.queuedTimeout, Duration.zero)) {
+    return invalid("DELEGATION_QUEUED_TIMEOUT", "must be > 0")
+  }
+  const pace = settings.reconcileInterval
+  if (pace !== undefined) {
+    if (!Duration.greaterThan(pace.initial, Duration.zero)) return invalid("DELEGATION_RECONCILE_INTERVAL", "must be > 0")
+    if (Duration.lessThan(pace.max, pace.initial)) {
+      return invalid("DELEGATION_RECONCILE_MAX_INTERVAL", "must be >= DELEGATION_RECONCILE_INTERVAL")
+    }
+  }
   return Either.right(settings)
 }
 
@@ -347,6 +410,13 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     const platformTimeout = yield* durationOption("mirrorTimeout", options.mirrorTimeout, 10)
     const retryAfterMax = yield* durationOption("DELEGATION_RETRY_AFTER_MAX", options.retryAfterMax, 60)
     const shutdownTimeout = yield* durationOption("DELEGATION_SHUTDOWN_TIMEOUT", options.shutdownTimeout, 5)
+    const queuedTimeout = yield* durationOption("DELEGATION_QUEUED_TIMEOUT", options.queuedTimeout, 3600)
+    const reconcileInitial = yield* durationOption("DELEGATION_RECONCILE_INTERVAL", options.reconcileInterval, 2)
+    const reconcileMax = yield* durationOption(
+      "DELEGATION_RECONCILE_MAX_INTERVAL",
+      options.reconcileMaxInterval,
+      Math.max(30, Duration.toSeconds(reconcileInitial))
+    )
     const retryAttempts = options.retryAttempts ?? 3
     const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
     const protocol = options.protocol ?? "auto"
@@ -359,6 +429,9 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       return yield* invalid("DELEGATION_RETRY_ATTEMPTS", "must be an integer >= 1")
     }
     if (!Schema.is(ProtocolSetting)(protocol)) return yield* invalid("A2A_PROTOCOL", `must be auto, 1.0 or 0.3, got ${protocol}`)
+    if (options.dispatch !== undefined && !Schema.is(DispatchModeSchema)(options.dispatch)) {
+      return yield* invalid("DELEGATION_DISPATCH", `must be direct, proxy or platform, got ${String(options.dispatch)}`)
+    }
     if (!Duration.greaterThan(platformTimeout, Duration.zero)) return yield* invalid("mirrorTimeout", "must be > 0")
     const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1) {
@@ -385,7 +458,9 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       orgId: Option.filter(Option.fromNullable(options.orgId), (org) => org !== ""),
       platformTimeout,
       maxResponseBytes,
-      viaPlatformProxy: options.viaPlatformProxy ?? false,
+      dispatch: options.dispatch ?? (options.viaPlatformProxy === true ? "proxy" : "direct"),
+      queuedTimeout,
+      reconcileInterval: { initial: reconcileInitial, max: reconcileMax },
       protocol,
       auditLogPath: options.auditLogPath === "" ? undefined : options.auditLogPath,
       auditLogLevel: options.auditLogLevel ?? LogLevel.Debug,
@@ -400,7 +475,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
 const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
   layerCore(options).pipe(
     Layer.provide(Layer.mergeAll(
-      options.viaPlatformProxy
+      options.dispatch === "proxy"
         ? DiscoveryProxy.layer(options)
         : DiscoveryHttp.layer(options),
       A2ATransportHttp.layer({

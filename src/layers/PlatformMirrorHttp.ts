@@ -1,11 +1,12 @@
 /**
- * The live platform mirror: record, update, notify and list on the platform's HTTP API.
+ * The live platform mirror: record, update, notify, list and delegate on the platform's HTTP API.
  *
  * @since 0.1.0
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
+import type { PlatformDelegated } from "../services/PlatformMirror.js"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
 import { formatStack } from "../internal/stack.js"
@@ -29,6 +30,11 @@ export interface Options extends PlatformSettings {
 export const RESPONSE_PREVIEW = 500
 
 const decodeRows = Schema.decodeUnknownEither(Schema.Array(PlatformDelegationRow))
+const decodeDelegated = Schema.decodeUnknownEither(Schema.Struct({
+  delegation_id: Schema.NonEmptyString,
+  status: Schema.optionalWith(Schema.String, { default: () => "delegated" }),
+  idempotent_hit: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}))
 
 /**
  * Builds the mirror from the host's `HttpClient`.
@@ -108,6 +114,19 @@ export const make = (options: Options) =>
         : Effect.fail(formatStack(new PlatformError({ operation: "list", reason: "Decode", detail: "expected a JSON array" })))
     })
 
+    const delegate = operation("delegate", (_, text): Effect.Effect<PlatformDelegated, PlatformError> => {
+      const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeDelegated(json), String))
+      return Either.isRight(body)
+        ? Effect.succeed({
+          delegationId: body.right.delegation_id,
+          status: body.right.status,
+          idempotentHit: body.right.idempotent_hit
+        })
+        : Effect.fail(
+          new PlatformError({ operation: "delegate", reason: "Decode", detail: "expected a JSON object with a delegation_id" })
+        )
+    })
+
     return PlatformMirror.of({
       record: (request) =>
         record(postJson(`${self}/delegations/record`, {
@@ -136,7 +155,13 @@ export const make = (options: Options) =>
           target_workspace_id: request.targetId,
           status: request.status
         })),
-      list: list(platform.get(`${self}/delegations`))
+      list: list(platform.get(`${self}/delegations`)),
+      delegate: (request) =>
+        delegate(postJson(`${self}/delegate`, {
+          target_id: request.targetId,
+          task: request.task,
+          idempotency_key: request.idempotencyKey
+        }))
     })
   })
 

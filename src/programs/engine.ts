@@ -8,11 +8,12 @@ import { DateTime, Duration, Effect } from "effect"
 import type { Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
+import { QUEUED_TIMEOUT, RECONCILE_INTERVAL } from "../internal/waitDefaults.js"
 import type { A2AError } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
 import { Audit } from "../services/Audit.js"
-import type { DelegationId } from "../services/Delegations.js"
+import type { DelegationId, DispatchMode } from "../services/Delegations.js"
 import { Delegation } from "../services/Delegations.js"
 import { DelegationStore } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
@@ -26,7 +27,8 @@ import { DEFAULT_RETRY_AFTER_MAX, retryPolicy } from "./retryPolicy.js"
  */
 export type ProgramSettings = Pick<
   Settings,
-  "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout" | "retryAfterMax"
+  "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout" | "retryAfterMax" | "dispatch" | "queuedTimeout"
+  | "reconcileInterval"
 >
 
 /**
@@ -48,6 +50,10 @@ export interface Engine {
   readonly mirrorTimeout: Duration.Duration | undefined
   /** Runs a delegation's platform calls after its outcome is stored, within the layer's bound on closing. */
   readonly abandonable: <R>(effect: Effect.Effect<void, never, R>) => Effect.Effect<void, never, R>
+  readonly dispatch: DispatchMode
+  /** How long a delegation may wait on the platform. */
+  readonly queuedTimeout: Duration.Duration
+  readonly reconcileInterval: { readonly initial: Duration.Duration; readonly max: Duration.Duration }
 }
 
 /**
@@ -71,7 +77,10 @@ export const makeEngine = (
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
       mirrorTimeout: settings.mirrorTimeout,
-      abandonable
+      abandonable,
+      dispatch: settings.dispatch ?? "direct",
+      queuedTimeout: settings.queuedTimeout ?? QUEUED_TIMEOUT,
+      reconcileInterval: settings.reconcileInterval ?? RECONCILE_INTERVAL
     }
   })
 

@@ -26,17 +26,27 @@ export const recordOutcome = Effect.fnUntraced(function*(
   exit: Exit.Exit<Outcome, DelegationFailure>
 ) {
   const final = yield* updateDelegation(engine, input.id, changeOf(exit), isUnfinished)
-  if (Option.isSome(final)) yield* announce(engine, final.value)
+  // A delegation handed to the platform is not over: the reconciler announces its outcome.
+  if (Option.isSome(final) && !isUnfinished(final.value)) yield* announce(engine, final.value)
   return final
 })
 
 const changeOf = (exit: Exit.Exit<Outcome, DelegationFailure>): DelegationChange =>
   Exit.match(exit, {
-    onSuccess: (outcome) => outcome._tag === "Completed" ? { status: "completed", result: outcome.result } : {
-      status: "queued",
-      ...(outcome.reply.queueId === undefined ? {} : { queueId: outcome.reply.queueId }),
-      ...(outcome.reply.queueDepth === undefined ? {} : { queueDepth: outcome.reply.queueDepth }),
-      ...(outcome.reply.message === undefined ? {} : { queueMessage: outcome.reply.message })
+    onSuccess: (outcome): DelegationChange => {
+      switch (outcome._tag) {
+        case "Completed":
+          return { status: "completed", result: outcome.result }
+        case "Delegated":
+          return { platformDelegationId: outcome.platformDelegationId }
+        case "Queued":
+          return {
+            status: "queued",
+            ...(outcome.reply.queueId === undefined ? {} : { queueId: outcome.reply.queueId }),
+            ...(outcome.reply.queueDepth === undefined ? {} : { queueDepth: outcome.reply.queueDepth }),
+            ...(outcome.reply.message === undefined ? {} : { queueMessage: outcome.reply.message })
+          }
+      }
     },
     onFailure: (cause) => {
       const failure = failureOf(cause)

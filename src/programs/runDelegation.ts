@@ -12,6 +12,7 @@ import { PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { DelegationInput, Engine } from "./engine.js"
 import { auditDelegation, mirrorOptions, taskPreview, updateDelegation } from "./engine.js"
+import { delegateOnPlatform } from "./delegateOnPlatform.js"
 import { recordOutcome } from "./recordOutcome.js"
 import { sendWithRetry } from "./sendWithRetry.js"
 import { settleAnswer } from "./settleAnswer.js"
@@ -57,11 +58,17 @@ const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput,
   yield* Metric.increment(DelegationMetrics.started)
   yield* updateDelegation(engine, input.id, { status: "in_progress", traceId: span.traceId })
   yield* auditDelegation(engine, input, "dispatched", span.traceId, { task_preview: taskPreview(input.task) })
+  // The platform records, discovers and sends itself.
+  if (engine.dispatch === "platform") return yield* delegateOnPlatform(engine, input)
   yield* engine.mirror.record({ delegationId: input.id, targetId: input.target, task: input.task }).pipe(
     bestEffort("platform record", mirrorOptions(engine, input))
   )
   const endpoint = withoutCredentials(yield* engine.discovery.resolve(input.target))
   yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
+  // A proxy discovery provided to the core layer carries a delegation the proxy way, whatever the settings say.
+  if (endpoint.viaPlatform === true && engine.dispatch !== "proxy") {
+    yield* updateDelegation(engine, input.id, { dispatch: "proxy" })
+  }
   const protocol = yield* engine.transport.protocolFor(endpoint)
   const sent = yield* sendWithRetry(engine, input, endpoint, protocol, traceparentOf(span))
   return yield* settleAnswer(engine, input, endpoint, sent)

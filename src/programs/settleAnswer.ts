@@ -24,6 +24,8 @@ import type { Sent } from "./sendWithRetry.js"
 export type Outcome =
   | { readonly _tag: "Completed"; readonly result: string }
   | { readonly _tag: "Queued"; readonly reply: QueuedReply }
+  /** Handed to the platform (`platform` dispatch); its outcome is read from the platform's list. */
+  | { readonly _tag: "Delegated"; readonly platformDelegationId: string }
 
 /**
  * Reads the answer; a task still submitted or working is followed to its end first.

@@ -30,7 +30,8 @@ export const Delegated = Schema.Struct({
 export const Refused = Schema.Struct({ success: Schema.Literal(false), error: Schema.String })
 
 /**
- * `{task_id, workspace_id, status, task, result | error}`.
+ * `{task_id, workspace_id, status, task, result | error}` (`result_is_preview: true` when the result is the
+ * platform's 300-byte preview).
  *
  * @since 0.1.0
  * @category schemas
@@ -41,6 +42,8 @@ export const DelegationStatusResult = Schema.Struct({
   status: Schema.String,
   task: Schema.String,
   result: Schema.optional(Schema.String),
+  /** True when `result` is the platform's preview (at most 300 bytes), not the whole answer. */
+  result_is_preview: Schema.optional(Schema.Boolean),
   error: Schema.optional(Schema.String)
 })
 
@@ -101,11 +104,12 @@ export const CheckDelegationStatus = Tool.make("check_delegation_status", {
     "Check the status of a delegated task, or list all delegations when task_id is empty.",
     "Status semantics, IMPORTANT:",
     "\"pending\" / \"in_progress\": the peer is working. Wait and check again.",
-    "\"queued\": the peer's proxy accepted the task but the peer is busy with a prior task. The reply WILL arrive:",
-    "the platform dispatches it when the peer is free, and this tool picks the outcome up on each call.",
-    "Do NOT retry the delegation. Do NOT do the work yourself. Tell the user the peer is busy and will reply,",
+    "\"queued\": the platform accepted the task but the peer is busy with a prior task; the platform dispatches it",
+    "when the peer is free. The outcome WILL arrive: \"completed\" with the reply, or \"failed\" if the reply cannot",
+    "come back in time. Do NOT retry the delegation. Do NOT do the work yourself. Tell the user the peer is busy,",
     "then continue with other work and check back later.",
-    "\"completed\": the answer is in `result`.",
+    "\"completed\": the answer is in `result` (when `result_is_preview` is true it is the platform's preview of at",
+    "most 300 bytes, not the whole answer).",
     "\"failed\": a real failure; `error` has the cause. Only fall back to doing the work yourself when the status",
     "is \"failed\", never when it is \"queued\"."
   ].join(" "),

@@ -8,6 +8,7 @@ import type { Effect } from "effect"
 import { ProtocolVersion } from "./A2A.js"
 import { A2ARequestError, A2AResponseError, A2ATransportError, JsonRpcError } from "./A2ATransport.js"
 import { DiscoveryError } from "./Discovery.js"
+import { PlatformError } from "./PlatformMirror.js"
 import type { AccessDenied } from "./Rbac.js"
 
 /**
@@ -25,8 +26,9 @@ export const DelegationId = Schema.String.pipe(Schema.brand("effect-a2a-delegati
 export type DelegationId = typeof DelegationId.Type
 
 /**
- * Lifecycle of a delegation. `queued` means a peer proxy accepted the request
- * and will deliver it when the peer is free: it is not a failure.
+ * Lifecycle of a delegation. `queued` means the platform's proxy accepted the request and will
+ * deliver it when the peer is free: it is not a failure, but whether its reply can come back
+ * depends on the dispatch mode (see the README); past `DELEGATION_QUEUED_TIMEOUT` it ends `failed`.
  *
  * @since 0.1.0
  * @category models
@@ -118,6 +120,48 @@ export class DelegationAborted extends Schema.TaggedError<DelegationAborted>(
 }
 
 /**
+ * The delegation waited on the platform and its outcome never came: still `queued` (or, in
+ * `platform` dispatch, still in flight) when `DELEGATION_QUEUED_TIMEOUT` ran out (`queued-timeout`),
+ * or gone from the platform's delegation list, which shows only its 50 newest rows, so that its
+ * outcome can no longer be read (`out-of-window`).
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DelegationUnresolved extends Schema.TaggedError<DelegationUnresolved>(
+  "effect-a2a-delegation/DelegationUnresolved"
+)("DelegationUnresolved", {
+  reason: Schema.Literal("queued-timeout", "out-of-window"),
+  /** `DELEGATION_QUEUED_TIMEOUT` in seconds (`queued-timeout`). */
+  seconds: Schema.optional(Schema.Number),
+  /** The status the delegation was waiting in. */
+  lastStatus: Schema.String
+}) {
+  override get message(): string {
+    return this.reason === "queued-timeout"
+      ? `The queued reply never arrived: still ${this.lastStatus} on the platform after ${
+        this.seconds ?? 0
+      }s (DELEGATION_QUEUED_TIMEOUT)`
+      : `The queued reply can no longer arrive: the platform's delegation list (its 50 newest rows) no longer shows this ${this.lastStatus} delegation`
+  }
+}
+
+/**
+ * How a delegation was carried: straight to the peer's URL (`direct`), through the platform's
+ * A2A proxy (`proxy`), or handed to the platform (`platform`, `POST /workspaces/{self}/delegate`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const DispatchMode = Schema.Literal("direct", "proxy", "platform")
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type DispatchMode = typeof DispatchMode.Type
+
+/**
  * Why a delegation failed, kept typed next to its readable `error` text.
  *
  * @since 0.1.0
@@ -131,7 +175,9 @@ export const DelegationFailure = Schema.Union(
   JsonRpcError,
   PeerTaskFailed,
   DelegationTimeout,
-  DelegationAborted
+  DelegationAborted,
+  DelegationUnresolved,
+  PlatformError
 )
 
 /**
@@ -153,8 +199,13 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   /** The first 200 characters of the task. */
   task: Schema.String,
   status: DelegationStatus,
-  /** The peer's answer (completed only). */
+  /**
+   * The peer's answer (completed only). When `resultIsPreview` is true it is the platform's copy:
+   * at most 300 bytes, followed by `...` when the answer was longer.
+   */
   result: Schema.optional(Schema.String),
+  /** True when `result` was read from the platform's delegation list (a preview, not the whole answer). */
+  resultIsPreview: Schema.optional(Schema.Boolean),
   /** A readable failure message (failed only). */
   error: Schema.optional(Schema.String),
   /** The typed failure behind `error`. */
@@ -174,6 +225,10 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   queueDepth: Schema.optional(Schema.Int),
   /** The proxy's `message` (queued only). */
   queueMessage: Schema.optional(Schema.String),
+  /** How the delegation was carried (`DELEGATION_DISPATCH`); absent on delegations stored before 0.3. */
+  dispatch: Schema.optional(DispatchMode),
+  /** The platform's own `delegation_id` (`platform` dispatch), once the platform accepted it. */
+  platformDelegationId: Schema.optional(Schema.String),
   /** The OpenTelemetry trace id of the delegation's `task_delegate` span. */
   traceId: Schema.optional(Schema.String),
   createdAt: Schema.DateTimeUtc,
@@ -182,6 +237,15 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   /** True once the delegation can no longer change by itself (completed or failed). */
   get isFinished(): boolean {
     return this.status === "completed" || this.status === "failed"
+  }
+
+  /**
+   * True while only the platform can resolve the delegation: `queued` (in any mode), or handed to
+   * the platform and still in flight there (`platform` dispatch).
+   */
+  get isWaitingOnPlatform(): boolean {
+    return this.status === "queued" ||
+      (this.status === "in_progress" && this.dispatch === "platform" && this.platformDelegationId !== undefined)
   }
 }
 
@@ -245,18 +309,20 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
   readonly delegate: (
     request: DelegateRequest
   ) => Effect.Effect<DelegationId, AccessDenied | InvalidDelegation>
-  /** The stored delegation; a `queued` one is refreshed from the platform first. */
+  /** The stored delegation; one waiting on the platform is refreshed from the platform first. */
   readonly status: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
-  /** Every stored delegation, oldest first; `queued` ones are refreshed with one platform call. */
+  /** Every stored delegation, oldest first; those waiting on the platform are refreshed with one platform call. */
   readonly list: Effect.Effect<ReadonlyArray<Delegation>>
   /**
-   * Waits for the final outcome (`completed` or `failed`) and returns it. A `queued` delegation is
-   * asked of the platform on the poll schedule until the platform resolves it.
+   * Waits for the final outcome (`completed` or `failed`) and returns it. A delegation waiting on the
+   * platform (`queued`, or in flight in `platform` dispatch) ends when the layer's reconciler reads its
+   * outcome from the platform, or fails at `DELEGATION_QUEUED_TIMEOUT`.
    */
   readonly await: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
   /**
-   * Waits until the delegation's background work is over - `completed`, `failed`, or `queued` on the
-   * platform - and returns it, without asking the platform about a queued one.
+   * Waits until the delegation's background work is over - `completed`, `failed`, `queued` on the
+   * platform, or (in `platform` dispatch) accepted by the platform - and returns it, without asking the
+   * platform about it.
    */
   readonly awaitSettled: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
   /** Delegations whose own work is not over: running, or waiting for a place under `DELEGATION_CONCURRENCY`. */

@@ -1,6 +1,7 @@
 /**
  * Mirrors delegations to the control-plane platform (best-effort by contract:
- * the delegation program never lets a mirror failure change an outcome).
+ * the delegation program never lets a mirror failure change an outcome), and, in
+ * `platform` dispatch, hands delegations to it (`delegate`, whose failure is the outcome).
  *
  * @since 0.1.0
  */
@@ -16,7 +17,7 @@ import type { Effect } from "effect"
 export class PlatformError extends Schema.TaggedError<PlatformError>("effect-a2a-delegation/PlatformError")(
   "PlatformError",
   {
-    operation: Schema.Literal("record", "update", "notify", "list"),
+    operation: Schema.Literal("record", "update", "notify", "list", "delegate"),
     reason: Schema.Literal("Transport", "Timeout", "Status", "Decode", "InvalidUrl", "TooLarge"),
     status: Schema.optional(Schema.Int),
     detail: Schema.String,
@@ -42,7 +43,8 @@ export const PlatformDelegationRow = Schema.Struct({
   status: Schema.optionalWith(Schema.String, { default: () => "" }),
   response_preview: Schema.optional(Schema.String),
   error: Schema.optional(Schema.String),
-  target_id: Schema.optional(Schema.String)
+  target_id: Schema.optional(Schema.String),
+  created_at: Schema.optional(Schema.String)
 })
 
 /**
@@ -92,6 +94,33 @@ export interface NotifyDelegation {
 }
 
 /**
+ * `POST /workspaces/{self}/delegate`: the platform dispatches the task itself.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PlatformDelegate {
+  readonly targetId: string
+  /** The full task text. */
+  readonly task: string
+  /** The platform answers a key it has seen (on a delegation that has not failed) without dispatching again. */
+  readonly idempotencyKey: string
+}
+
+/**
+ * The platform's answer to `delegate`: 202 (`delegated`) or, for a key it has seen, 200 with
+ * `idempotentHit` and the delegation's current status.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PlatformDelegated {
+  readonly delegationId: string
+  readonly status: string
+  readonly idempotentHit: boolean
+}
+
+/**
  * The platform side of a delegation.
  *
  * @since 0.1.0
@@ -101,8 +130,10 @@ export class PlatformMirror extends Context.Tag("effect-a2a-delegation/PlatformM
   readonly record: (request: RecordDelegation) => Effect.Effect<void, PlatformError>
   readonly update: (request: UpdateDelegation) => Effect.Effect<void, PlatformError>
   readonly notify: (request: NotifyDelegation) => Effect.Effect<void, PlatformError>
-  /** This workspace's delegation rows, newest first. */
+  /** This workspace's delegation rows, newest first (the platform returns at most its 50 newest). */
   readonly list: Effect.Effect<ReadonlyArray<PlatformDelegationRow>, PlatformError>
+  /** Hands a delegation to the platform (`platform` dispatch). */
+  readonly delegate: (request: PlatformDelegate) => Effect.Effect<PlatformDelegated, PlatformError>
 }>() {}
 
 /**

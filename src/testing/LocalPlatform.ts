@@ -1,24 +1,37 @@
 /**
- * A local control-plane platform over real HTTP, faithful to the real platform's
- * contract: registration with per-workspace bearer tokens, discovery, the
- * delegation record/update/list/notify endpoints, and the A2A proxy with
- * queue-on-busy whose drain stitches the result into the caller's delegation rows.
+ * A local control-plane platform over real HTTP that behaves as the real platform does
+ * (sections 1.1-1.10 of its contract), never better: registration with per-workspace bearer
+ * tokens, discovery, the delegation record/update/list/notify endpoints, the platform-driven
+ * `POST /workspaces/{self}/delegate`, and the A2A proxy with queue-on-busy.
  *
- * Where the real platform has known defects the local one does the right thing
- * (it cuts previews by character, not byte; a JSON-RPC error drained from the
- * queue marks the delegation failed; the stitch updates every row of the delegation).
+ * What the real platform does, this one does too:
+ * - the proxy writes no delegation rows and forwards only the body (no trace headers, no
+ *   `X-Workspace-ID`, no `A2A-Version`);
+ * - a queued request is drained one item per heartbeat of its target, and the drain's "stitch"
+ *   only UPDATEs an existing `delegate_result` row of the caller (only `/delegate` writes one);
+ *   so a delegation queued through the proxy by anyone else is never resolved;
+ * - the stitch and `/delegate` take an HTTP 200 JSON-RPC error as a completed reply (the raw JSON
+ *   is the result), and leave the `delegate` row of a drained delegation `queued`;
+ * - the list holds the 50 newest rows, previews cut to 300 bytes plus `...`;
+ * - the proxy reads at most 1 MiB of a request (a longer one fails as invalid JSON) and 10 MiB of an answer;
+ * - targets are workspace UUIDs: discovery answers 403 for any other id, record and `/delegate` 400.
+ *
+ * Simplifications, each explicit: "busy" is the target having `capacity` requests in flight (the
+ * real proxy infers it from a timeout, so its 202 comes only after that wait); besides
+ * `POST /registry/heartbeat`, heartbeats are sent with `heartbeat(id)` or every `heartbeatEvery`; `drainWhenFree` (off by default, because it
+ * hides the heartbeat cadence) drains as soon as the target frees; `delegateRetryDelay` shortens the
+ * 8-second wait before `/delegate`'s one retry.
  *
  * @since 0.1.0
  */
 import { HttpClient, HttpClientRequest, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpServer, HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Clock, DateTime, Effect, Either, FiberSet, Option, Schema } from "effect"
+import { Clock, DateTime, Duration, Effect, Either, FiberSet, Option, Schedule, Schema } from "effect"
 import type { Scope } from "effect"
 import * as Http from "node:http"
 import { uuidV4 } from "../internal/uuid.js"
-import { answerText, JsonRpcResponse, Message, Task } from "../services/A2A.js"
-import { truncate } from "../services/PlatformMirror.js"
+import { JsonRpcResponse } from "../services/A2A.js"
 
 /**
  * A workspace known to the platform.
@@ -48,9 +61,13 @@ export interface Workspace {
 export interface DelegationRow {
   readonly id: string
   readonly sourceId: string
+  /** `""` when the row has none (the result row written by `update`). */
   readonly targetId: string
   readonly method: "delegate" | "delegate_result"
-  readonly delegationId: string
+  /** Absent on the failed result row of a platform-driven delegation. */
+  readonly delegationId: string | undefined
+  /** The `idempotency_key` of a `/delegate` row. */
+  readonly idempotencyKey: string | undefined
   status: string
   summary: string
   error: string | undefined
@@ -60,14 +77,23 @@ export interface DelegationRow {
   readonly seq: number
 }
 
-interface QueueItem {
+/**
+ * An item of the A2A queue (`a2a_queue`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface QueueItem {
   readonly id: string
   readonly targetId: string
   readonly callerId: string
+  /** The normalised JSON-RPC body. */
   readonly body: string
   readonly messageId: string | undefined
   readonly delegationId: string | undefined
-  readonly headers: Readonly<Record<string, string>>
+  status: "queued" | "dispatched" | "completed" | "failed"
+  attempts: number
+  lastError: string | undefined
 }
 
 /**
@@ -101,19 +127,52 @@ export interface LocalPlatform {
   }) => Effect.Effect<string>
   /** Takes a workspace offline (discovery 503, proxy 503) or back online. */
   readonly setStatus: (id: string, status: "online" | "offline") => Effect.Effect<void>
+  /**
+   * A heartbeat of the workspace (`POST /registry/heartbeat`): when it has a free place, one
+   * queued item for it is dispatched (in the background).
+   */
+  readonly heartbeat: (id: string) => Effect.Effect<void>
   /** All delegation rows, oldest first. */
   readonly rows: Effect.Effect<ReadonlyArray<DelegationRow>>
   /** Notifications received (`POST /workspaces/{id}/notify`). */
   readonly notifications: Effect.Effect<ReadonlyArray<{ readonly workspaceId: string; readonly body: unknown }>>
   /** Requests queued for a target and not yet dispatched. */
   readonly queueDepth: (targetId: string) => Effect.Effect<number>
+  /** Every queue item ever created, oldest first. */
+  readonly queue: Effect.Effect<ReadonlyArray<QueueItem>>
   /** Every request received, in order. */
   readonly requests: Effect.Effect<ReadonlyArray<SeenRequest>>
 }
 
+/**
+ * How to start the platform.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Options {
+  readonly port?: number | undefined
+  /** `ADMIN_TOKEN`: accepted on every workspace route. */
+  readonly adminToken?: string | undefined
+  /** Sends a heartbeat for every registered workspace at this interval (the real runtimes: 30 s). */
+  readonly heartbeatEvery?: Duration.DurationInput | undefined
+  /**
+   * Simplification, off by default: drain a target's queue as soon as it has a free place,
+   * instead of one item per heartbeat.
+   */
+  readonly drainWhenFree?: boolean | undefined
+  /** The wait before `/delegate`'s one retry of a 502 or a 503 `restarting` (8 seconds). */
+  readonly delegateRetryDelay?: Duration.DurationInput | undefined
+}
+
 const BUSY_MESSAGE = "workspace agent busy — request queued, will dispatch when capacity available"
 const LIST_LIMIT = 50
-const PREVIEW = 300
+const PREVIEW_BYTES = 300
+const SUMMARY_BYTES = 80
+const MAX_DISPATCH_ATTEMPTS = 5
+const MAX_REQUEST_BYTES = 1024 * 1024
+const MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 const json = (body: unknown, status = 200) => HttpServerResponse.unsafeJson(body, { status })
 const error = (status: number, message: string, extra: Record<string, unknown> = {}) =>
@@ -129,6 +188,11 @@ const UpdateBody = Schema.Struct({
   error: Schema.optional(Schema.String),
   response_preview: Schema.optional(Schema.String)
 })
+const DelegateBody = Schema.Struct({
+  target_id: Schema.NonEmptyString,
+  task: Schema.NonEmptyString,
+  idempotency_key: Schema.optional(Schema.String)
+})
 const NotifyBody = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 const RegisterBody = Schema.Struct({
   id: Schema.NonEmptyString,
@@ -137,43 +201,103 @@ const RegisterBody = Schema.Struct({
   parent_id: Schema.optional(Schema.String),
   max_concurrent_tasks: Schema.optional(Schema.Int)
 })
-const ProxyEnvelope = Schema.Struct({
-  jsonrpc: Schema.optional(Schema.String),
-  params: Schema.optional(Schema.Struct({
-    message: Schema.optional(Schema.Struct({
-      messageId: Schema.optional(Schema.String),
-      metadata: Schema.optional(Schema.Struct({ delegation_id: Schema.optional(Schema.String) }))
-    }))
-  }))
-})
 const decodeJson = <A, I>(schema: Schema.Schema<A, I>) => Schema.decodeUnknownEither(Schema.parseJson(schema))
 const decodeRecord = decodeJson(RecordBody)
 const decodeUpdate = decodeJson(UpdateBody)
+const decodeDelegate = decodeJson(DelegateBody)
 const decodeNotify = decodeJson(NotifyBody)
 const decodeRegister = decodeJson(RegisterBody)
-const decodeEnvelope = decodeJson(ProxyEnvelope)
+const decodeHeartbeat = decodeJson(Schema.Struct({
+  workspace_id: Schema.NonEmptyString,
+  active_tasks: Schema.optional(Schema.Int)
+}))
 const decodeReply = decodeJson(JsonRpcResponse)
 const decodeAgentError = decodeJson(Schema.Struct({ error: Schema.String }))
-const decodeTask = Schema.decodeUnknownEither(Task)
-const decodeMessage = Schema.decodeUnknownEither(Message)
+const parseJson = Schema.decodeUnknownEither(Schema.parseJson())
 
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 
-/** The answer text of a forwarded A2A reply, or the reason it is a failure. */
-const replyOutcome = (body: string): Either.Either<string, string> => {
-  const reply = decodeReply(body)
-  if (Either.isLeft(reply)) return Either.left("peer reply is not JSON-RPC")
-  const { error: rpcError, result } = reply.right
-  if (rpcError !== undefined) return Either.left(`JSON-RPC error ${rpcError.code}: ${rpcError.message}`)
-  const task = decodeTask(result)
-  if (Either.isRight(task)) {
-    const state = task.right.status.state
-    const text = answerText(task.right) ?? JSON.stringify(result)
-    return state === "completed" ? Either.right(text) : Either.left(`peer task ${state}: ${text}`)
-  }
-  const message = decodeMessage(result)
-  if (Either.isRight(message)) return Either.right(answerText(message.right) ?? JSON.stringify(result))
-  return Either.left("peer reply has no result")
+/** The first `max` bytes, as Go slices them (a split character becomes U+FFFD once encoded to JSON). */
+const cutBytes = (text: string, max: number): string => {
+  const bytes = encoder.encode(text)
+  return bytes.length <= max ? text : decoder.decode(bytes.subarray(0, max))
 }
+
+type JsonObject = Record<string, unknown>
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** The first text part of a list of parts (`kind` or the legacy `type`). */
+const firstTextPart = (parts: unknown): string | undefined => {
+  if (!Array.isArray(parts)) return undefined
+  for (const part of parts) {
+    if (isObject(part) && (part["kind"] === "text" || part["type"] === "text") && typeof part["text"] === "string") {
+      return part["text"]
+    }
+  }
+  return undefined
+}
+
+/**
+ * The text the platform keeps of a reply: the first text part of the result (its parts, else its
+ * artifacts' parts), else the raw body, which is what a JSON-RPC error becomes.
+ */
+const extractText = (body: string): string => {
+  const reply = decodeReply(body)
+  const result = Either.isRight(reply) ? reply.right.result : undefined
+  if (!isObject(result)) return body
+  const direct = firstTextPart(result["parts"])
+  if (direct !== undefined) return direct
+  const artifacts = result["artifacts"]
+  if (Array.isArray(artifacts)) {
+    for (const artifact of artifacts) {
+      const text = isObject(artifact) ? firstTextPart(artifact["parts"]) : undefined
+      if (text !== undefined) return text
+    }
+  }
+  return body
+}
+
+/** The proxy's step 7: a JSON-RPC 2.0 envelope with `params.message.messageId`. */
+const normalise = (text: string, requestId: string, messageId: string): Option.Option<JsonObject> => {
+  const parsed = parseJson(text)
+  if (Either.isLeft(parsed) || !isObject(parsed.right)) return Option.none()
+  const payload = parsed.right
+  const envelope: JsonObject = payload["jsonrpc"] === undefined
+    ? { jsonrpc: "2.0", id: requestId, method: payload["method"], params: payload["params"] }
+    : payload
+  const params = envelope["params"]
+  const message = isObject(params) ? params["message"] : undefined
+  if (isObject(message) && message["messageId"] === undefined) message["messageId"] = messageId
+  return Option.some(envelope)
+}
+
+const messageOf = (envelope: JsonObject): JsonObject | undefined => {
+  const params = envelope["params"]
+  const message = isObject(params) ? params["message"] : undefined
+  return isObject(message) ? message : undefined
+}
+
+const stringField = (value: JsonObject | undefined, name: string): string | undefined => {
+  const field = value?.[name]
+  return typeof field === "string" ? field : undefined
+}
+
+/** What the proxy answered: a status and a JSON body. */
+interface ProxyAnswer {
+  readonly status: number
+  readonly body: string
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+const answerJson = (status: number, body: unknown, headers?: Readonly<Record<string, string>>): ProxyAnswer => ({
+  status,
+  body: JSON.stringify(body),
+  ...(headers === undefined ? {} : { headers })
+})
+const answerError = (status: number, message: string, extra: Record<string, unknown> = {}) =>
+  answerJson(status, { error: message, ...extra })
 
 /**
  * Starts the platform on 127.0.0.1 (port 0 unless given) for the current scope.
@@ -183,19 +307,22 @@ const replyOutcome = (body: string): Either.Either<string, string> => {
  * @category constructors
  */
 export const make = (
-  options: { readonly port?: number | undefined; readonly adminToken?: string | undefined } = {}
+  options: Options = {}
 ): Effect.Effect<LocalPlatform, HttpServerError.ServeError, Scope.Scope | HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
+    // Effect's client would add a traceparent of the request being served: the real dispatch sends none.
+    const client = HttpClient.withTracerPropagation(yield* HttpClient.HttpClient, false)
     const workspaces = new Map<string, Workspace>()
     const rows: Array<DelegationRow> = []
     const queue: Array<QueueItem> = []
     const notifications: Array<{ workspaceId: string; body: unknown }> = []
     const requests: Array<SeenRequest> = []
-    const drains = yield* FiberSet.make()
+    const background = yield* FiberSet.make()
+    const retryDelay = Duration.decode(options.delegateRetryDelay ?? "8 seconds")
     let seq = 0
 
     const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.formatIso(DateTime.unsafeMake(ms)))
+    const fork = <A>(effect: Effect.Effect<A>) => FiberSet.run(background, effect).pipe(Effect.asVoid)
 
     const register: LocalPlatform["register"] = (workspace) =>
       Effect.gen(function*() {
@@ -275,85 +402,269 @@ export const make = (
         return Option.isSome(denied) ? denied.value : yield* handler(id, request, param)
       })
 
-    const rowsOf = (delegationId: string, sourceId: string) =>
-      rows.filter((row) => row.delegationId === delegationId && row.sourceId === sourceId)
-
-    const addRow = (row: Omit<DelegationRow, "id" | "seq" | "createdAt">) =>
+    const addRow = (row: Omit<DelegationRow, "id" | "seq" | "createdAt" | "idempotencyKey"> & {
+      readonly idempotencyKey?: string | undefined
+    }) =>
       Effect.gen(function*() {
-        const created: DelegationRow = { ...row, id: yield* uuidV4, seq: ++seq, createdAt: yield* now }
+        const created: DelegationRow = {
+          ...row,
+          idempotencyKey: row.idempotencyKey,
+          id: yield* uuidV4,
+          seq: ++seq,
+          createdAt: yield* now
+        }
         rows.push(created)
         return created
       })
 
-    // Puts the final outcome on every row of the delegation (the real stitch left the delegate row queued).
-    const stitch = (callerId: string, targetId: string, delegationId: string, outcome: Either.Either<string, string>) =>
-      Effect.gen(function*() {
-        const existing = rowsOf(delegationId, callerId)
-        if (existing.length === 0) return
-        const status = Either.isRight(outcome) ? "completed" : "failed"
-        if (!existing.some((row) => row.method === "delegate_result")) {
-          yield* addRow({
-            sourceId: callerId,
-            targetId,
-            method: "delegate_result",
-            delegationId,
-            status,
-            summary: "",
-            error: undefined,
-            responseText: undefined
-          })
-        }
-        for (const row of rowsOf(delegationId, callerId)) {
-          row.status = status
-          if (Either.isRight(outcome)) {
-            row.responseText = outcome.right
-            row.summary = `Delegation completed (${truncate(outcome.right, 80)}...)`
-          } else {
-            row.error = outcome.left
-            row.summary = "Delegation failed"
+    const completedSummary = (text: string) => `Delegation completed (${cutBytes(text, SUMMARY_BYTES)}...)`
+
+    // The stitch: only an existing delegate_result row of the caller, for this target and delegation, is
+    // updated; the delegate row stays as it is. Zero rows matched: nothing (the real one logs a line).
+    const stitch = (callerId: string, targetId: string, delegationId: string, text: string) =>
+      Effect.sync(() => {
+        for (const row of rows) {
+          if (
+            row.method === "delegate_result" && row.sourceId === callerId && row.targetId === targetId &&
+            row.delegationId === delegationId
+          ) {
+            row.status = "completed"
+            row.summary = completedSummary(text)
+            row.responseText = text
           }
         }
       })
 
-    const forward = (target: Workspace, body: string, headers: Readonly<Record<string, string>>, callerId: string) =>
+    // The real dispatch sets only Content-Type: no trace headers, no X-Workspace-ID, no A2A-Version.
+    const forward = (target: Workspace, body: string) =>
       client.execute(
-        HttpClientRequest.post(target.url ?? "").pipe(
-          HttpClientRequest.setHeaders({
-            ...(headers["traceparent"] === undefined ? {} : { traceparent: headers["traceparent"] }),
-            ...(headers["tracestate"] === undefined ? {} : { tracestate: headers["tracestate"] }),
-            "x-workspace-id": callerId
-          }),
-          HttpClientRequest.bodyText(body, "application/json")
-        )
+        HttpClientRequest.post(target.url ?? "").pipe(HttpClientRequest.bodyText(body, "application/json"))
       ).pipe(
-        Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
+        // The proxy reads at most 10 MiB of the agent's answer.
+        Effect.flatMap((response) =>
+          Effect.map(response.text, (text) => ({ status: response.status, text: cutBytes(text, MAX_RESPONSE_BYTES) }))
+        ),
         Effect.either
       )
 
-    // One queued request at a time while the target has capacity; the result is stitched into the caller's rows.
-    const drain = (targetId: string): Effect.Effect<void> =>
+    const enqueue = (targetId: string, callerId: string, body: string, message: JsonObject | undefined) =>
       Effect.gen(function*() {
-        const target = workspaces.get(targetId)
-        if (target === undefined || target.status !== "online" || target.active >= target.capacity) return
-        const index = queue.findIndex((item) => item.targetId === targetId)
-        if (index === -1) return
-        const [item] = queue.splice(index, 1)
-        target.active++
-        const reply = yield* forward(target, item!.body, item!.headers, item!.callerId).pipe(
-          Effect.ensuring(Effect.sync(() => target.active--))
+        const messageId = stringField(message, "messageId")
+        const metadata = message?.["metadata"]
+        const delegationId = isObject(metadata) ? stringField(metadata, "delegation_id") : undefined
+        // Idempotent on messageId among active items, as the platform's partial unique index is.
+        const existing = messageId === undefined ? undefined : queue.find((item) =>
+          item.targetId === targetId && item.messageId === messageId &&
+          (item.status === "queued" || item.status === "dispatched")
         )
-        if (item!.delegationId !== undefined) {
-          const outcome = Either.isLeft(reply)
-            ? Either.left("failed to reach workspace agent")
-            : reply.right.status >= 300
-            ? Either.left(`workspace agent answered HTTP ${reply.right.status}`)
-            : replyOutcome(reply.right.text)
-          yield* stitch(item!.callerId, targetId, item!.delegationId, outcome)
+        const item: QueueItem = existing ?? {
+          id: yield* uuidV4,
+          targetId,
+          callerId,
+          body,
+          messageId,
+          delegationId,
+          status: "queued",
+          attempts: 0,
+          lastError: undefined
         }
-        yield* drain(targetId)
+        if (existing === undefined) queue.push(item)
+        const depth = queue.filter((queued) => queued.targetId === targetId && queued.status === "queued").length
+        return answerJson(202, { queued: true, queue_id: item.id, queue_depth: depth, message: BUSY_MESSAGE })
       })
 
-    const startDrain = (targetId: string) => FiberSet.run(drains, drain(targetId)).pipe(Effect.asVoid)
+    const release = (target: Workspace) =>
+      Effect.suspend(() => {
+        target.active--
+        return options.drainWhenFree === true ? fork(drainOne(target.id)) : Effect.void
+      })
+
+    // The proxy from its hierarchy check on (steps 4-8), for a caller already authenticated.
+    const proxyAs = (callerId: string, targetId: string, text: string): Effect.Effect<ProxyAnswer> =>
+      Effect.gen(function*() {
+        if (callerId !== "" && !canCommunicate(callerId, targetId)) {
+          return answerError(403, "access denied: workspaces cannot communicate per hierarchy rules")
+        }
+        const target = workspaces.get(targetId)
+        if (target === undefined) return answerError(404, "workspace not found")
+        if (target.status !== "online" || target.url === undefined) {
+          return answerError(503, "workspace has no URL", { status: target.status })
+        }
+        const envelope = normalise(text, yield* uuidV4, yield* uuidV4)
+        if (Option.isNone(envelope)) return answerError(400, "invalid JSON")
+        const body = JSON.stringify(envelope.value)
+        if (target.active >= target.capacity) return yield* enqueue(targetId, callerId, body, messageOf(envelope.value))
+
+        target.active++
+        const reply = yield* forward(target, body).pipe(Effect.ensuring(release(target)))
+        if (Either.isLeft(reply)) return answerError(502, "failed to reach workspace agent")
+        const { status, text: replyText } = reply.right
+        if (status >= 300) {
+          const parsed = decodeAgentError(replyText)
+          return answerError(status, Either.isRight(parsed) ? parsed.right.error : (Http.STATUS_CODES[status] ?? "error"))
+        }
+        return { status, body: replyText }
+      })
+
+    // One queued item for the target, oldest first, when it has a free place (a heartbeat's drain). The
+    // place is what the heartbeat reports (`active_tasks`), else the requests the proxy has in flight.
+    const drainOne = (targetId: string, reportedActive?: number): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const target = workspaces.get(targetId)
+        if (target === undefined || target.status !== "online") return
+        if ((reportedActive ?? target.active) >= target.capacity) return
+        const item = queue.find((queued) => queued.targetId === targetId && queued.status === "queued")
+        if (item === undefined) return
+        item.status = "dispatched"
+        item.attempts++
+        const answer = yield* proxyAs(item.callerId, targetId, item.body)
+        if (answer.status === 202) {
+          // Busy again: the real drain marks the item completed, assuming a fresh queue row exists.
+          item.status = "completed"
+          return
+        }
+        if (answer.status >= 300) {
+          item.lastError = answer.body
+          item.status = item.attempts >= MAX_DISPATCH_ATTEMPTS ? "failed" : "queued"
+          return
+        }
+        item.status = "completed"
+        if (item.delegationId !== undefined) {
+          yield* stitch(item.callerId, targetId, item.delegationId, extractText(answer.body))
+        }
+      })
+
+    const heartbeat = (id: string) => fork(drainOne(id))
+
+    // --- POST /workspaces/{self}/delegate: the platform-driven delegation ------------------------------
+
+    const delegateRow = (delegationId: string, sourceId: string) =>
+      rows.find((row) => row.method === "delegate" && row.sourceId === sourceId && row.delegationId === delegationId)
+
+    // The A2A body the platform sends: v0.3 `message/send` without `jsonrpc`/`id`, legacy `type` on the part.
+    const delegateBody = (delegationId: string, task: string) =>
+      JSON.stringify({
+        method: "message/send",
+        params: {
+          message: {
+            role: "user",
+            messageId: delegationId,
+            parts: [{ type: "text", text: task }],
+            metadata: { delegation_id: delegationId }
+          }
+        }
+      })
+
+    const notDelivered = (answer: ProxyAnswer) => {
+      if (answer.status === 502) return true
+      if (answer.status !== 503) return false
+      const body = parseJson(answer.body)
+      return Either.isRight(body) && isObject(body.right) && body.right["restarting"] === true
+    }
+
+    const errorOf = (answer: ProxyAnswer): string => {
+      const body = parseJson(answer.body)
+      const text = Either.isRight(body) && isObject(body.right) ? body.right["error"] : undefined
+      return typeof text === "string" ? text : `HTTP ${answer.status}`
+    }
+
+    const isQueuedAnswer = (answer: ProxyAnswer) => {
+      if (answer.status !== 202) return false
+      const body = parseJson(answer.body)
+      return Either.isRight(body) && isObject(body.right) && body.right["queued"] === true
+    }
+
+    const delegateJob = (sourceId: string, targetId: string, delegationId: string, task: string) =>
+      Effect.gen(function*() {
+        const row = delegateRow(delegationId, sourceId)
+        if (row !== undefined) row.status = "dispatched"
+        const body = delegateBody(delegationId, task)
+        const first = yield* proxyAs(sourceId, targetId, body)
+        const answer = notDelivered(first)
+          ? yield* Effect.zipRight(Effect.sleep(retryDelay), proxyAs(sourceId, targetId, body))
+          : first
+        if (answer.status >= 300 || answer.status < 200) {
+          const detail = errorOf(answer)
+          if (row !== undefined) {
+            row.status = "failed"
+            row.error = detail
+          }
+          yield* addRow({
+            sourceId,
+            targetId,
+            method: "delegate_result",
+            delegationId: undefined,
+            status: "failed",
+            summary: `Delegation failed: ${detail}`,
+            error: detail,
+            responseText: undefined
+          })
+          return
+        }
+        if (isQueuedAnswer(answer)) {
+          if (row !== undefined) row.status = "queued"
+          yield* addRow({
+            sourceId,
+            targetId,
+            method: "delegate_result",
+            delegationId,
+            status: "queued",
+            summary: "Delegation queued — target at capacity",
+            error: undefined,
+            responseText: JSON.stringify({ delegation_id: delegationId, queued: true })
+          })
+          return
+        }
+        const text = extractText(answer.body)
+        yield* addRow({
+          sourceId,
+          targetId,
+          method: "delegate_result",
+          delegationId,
+          status: "completed",
+          summary: completedSummary(text),
+          error: undefined,
+          responseText: text
+        })
+        if (row !== undefined) row.status = "completed"
+      })
+
+    const delegate = (sourceId: string, body: typeof DelegateBody.Type) =>
+      Effect.gen(function*() {
+        if (!UUID.test(body.target_id)) return error(400, "target_id must be a valid UUID")
+        if (body.target_id === sourceId) return error(400, "self-delegation not permitted")
+        const key = body.idempotency_key === undefined || body.idempotency_key === "" ? undefined : body.idempotency_key
+        if (key !== undefined) {
+          const index = rows.findIndex((row) => row.sourceId === sourceId && row.idempotencyKey === key)
+          const existing = rows[index]
+          if (existing !== undefined && existing.status !== "failed") {
+            return json({
+              delegation_id: existing.delegationId,
+              status: existing.status,
+              target_id: existing.targetId,
+              idempotent_hit: true
+            })
+          }
+          // A failed delegation frees its key: the row goes, and a new delegation starts.
+          if (existing !== undefined) rows.splice(index, 1)
+        }
+        const delegationId = yield* uuidV4
+        yield* addRow({
+          sourceId,
+          targetId: body.target_id,
+          method: "delegate",
+          delegationId,
+          idempotencyKey: key,
+          status: "pending",
+          summary: `Delegating to ${body.target_id}`,
+          error: undefined,
+          responseText: undefined
+        })
+        yield* fork(delegateJob(sourceId, body.target_id, delegationId, body.task))
+        return json({ delegation_id: delegationId, status: "delegated", target_id: body.target_id }, 202)
+      })
+
+    // --- routes ----------------------------------------------------------------------------------------------
 
     const proxy = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -367,67 +678,32 @@ export const make = (
         if (token === undefined) return error(401, "missing caller auth token")
         if (token !== caller.token) return error(401, "invalid caller auth token")
       }
-      if (callerId !== "" && !canCommunicate(callerId, targetId)) {
-        return error(403, "access denied: workspaces cannot communicate per hierarchy rules")
-      }
-      const target = workspaces.get(targetId)
-      if (target === undefined) return error(404, "workspace not found")
-      if (target.status !== "online" || target.url === undefined) {
-        return error(503, "workspace has no URL", { status: target.status })
-      }
-      const envelope = decodeEnvelope(body)
-      if (Either.isLeft(envelope)) return error(400, "invalid JSON")
-      const message = envelope.right.params?.message
-      const messageId = message?.messageId
-      const delegationId = message?.metadata?.delegation_id
-
-      if (target.active >= target.capacity) {
-        // Idempotent on messageId among queued items, as the platform's queue is.
-        const existing = messageId === undefined
-          ? undefined
-          : queue.find((item) => item.targetId === targetId && item.messageId === messageId)
-        const item: QueueItem = existing ?? {
-          id: yield* uuidV4,
-          targetId,
-          callerId,
-          body,
-          messageId,
-          delegationId,
-          headers: request.headers
-        }
-        if (existing === undefined) queue.push(item)
-        if (delegationId !== undefined && caller !== undefined) {
-          const own = rowsOf(delegationId, callerId)
-          for (const row of own) row.status = "queued"
-          if (!own.some((row) => row.method === "delegate_result")) {
-            yield* addRow({
-              sourceId: callerId,
-              targetId,
-              method: "delegate_result",
-              delegationId,
-              status: "queued",
-              summary: "Delegation queued — target at capacity",
-              error: undefined,
-              responseText: JSON.stringify({ queued: true, delegation_id: delegationId })
-            })
-          }
-        }
-        const depth = queue.filter((queued) => queued.targetId === targetId).length
-        return json({ queued: true, queue_id: item.id, queue_depth: depth, message: BUSY_MESSAGE }, 202)
-      }
-
-      target.active++
-      const reply = yield* forward(target, body, request.headers, callerId).pipe(
-        Effect.ensuring(Effect.sync(() => target.active--).pipe(Effect.zipRight(startDrain(targetId))))
-      )
-      if (Either.isLeft(reply)) return error(502, "failed to reach workspace agent")
-      const { status, text } = reply.right
-      if (status >= 300) {
-        const parsed = decodeAgentError(text)
-        return error(status, Either.isRight(parsed) ? parsed.right.error : (Http.STATUS_CODES[status] ?? "error"))
-      }
-      return HttpServerResponse.text(text, { status, contentType: "application/json" })
+      // At most 1 MiB of the body is read: a longer one is cut, and then fails to parse.
+      const answer = yield* proxyAs(callerId, targetId, cutBytes(body, MAX_REQUEST_BYTES))
+      return HttpServerResponse.text(answer.body, {
+        status: answer.status,
+        contentType: "application/json",
+        ...(answer.headers === undefined ? {} : { headers: answer.headers })
+      })
     })
+
+    const listRows = (id: string) =>
+      rows.filter((row) => row.sourceId === id).sort((a, b) => b.seq - a.seq).slice(0, LIST_LIMIT).map((row) => ({
+        id: row.id,
+        type: "delegation",
+        source_id: row.sourceId,
+        target_id: row.targetId,
+        summary: row.summary,
+        status: row.status,
+        created_at: row.createdAt,
+        ...(row.delegationId === undefined ? {} : { delegation_id: row.delegationId }),
+        ...(row.error === undefined ? {} : { error: row.error }),
+        ...(row.responseText === undefined ? {} : {
+          response_preview: encoder.encode(row.responseText).length > PREVIEW_BYTES
+            ? `${cutBytes(row.responseText, PREVIEW_BYTES)}...`
+            : row.responseText
+        })
+      }))
 
     const router = HttpRouter.empty.pipe(
       HttpRouter.post(
@@ -444,6 +720,15 @@ export const make = (
             (token) => json({ status: "registered", auth_token: token })
           ))
       ),
+      HttpRouter.post(
+        "/registry/heartbeat",
+        withBody(decodeHeartbeat, "invalid request body", (body, request) => {
+          const workspace = workspaces.get(body.workspace_id)
+          if (workspace === undefined) return Effect.succeed(error(404, "workspace not found"))
+          if (bearer(request) !== workspace.token) return Effect.succeed(error(401, "invalid workspace auth token"))
+          return Effect.as(fork(drainOne(workspace.id, body.active_tasks)), json({ status: "ok" }))
+        })
+      ),
       HttpRouter.get(
         "/registry/discover/:id",
         Effect.gen(function*() {
@@ -459,7 +744,8 @@ export const make = (
             if (token !== caller.token) return error(401, "invalid workspace auth token")
           }
           const target = workspaces.get(targetId)
-          if (target === undefined || !canCommunicate(callerId, targetId)) {
+          // The hierarchy lookup fails closed for an unknown target, and for a target that is not a UUID.
+          if (!UUID.test(targetId) || target === undefined || !canCommunicate(callerId, targetId)) {
             return error(403, "not authorized to discover this workspace")
           }
           if (target.status !== "online" || target.url === undefined) {
@@ -473,6 +759,7 @@ export const make = (
         authorized((id) =>
           withBody(decodeRecord, "invalid request body", (body) =>
             Effect.gen(function*() {
+              if (!UUID.test(body.target_id)) return error(400, "target_id must be a valid UUID")
               yield* addRow({
                 sourceId: id,
                 targetId: body.target_id,
@@ -496,19 +783,20 @@ export const make = (
                 return error(400, "status must be 'completed' or 'failed'")
               }
               const delegationId = param("delegationId")
-              const own = rowsOf(delegationId, id).filter((row) => row.method === "delegate")
-              for (const row of own) {
+              for (const row of rows) {
+                if (row.method !== "delegate" || row.sourceId !== id || row.delegationId !== delegationId) continue
                 row.status = body.status
                 if (body.error !== undefined && body.error !== "") row.error = body.error
               }
               if (body.status === "completed") {
+                // The result row the update writes has no target_id.
                 yield* addRow({
                   sourceId: id,
-                  targetId: own[0]?.targetId ?? "",
+                  targetId: "",
                   method: "delegate_result",
                   delegationId,
                   status: "completed",
-                  summary: `Delegation completed (${truncate(body.response_preview ?? "", 80)}...)`,
+                  summary: completedSummary(body.response_preview ?? ""),
                   error: undefined,
                   responseText: body.response_preview ?? ""
                 })
@@ -516,6 +804,10 @@ export const make = (
               return json({ status: body.status, delegation_id: delegationId })
             }))
         )
+      ),
+      HttpRouter.post(
+        "/workspaces/:id/delegate",
+        authorized((id) => withBody(decodeDelegate, "invalid delegation request", (body) => delegate(id, body)))
       ),
       HttpRouter.post(
         "/workspaces/:id/notify",
@@ -529,29 +821,7 @@ export const make = (
           })
         )
       ),
-      HttpRouter.get(
-        "/workspaces/:id/delegations",
-        authorized((id) =>
-          Effect.succeed(json(
-            rows.filter((row) => row.sourceId === id).sort((a, b) => b.seq - a.seq).slice(0, LIST_LIMIT).map((row) => ({
-              id: row.id,
-              type: "delegation",
-              source_id: row.sourceId,
-              target_id: row.targetId,
-              summary: row.summary,
-              status: row.status,
-              created_at: row.createdAt,
-              delegation_id: row.delegationId,
-              ...(row.error === undefined ? {} : { error: row.error }),
-              ...(row.responseText === undefined ? {} : {
-                response_preview: row.responseText.length > PREVIEW
-                  ? `${truncate(row.responseText, PREVIEW)}...`
-                  : row.responseText
-              })
-            }))
-          ))
-        )
-      ),
+      HttpRouter.get("/workspaces/:id/delegations", authorized((id) => Effect.succeed(json(listRows(id))))),
       HttpRouter.post("/workspaces/:id/a2a", proxy)
     )
 
@@ -565,18 +835,25 @@ export const make = (
     yield* server.serve(logged)
     const address = server.address as HttpServer.TcpAddress
 
+    if (options.heartbeatEvery !== undefined) {
+      const beatAll = Effect.suspend(() => Effect.forEach(Array.from(workspaces.keys()), heartbeat, { discard: true }))
+      yield* fork(Effect.repeat(beatAll, Schedule.spaced(options.heartbeatEvery)))
+    }
+
     return {
       url: `http://127.0.0.1:${address.port}`,
       register,
       setStatus: (id, status) =>
-        Effect.suspend(() => {
+        Effect.sync(() => {
           const workspace = workspaces.get(id)
           if (workspace !== undefined) workspace.status = status
-          return status === "online" ? startDrain(id) : Effect.void
         }),
+      heartbeat,
       rows: Effect.sync(() => [...rows]),
       notifications: Effect.sync(() => [...notifications]),
-      queueDepth: (targetId) => Effect.sync(() => queue.filter((item) => item.targetId === targetId).length),
+      queueDepth: (targetId) =>
+        Effect.sync(() => queue.filter((item) => item.targetId === targetId && item.status === "queued").length),
+      queue: Effect.sync(() => queue.map((item) => ({ ...item }))),
       requests: Effect.sync(() => [...requests])
     }
   })
