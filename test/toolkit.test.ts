@@ -60,7 +60,7 @@ const row = (delegationId: string, status: string, extra: Partial<PlatformDelega
 
 describe("the tool definitions", () => {
   it("are named as the original tools", () => {
-    expect(Object.keys(DelegationToolkit.tools).sort()).toEqual(["check_delegation_status", "delegate_to_workspace"])
+    expect(Object.keys(DelegationToolkit.tools).sort()).toEqual(["cancel_delegation", "check_delegation_status", "delegate_to_workspace"])
     expect(DelegationToolkit.tools.delegate_to_workspace.name).toBe("delegate_to_workspace")
     expect(DelegationToolkit.tools.check_delegation_status.name).toBe("check_delegation_status")
   })

@@ -4,11 +4,11 @@
  *
  * @internal
  */
-import { DateTime, Effect } from "effect"
+import { DateTime, Effect, MutableHashMap, MutableHashSet } from "effect"
 import type { Duration, Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
-import type { A2AError } from "../services/A2ATransport.js"
+import type { A2AError, PeerProtocol } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
 import { Audit } from "../services/Audit.js"
@@ -16,6 +16,7 @@ import type { DelegationId } from "../services/Delegations.js"
 import { Delegation } from "../services/Delegations.js"
 import { DelegationStore } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
+import type { PeerEndpoint } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
 import { retryPolicy } from "./retryPolicy.js"
 
@@ -43,6 +44,21 @@ export interface Engine {
   readonly pollSchedule: Schedule.Schedule<unknown, unknown>
   readonly timeout: Duration.Duration
   readonly mirrorTimeout: Duration.Duration | undefined
+  /** The peer task each delegation is following, for `cancel` to cancel it at the peer. */
+  readonly following: MutableHashMap.MutableHashMap<string, FollowedTask>
+  /** Delegations `cancel` is stopping: their interrupted fiber records nothing, `cancel` does. */
+  readonly cancelling: MutableHashSet.MutableHashSet<string>
+}
+
+/**
+ * A peer task being followed: where and in which version it was created.
+ *
+ * @internal
+ */
+export interface FollowedTask {
+  readonly endpoint: PeerEndpoint
+  readonly protocol: PeerProtocol
+  readonly taskId: string
 }
 
 /**
@@ -64,7 +80,9 @@ export const makeEngine = (
       retrySchedule: retryPolicy(settings.retrySchedule),
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
-      mirrorTimeout: settings.mirrorTimeout
+      mirrorTimeout: settings.mirrorTimeout,
+      following: MutableHashMap.empty(),
+      cancelling: MutableHashSet.empty()
     }
   })
 
@@ -89,8 +107,9 @@ export interface DelegationInput {
 export type DelegationChange = Partial<ConstructorParameters<typeof Delegation>[0]>
 
 /**
- * Applies `change` to the stored delegation when `when` holds for it, and sets `updatedAt`
- * from the `Clock`. Returns the new state, or `None` when nothing was changed.
+ * Applies `change` to the stored delegation when `when` holds for it (by default: while its own
+ * work may change it, so nothing is written after a `cancel`), and sets `updatedAt` from the
+ * `Clock`. Returns the new state, or `None` when nothing was changed.
  *
  * @internal
  */
@@ -98,7 +117,7 @@ export const updateDelegation = (
   engine: Engine,
   id: string,
   change: DelegationChange,
-  when: (delegation: Delegation) => boolean = () => true
+  when: (delegation: Delegation) => boolean = isUnfinished
 ): Effect.Effect<Option.Option<Delegation>> =>
   Effect.flatMap(DateTime.now, (updatedAt) =>
     engine.store.update(id, (delegation) =>

@@ -9,6 +9,8 @@ import { InvalidDelegation } from "../services/Delegations.js"
 
 /** Longest accepted workspace id. @internal */
 export const MAX_WORKSPACE_ID_LENGTH = 128
+/** Longest accepted idempotency key. @internal */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256
 /** Largest accepted task, in UTF-8 bytes (the platform proxy's body limit). @internal */
 export const MAX_TASK_BYTES = 1024 * 1024
 
@@ -48,7 +50,7 @@ export const validate = (
   request: DelegateRequest,
   selfId: string
 ): Effect.Effect<DelegateRequest, InvalidDelegation> => {
-  const { task, workspaceId } = request
+  const { idempotencyKey, task, workspaceId } = request
   if (typeof workspaceId !== "string" || workspaceId.length === 0) {
     return invalid("workspaceId", "required", "the target workspace id must be a non-empty string")
   }
@@ -73,6 +75,18 @@ export const validate = (
     const bytes = utf8Length(task)
     if (bytes > MAX_TASK_BYTES) {
       return invalid("task", "max_bytes", `at most ${MAX_TASK_BYTES} bytes of UTF-8, got ${bytes}`)
+    }
+  }
+  if (idempotencyKey !== undefined) {
+    if (typeof idempotencyKey !== "string" || idempotencyKey.length === 0) {
+      return invalid("idempotencyKey", "required", "the idempotency key, when given, must be a non-empty string")
+    }
+    if (idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+      return invalid(
+        "idempotencyKey",
+        "max_length",
+        `at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${idempotencyKey.length}`
+      )
     }
   }
   return Effect.succeed(request)
