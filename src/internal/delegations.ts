@@ -229,8 +229,11 @@ const waitFor = (
     const settled = yield* Changes.nextSettled(rt.changes, id)
     // Read again: it may have settled between the first read and the registration.
     const again = yield* found(rt.engine, id)
-    if (Changes.isSettled(again)) yield* Changes.settledAlready(rt.changes, again)
-    if (done(again)) return yield* afterWork(rt, again)
+    if (done(again)) {
+      // Nothing will write a final state again: wake (and drop) the registration now.
+      if (again.isFinished) yield* Changes.settledAlready(rt.changes, again)
+      return yield* afterWork(rt, again)
+    }
     const news = yield* Deferred.await(settled)
     if (Option.isNone(news)) return yield* found(rt.engine, id)
     return done(news.value) ? yield* afterWork(rt, news.value) : yield* waitFor(rt, id, done)
