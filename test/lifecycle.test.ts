@@ -14,7 +14,7 @@ import {
   PlatformMirrorTest
 } from "effect-a2a-delegation"
 import type { Delegation, PlatformDelegationRow } from "effect-a2a-delegation"
-import { Chunk, Deferred, Effect, Fiber, Ref, Schedule, Stream, TestClock } from "effect"
+import { Chunk, Deferred, Duration, Effect, Fiber, Ref, Schedule, Stream, TestClock } from "effect"
 import { PEER, PEER_URL, testLayer } from "./fixtures/layers.js"
 
 const transport = A2ATransportTest.A2ATransportTest
@@ -174,4 +174,264 @@ describe("changes and watch", () => {
         send: () => Effect.as(Deferred.await(latch), A2ATransportTest.message("done"))
       })))
     }))
+})
+
+// --- cancelling ---------------------------------------------------------------------------------------
+
+describe("cancel", () => {
+  it.effect("a delegation waiting for a place is taken off the queue and never sent", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const first = yield* d.delegate({ workspaceId: PEER, task: "holds the only place" })
+      const second = yield* d.delegate({ workspaceId: PEER, task: "waits" })
+      yield* settle
+      expect((yield* d.status(second)).status).toBe("pending")
+      expect(yield* d.running).toBe(2)
+      const cancelled = yield* d.cancel(second)
+      expect(cancelled.status).toBe("cancelled")
+      expect(cancelled.error).toMatch(/^cancelled/)
+      expect(cancelled.cause).toMatchObject({ _tag: "DelegationAborted", reason: "cancelled" })
+      expect(yield* d.running).toBe(1)
+      yield* TestClock.adjust("1 hour")
+      expect(yield* sentCount).toBe(1)
+      expect((yield* d.status(first)).status).toBe("in_progress")
+      expect((yield* d.status(second)).status).toBe("cancelled")
+    }).pipe(Effect.provide(testLayer({ send: [Effect.never], settings: { concurrency: 1 } }))))
+
+  it.effect("during retries: the wait is interrupted, no further attempt, mirrored as failed (cancelled)", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: PEER, task: "peer down" })
+      const waiting = yield* Effect.fork(d.await(id))
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* sentCount).toBe(1)
+      const cancelled = yield* d.cancel(id)
+      expect(cancelled.status).toBe("cancelled")
+      expect((yield* Fiber.join(waiting)).status).toBe("cancelled")
+      yield* TestClock.adjust("10 minutes")
+      expect(yield* sentCount).toBe(1)
+      expect(yield* Effect.flatMap(transport, (t) => t.canceled)).toEqual([])
+      const updates = yield* Effect.flatMap(platform, (p) => p.updates)
+      expect(updates).toEqual([{ delegationId: id, status: "failed", error: cancelled.error, responsePreview: "" }])
+      const notes = yield* Effect.flatMap(platform, (p) => p.notifications)
+      expect(notes.map((n) => n.message)).toEqual([`Delegation ${id} to ${PEER} was cancelled.`])
+      expect(yield* d.running).toBe(0)
+    }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.refused()] }))))
+
+  it.effect("while following a working task: CancelTask is sent for it, in the version it was created in", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: PEER, task: "long job" })
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* d.status(id)).taskId).toBe("task-9")
+      const cancelled = yield* d.cancel(id)
+      expect(cancelled.status).toBe("cancelled")
+      const requests = yield* Effect.flatMap(transport, (t) => t.canceled)
+      expect(requests.map((r) => ({ taskId: r.taskId, url: r.endpoint.url, version: r.protocol.version }))).toEqual([
+        { taskId: "task-9", url: PEER_URL, version: cancelled.protocolVersion }
+      ])
+      const polls = (yield* Effect.flatMap(transport, (t) => t.polled)).length
+      yield* TestClock.adjust("1 hour")
+      expect((yield* Effect.flatMap(transport, (t) => t.polled)).length).toBe(polls)
+    }).pipe(Effect.provide(testLayer({
+      send: [A2ATransportTest.task("working", { id: "task-9" })],
+      getTask: [A2ATransportTest.task("working", { id: "task-9" })],
+      cancelTask: [A2ATransportTest.task("canceled", { id: "task-9" })]
+    }))))
+
+  it.effect("a peer answer 'not cancelable' (-32002) is reconciled with a task read: a completed task keeps its answer", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: PEER, task: "nearly done" })
+      yield* TestClock.adjust("2 seconds")
+      const final = yield* d.cancel(id)
+      expect(final.status).toBe("completed")
+      expect(final.result).toBe("the answer")
+      expect((yield* Effect.flatMap(transport, (t) => t.canceled)).length).toBe(1)
+      expect((yield* d.status(id)).status).toBe("completed")
+    }).pipe(Effect.provide(testLayer({
+      send: [A2ATransportTest.task("working", { id: "task-1" })],
+      getTask: (_request, index) =>
+        index < 2
+          ? A2ATransportTest.task("working", { id: "task-1" })
+          : A2ATransportTest.task("completed", { id: "task-1", text: "the answer" }),
+      cancelTask: [A2ATransportTest.rpcError(-32002, "Task not cancelable")]
+    }))))
+
+  it.effect("a peer that does not answer the cancel in time leaves it cancelled", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const id = yield* d.delegate({ workspaceId: PEER, task: "long job" })
+      yield* TestClock.adjust("2 seconds")
+      const cancelling = yield* Effect.fork(d.cancel(id))
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* Fiber.join(cancelling)).status).toBe("cancelled")
+    }).pipe(Effect.provide(testLayer({
+      send: [A2ATransportTest.task("working")],
+      getTask: [A2ATransportTest.task("working")],
+      cancelTask: [Effect.never]
+    }))))
+
+  it.effect("after the end: a completed delegation cannot be cancelled; cancelling twice is harmless", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const done = yield* d.delegate({ workspaceId: PEER, task: "quick" })
+      expect((yield* d.await(done)).status).toBe("completed")
+      const error = yield* Effect.flip(d.cancel(done))
+      expect(error).toBeInstanceOf(DelegationAlreadyFinished)
+      expect(error).toMatchObject({ id: done, status: "completed" })
+      expect((yield* d.status(done)).status).toBe("completed")
+      const queued = yield* d.delegate({ workspaceId: PEER, task: "queue me" })
+      expect((yield* d.awaitSettled(queued)).status).toBe("queued")
+      const once = yield* d.cancel(queued)
+      const twice = yield* d.cancel(queued)
+      expect(once.status).toBe("cancelled")
+      expect(twice).toEqual(once)
+      const updates = yield* Effect.flatMap(platform, (p) => p.updates)
+      expect(updates.filter((u) => u.delegationId === queued).map((u) => u.status)).toEqual(["failed"])
+    }).pipe(Effect.provide(testLayer({
+      send: (request) => request.text === "queue me" ? A2ATransportTest.queued() : A2ATransportTest.message("done")
+    }))))
+})
+
+// --- de-duplicating -----------------------------------------------------------------------------------
+
+describe("idempotencyKey", () => {
+  it.effect("concurrent duplicate calls make one delegation", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const ids = yield* Effect.all(
+        Array.from({ length: 20 }, () => d.delegate({ workspaceId: PEER, task: "once", idempotencyKey: "order-42" })),
+        { concurrency: "unbounded" }
+      )
+      expect(new Set(ids).size).toBe(1)
+      expect((yield* d.await(ids[0]!)).status).toBe("completed")
+      expect(yield* sentCount).toBe(1)
+      // A finished (completed) one still answers the key; another key is another delegation.
+      expect(yield* d.delegate({ workspaceId: PEER, task: "once", idempotencyKey: "order-42" })).toBe(ids[0])
+      expect(yield* d.delegate({ workspaceId: PEER, task: "once", idempotencyKey: "order-43" })).not.toBe(ids[0])
+      expect((yield* d.list).length).toBe(2)
+    }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")] }))))
+
+  it.effect("a failed or cancelled delegation is replaced by a new one", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const first = yield* d.delegate({ workspaceId: PEER, task: "x", idempotencyKey: "k" })
+      expect((yield* d.await(first)).status).toBe("failed")
+      const second = yield* d.delegate({ workspaceId: PEER, task: "x", idempotencyKey: "k" })
+      expect(second).not.toBe(first)
+      yield* d.cancel(second)
+      const third = yield* d.delegate({ workspaceId: PEER, task: "x", idempotencyKey: "k" })
+      expect(third).not.toBe(second)
+    }).pipe(Effect.provide(testLayer({
+      send: (_request, index) => index === 0 ? A2ATransportTest.rpcError(-32603, "boom") : Effect.never
+    }))))
+
+  it.effect("keys are bounded in length", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const error = yield* Effect.flip(d.delegate({ workspaceId: PEER, task: "x", idempotencyKey: "k".repeat(257) }))
+      expect(error).toBeInstanceOf(InvalidDelegation)
+      expect(error).toMatchObject({ field: "idempotencyKey", rule: "max_length" })
+      const empty = yield* Effect.flip(d.delegate({ workspaceId: PEER, task: "x", idempotencyKey: "" }))
+      expect(empty).toMatchObject({ field: "idempotencyKey", rule: "required" })
+      expect(yield* d.delegate({ workspaceId: PEER, task: "x", idempotencyKey: "k".repeat(256) })).toBeTypeOf("string")
+      expect((yield* d.list).length).toBe(1)
+    }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")] }))))
+})
+
+// --- limits -------------------------------------------------------------------------------------------
+
+describe("limits", () => {
+  it.effect("a hung peer holds only its own places: a fast peer's delegations run beside it", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const hung = yield* Effect.forEach([1, 2, 3], (i) => d.delegate({ workspaceId: HUNG, task: `hung ${i}` }))
+      const fast = yield* Effect.forEach([1, 2, 3, 4, 5], (i) => d.delegate({ workspaceId: FAST, task: `fast ${i}` }))
+      const done = yield* Effect.forEach(fast, (id) => d.await(id))
+      expect(done.map((x) => x.status)).toEqual(["completed", "completed", "completed", "completed", "completed"])
+      const statuses = yield* Effect.forEach(hung, (id) => Effect.map(d.status(id), (x) => x.status))
+      expect(statuses).toEqual(["in_progress", "pending", "pending"])
+      const sentTo = (yield* Effect.flatMap(transport, (t) => t.sent)).map((s) => s.endpoint.id)
+      expect(sentTo.filter((w) => w === HUNG)).toHaveLength(1)
+      expect(yield* d.running).toBe(3)
+    }).pipe(Effect.provide(testLayer({
+      send: (request) => request.endpoint.id === HUNG ? Effect.never : A2ATransportTest.message("done"),
+      peers: { [HUNG]: "http://hung:8000", [FAST]: "http://fast:8000" },
+      settings: { concurrency: 2, perPeerConcurrency: 1 }
+    }))))
+
+  it.effect("past DELEGATION_MAX_PENDING, delegate fails at once with Overloaded and stores nothing", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      yield* d.delegate({ workspaceId: PEER, task: "runs" })
+      yield* d.delegate({ workspaceId: PEER, task: "waits 1" })
+      yield* d.delegate({ workspaceId: PEER, task: "waits 2" })
+      const error = yield* Effect.flip(d.delegate({ workspaceId: PEER, task: "one too many" }))
+      expect(error).toBeInstanceOf(Overloaded)
+      expect(error).toMatchObject({ pending: 2, maxPending: 2 })
+      expect((yield* d.list).map((x) => x.task)).toEqual(["runs", "waits 1", "waits 2"])
+    }).pipe(Effect.provide(testLayer({ send: [Effect.never], settings: { concurrency: 1, maxPending: 2 } }))))
+})
+
+// --- keeping outcomes ---------------------------------------------------------------------------------
+
+describe("keeping outcomes until read", () => {
+  it.effect("1,000 delegations started at once and awaited in order, default configuration: every outcome is read", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const ids = yield* Effect.forEach(
+        Array.from({ length: 1000 }, (_, i) => `task ${i}`),
+        (task) => d.delegate({ workspaceId: PEER, task }),
+        { concurrency: "unbounded" }
+      )
+      yield* settle
+      const outcomes = yield* Effect.forEach(ids, (id) => Effect.either(d.await(id)))
+      const read = outcomes.filter((o) => o._tag === "Right" && o.right.status === "completed")
+      expect(read).toHaveLength(1000)
+      // Read once, they may go now: beyond the default history of 100, the next finish evicts them.
+      expect((yield* d.list).length).toBe(1000)
+      const one = yield* d.delegate({ workspaceId: PEER, task: "one more" })
+      yield* d.await(one)
+      expect((yield* d.list).length).toBe(100)
+      const after = yield* Effect.forEach(ids, (id) => Effect.flip(d.status(id)).pipe(Effect.option))
+      const evicted = after.filter((e) => e._tag === "Some" && e.value instanceof DelegationEvicted)
+      expect(evicted).toHaveLength(1001 - 100)
+    }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")] }))))
+
+  it.effect("an unread outcome is kept beyond the history until DELEGATION_RETENTION has passed", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const finish = (task: string) =>
+        Effect.flatMap(d.delegate({ workspaceId: PEER, task }), (id) => Effect.as(settle, id))
+      const unread = yield* Effect.forEach(["a", "b", "c"], finish)
+      // Nobody read them: all three stay although the history is 1.
+      for (const id of unread) expect((yield* d.status(id)).status).toBe("completed")
+      const older = yield* Effect.forEach(["d", "e"], finish)
+      yield* TestClock.adjust("61 seconds")
+      // Past the retention, the next finish evicts every unread one beyond the history.
+      yield* finish("f")
+      const error = yield* Effect.flip(d.status(older[0]!))
+      expect(error).toBeInstanceOf(DelegationEvicted)
+      expect(error).toMatchObject({ reason: "history" })
+      expect((error as DelegationEvicted).message).toContain("DELEGATION_RETENTION")
+    }).pipe(Effect.provide(testLayer({
+      send: [A2ATransportTest.message("done")],
+      settings: { history: 1, retention: Duration.seconds(60) }
+    }))))
+
+  it.effect("the hard cap bounds unread outcomes too: an id evicted under it says so", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const ids = yield* Effect.forEach(["a", "b", "c", "d"], (task) =>
+        Effect.flatMap(d.delegate({ workspaceId: PEER, task }), (id) => Effect.as(settle, id)))
+      const error = yield* Effect.flip(d.status(ids[0]!))
+      expect(error).toBeInstanceOf(DelegationEvicted)
+      expect(error).toMatchObject({ id: ids[0], reason: "cap" })
+      expect((error as DelegationEvicted).message).toContain("DELEGATION_HISTORY_CAP")
+      expect((yield* d.list).map((x) => x.id)).toEqual(ids.slice(1))
+    }).pipe(Effect.provide(testLayer({
+      send: [A2ATransportTest.message("done")],
+      settings: { history: 1, historyCap: 3 }
+    }))))
 })
