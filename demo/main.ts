@@ -77,7 +77,7 @@ const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegatio
       elapsed: elapsed(d, now),
       detail: d.status === "completed"
         ? d.result
-        : d.status === "failed"
+        : d.status === "failed" || d.status === "cancelled"
         ? d.error
         : d.status === "queued"
         ? d.queueMessage
@@ -350,7 +350,7 @@ const program = Effect.gen(function*() {
   yield* say([
     "",
     `Done in ${((finishedAt - started) / 1000).toFixed(1)} s: ${final.all.length} delegations, ${refused.length} refused.`,
-    `  completed ${count("completed")}  failed ${count("failed")}  queued ${count("queued")}  ` +
+    `  completed ${count("completed")}  failed ${count("failed")}  cancelled ${count("cancelled")}  queued ${count("queued")}  ` +
     `denied ${refused.filter((r) => r.status === "denied").length}  invalid ${
       refused.filter((r) => r.status === "invalid").length
     }`,
