@@ -3,8 +3,10 @@
  * slow subscriber loses its oldest changes and never slows a write down), and to whoever waits
  * for one delegation to settle (one `Deferred` per awaited id, made only when someone awaits it).
  *
- * The service's store is the host's store wrapped here, so a write by any part of the library
- * (the delegation program, a queued refresh, a cancel) wakes the waiters without polling.
+ * The service's store (`Engine.store`) is the host's store wrapped here, so a write by any part of
+ * the library (the delegation program, a queued refresh, a cancel) wakes the waiters without
+ * polling. Every write must go through `Engine.store`: one made on the `DelegationStore` service
+ * directly is announced to no one.
  *
  * @internal
  */
@@ -49,7 +51,10 @@ export const make: Effect.Effect<Changes, never, Scope.Scope> = Effect.gen(funct
  * @internal
  */
 export const observe = (store: DelegationStore["Type"], changes: Changes): DelegationStore["Type"] => ({
-  ...store,
+  get: store.get,
+  list: store.list,
+  markRead: store.markRead,
+  evicted: store.evicted,
   insert: (delegation) => Effect.zipRight(store.insert(delegation), announce(changes, delegation)),
   update: (id, f) =>
     Effect.tap(store.update(id, f), (written) => Option.isSome(written) ? announce(changes, written.value) : Effect.void)

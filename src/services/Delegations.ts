@@ -222,7 +222,8 @@ export class InvalidDelegation extends Schema.TaggedError<InvalidDelegation>(
 }
 
 /**
- * No delegation with this id is stored (never created, or evicted from history).
+ * No delegation with this id is stored: never created, or evicted so long ago that the store no
+ * longer remembers it (a recent eviction is `DelegationEvicted`).
  *
  * @since 0.1.0
  * @category errors
@@ -364,8 +365,10 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
   readonly watch: (id: string) => Stream.Stream<Delegation, DelegationLookupError>
   /**
    * Stops a delegation: interrupts its work (or takes it off the queue for a place), asks the peer
-   * to cancel its task when there is one (best effort, bounded), and stores `cancelled`. Cancelling
-   * a cancelled delegation returns it; a completed or failed one fails with `DelegationAlreadyFinished`.
+   * to cancel its task when there is one (best effort, bounded), and stores `cancelled` - unless the
+   * peer answers that its task cannot be cancelled and a read shows it had completed or failed, which
+   * is then stored. Cancelling a cancelled delegation returns it; a completed or failed one fails with
+   * `DelegationAlreadyFinished`.
    */
   readonly cancel: (id: string) => Effect.Effect<Delegation, DelegationLookupError | DelegationAlreadyFinished>
   /** Delegations whose own work is not over: running, or waiting for a place. */
