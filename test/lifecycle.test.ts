@@ -198,6 +198,27 @@ describe("cancel", () => {
       expect((yield* d.status(second)).status).toBe("cancelled")
     }).pipe(Effect.provide(testLayer({ send: [Effect.never], settings: { concurrency: 1 } }))))
 
+  it.effect("a running delegation gives its place back: the next waiting one starts", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const first = yield* d.delegate({ workspaceId: PEER, task: "hangs" })
+      const second = yield* d.delegate({ workspaceId: PEER, task: "next" })
+      yield* settle
+      expect((yield* d.cancel(first)).status).toBe("cancelled")
+      yield* settle
+      expect((yield* d.status(second)).status).toBe("in_progress")
+      expect(yield* sentCount).toBe(2)
+      expect(yield* d.running).toBe(1)
+    }).pipe(Effect.provide(testLayer({ send: [Effect.never], settings: { concurrency: 1 } }))))
+
+  it.effect("an unknown id is DelegationNotFound, for cancel and watch alike", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      expect(yield* Effect.flip(d.cancel("no-such-id"))).toMatchObject({ _tag: "DelegationNotFound", id: "no-such-id" })
+      const watched = yield* Effect.flip(Stream.runCollect(d.watch("no-such-id")))
+      expect(watched).toMatchObject({ _tag: "DelegationNotFound", id: "no-such-id" })
+    }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")] }))))
+
   it.effect("during retries: the wait is interrupted, no further attempt, mirrored as failed (cancelled)", () =>
     Effect.gen(function*() {
       const d = yield* Delegations
@@ -419,6 +440,20 @@ describe("keeping outcomes until read", () => {
       send: [A2ATransportTest.message("done")],
       settings: { history: 1, retention: Duration.seconds(60) }
     }))))
+
+  it.effect("reading with status or list lets a finished delegation go beyond the history", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const finish = (task: string) =>
+        Effect.flatMap(d.delegate({ workspaceId: PEER, task }), (id) => Effect.as(settle, id))
+      const [a, b] = yield* Effect.forEach(["a", "b"], finish)
+      // Unread, both stay although the history is 1.
+      expect((yield* d.list).length).toBe(2) // ...and this list reads them both
+      yield* finish("c")
+      expect(yield* Effect.flip(d.status(a!))).toMatchObject({ _tag: "DelegationEvicted", reason: "history" })
+      expect(yield* Effect.flip(d.status(b!))).toMatchObject({ _tag: "DelegationEvicted", reason: "history" })
+      expect((yield* d.list).map((x) => x.task)).toEqual(["c"])
+    }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")], settings: { history: 1 } }))))
 
   it.effect("the hard cap bounds unread outcomes too: an id evicted under it says so", () =>
     Effect.gen(function*() {

@@ -101,7 +101,7 @@ export const bounded = <A>(
       cancelReservation: Effect.sync(() => places.cancelReservation()),
       start: (id, peer, work) =>
         Effect.flatMap(forkInto(fibers), (fork) =>
-          Effect.suspend(() => places.enqueue({ id, peer, seq: 0, work, fork }) ? Effect.void : Effect.interrupt)),
+          Effect.suspend(() => places.enqueue(id, peer, work, fork) ? Effect.void : Effect.interrupt)),
       withdraw: (id, peer) => Effect.sync(() => places.withdraw(id, peer)),
       size: Effect.sync(() => places.running + places.waiting + places.reserved),
       pending: Effect.sync(() => places.waiting + places.reserved)
@@ -131,10 +131,10 @@ class Places<A> {
   }
 
   /** Queues the delegation and starts what may start; `false` once closed. */
-  enqueue(entry: Waiting<A>): boolean {
+  enqueue(id: string, peer: string, work: Effect.Effect<A>, fork: Fork<A>): boolean {
     this.cancelReservation()
     if (this.closed) return false
-    this.peerOf(entry.peer).waiting.set(entry.id, { ...entry, seq: this.seq++ })
+    this.peerOf(peer).waiting.set(id, { id, peer, seq: this.seq++, work, fork })
     this.waiting++
     this.drain()
     return true
