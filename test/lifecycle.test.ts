@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   A2ATransportTest,
+  AuditMemory,
   AwaitTimeout,
   DelegationAlreadyFinished,
   DelegationEvicted,
@@ -236,6 +237,10 @@ describe("cancel", () => {
       expect(updates).toEqual([{ delegationId: id, status: "failed", error: cancelled.error, responsePreview: "" }])
       const notes = yield* Effect.flatMap(platform, (p) => p.notifications)
       expect(notes.map((n) => n.message)).toEqual([`Delegation ${id} to ${PEER} was cancelled.`])
+      const audits = (yield* Effect.flatMap(AuditMemory.AuditMemory, (a) => a.records))
+        .filter((r) => r.event_type === "delegation" && r.delegation_id === id)
+      expect(audits.map((r) => r.outcome)).toEqual(["dispatched", "failure"])
+      expect(audits[1]).toMatchObject({ reason: "cancelled", last_error: cancelled.error })
       expect(yield* d.running).toBe(0)
     }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.refused()] }))))
 
