@@ -309,4 +309,21 @@ describe("cancelling a delegation to an @a2a-js/sdk 1.x peer", () => {
       expect(task.task.status.state).toBe("canceled")
       expect((yield* delegations.status(id)).status).toBe("cancelled")
     }))
+
+  it.scopedLive("to an @a2a-js/sdk 0.3.14 peer: tasks/cancel, in the version the task was created in", () =>
+    Effect.gen(function*() {
+      const peer = yield* v03Peer()
+      const delegations = yield* host(peer)
+      const id = yield* delegations.delegate({ workspaceId: PEER, task: "hang: until cancelled" })
+      const following = yield* delegations.watch(id).pipe(
+        Stream.takeUntil((d) => d.taskId !== undefined),
+        Stream.runLast,
+        Effect.flatten
+      )
+      expect(following.protocolVersion).toBe("0.3")
+      const cancelled = yield* delegations.cancel(id)
+      expect(cancelled.status).toBe("cancelled")
+      const calls = yield* rpcCalls(peer)
+      expect(calls.filter((call) => call.startsWith("tasks/cancel"))).toEqual(["tasks/cancel -"])
+    }))
 })
