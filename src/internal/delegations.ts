@@ -244,11 +244,11 @@ const waitFor = (
  * mirror), so that a caller who awaited it sees all of that done.
  */
 const afterWork = (rt: Runtime, delegation: Delegation): Effect.Effect<Delegation> =>
-  FiberMap.get(rt.fibers, delegation.id).pipe(
-    Effect.flatMap(Fiber.await),
-    Effect.ignore,
-    Effect.as(delegation)
-  )
+  Effect.suspend(() => {
+    // Usually gone already; a lookup that allocates nothing then.
+    const fiber = FiberMap.unsafeGet(rt.fibers, delegation.id)
+    return Option.isNone(fiber) ? Effect.succeed(delegation) : Effect.as(Fiber.await(fiber.value), delegation)
+  })
 
 /** Through `queued` to the final state; meanwhile a queued one is asked of the platform on the poll schedule. */
 const untilFinal = (rt: Runtime, id: string): Effect.Effect<Delegation, DelegationLookupError> =>
