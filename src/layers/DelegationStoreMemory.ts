@@ -72,6 +72,8 @@ interface State {
   readonly evicted: HashMap.HashMap<string, Eviction>
   /** The remembered evicted ids, oldest first. */
   readonly evictedOrder: Fifo.Fifo<string>
+  /** Finished delegations stored and not read yet: `markRead` has nothing to look up at 0. */
+  readonly unread: number
 }
 
 const initial: State = {
@@ -80,7 +82,8 @@ const initial: State = {
   finished: Fifo.empty(),
   held: Fifo.empty(),
   evicted: HashMap.empty(),
-  evictedOrder: Fifo.empty()
+  evictedOrder: Fifo.empty(),
+  unread: 0
 }
 
 interface Limits {
@@ -146,25 +149,28 @@ const updated = (
     evictBeyond(limits, delegation.updatedAt, {
       ...state,
       byId: HashMap.set(state.byId, id, { delegation, finished: true, read }),
-      finished: Fifo.push(state.finished, id)
+      finished: Fifo.push(state.finished, id),
+      unread: read ? state.unread : state.unread + 1
     })
   ]
 }
 
 const markRead = (state: State, ids: ReadonlyArray<string>): State => {
-  let byId = state.byId
-  for (const id of ids) {
-    const entry = HashMap.get(byId, id)
+  let { byId, unread } = state
+  for (let i = 0; i < ids.length && unread > 0; i++) {
+    const entry = HashMap.get(byId, ids[i]!)
     if (Option.isSome(entry) && entry.value.finished && !entry.value.read) {
-      byId = HashMap.set(byId, id, { ...entry.value, read: true })
+      byId = HashMap.set(byId, ids[i]!, { ...entry.value, read: true })
+      unread--
     }
   }
-  return byId === state.byId ? state : { ...state, byId }
+  return byId === state.byId ? state : { ...state, byId, unread }
 }
 
 /** Mutable only while one eviction pass runs over it. */
 interface Pass {
   byId: HashMap.HashMap<string, Entry>
+  unread: number
   finished: Fifo.Fifo<string>
   held: Fifo.Fifo<string>
   evicted: HashMap.HashMap<string, Eviction>
@@ -216,6 +222,7 @@ const evictOldestHeld = (limits: Limits, pass: Pass, now: DateTime.Utc, reason: 
 }
 
 const evict = (limits: Limits, pass: Pass, id: string, at: DateTime.Utc, reason: Eviction["reason"]) => {
+  if (!HashMap.unsafeGet(pass.byId, id).read) pass.unread--
   pass.byId = HashMap.remove(pass.byId, id)
   pass.evicted = HashMap.set(pass.evicted, id, { at, reason })
   pass.evictedOrder = Fifo.push(pass.evictedOrder, id)
