@@ -88,7 +88,7 @@ const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegatio
       elapsed: elapsed(d, now),
       detail: d.status === "completed"
         ? d.result
-        : d.status === "failed"
+        : d.status === "failed" || d.status === "cancelled"
         ? d.error
         : d.status === "queued"
         ? d.queueMessage ?? "the platform queued it behind a busy peer"
@@ -386,7 +386,7 @@ const program = Effect.gen(function*() {
   yield* say([
     "",
     `Done in ${((finishedAt - started) / 1000).toFixed(1)} s: ${final.all.length} delegations, ${refused.length} refused.`,
-    `  completed ${count("completed")}  failed ${count("failed")}  queued ${count("queued")}  ` +
+    `  completed ${count("completed")}  failed ${count("failed")}  cancelled ${count("cancelled")}  queued ${count("queued")}  ` +
     `denied ${refused.filter((r) => r.status === "denied").length}  invalid ${
       refused.filter((r) => r.status === "invalid").length
     }`,

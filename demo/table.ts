@@ -10,7 +10,7 @@ export interface TableRow {
   readonly peer: string
   /** The A2A version spoken to the peer ("1.0", "0.3"); shown after its name, as `fast·1.0`. */
   readonly version?: string | undefined
-  /** pending, in_progress, queued, completed, failed, denied or invalid. */
+  /** pending, in_progress, queued, completed, failed, cancelled, denied or invalid. */
   readonly state: string
   readonly tries?: number | undefined
   /** Already formatted, e.g. `1.7s`. */
@@ -156,6 +156,7 @@ const stateColors: Record<string, number> = {
   queued: 33,
   completed: 32,
   failed: 31,
+  cancelled: 90,
   denied: 35,
   invalid: 35
 }

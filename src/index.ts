@@ -33,8 +33,11 @@ export type {
 export { Audit } from "./services/Audit.js"
 export type { AuditEvent, AuditOutcome, AuditRecord } from "./services/Audit.js"
 export {
+  AwaitTimeout,
   Delegation,
   DelegationAborted,
+  DelegationAlreadyFinished,
+  DelegationEvicted,
   DelegationFailure,
   DelegationId,
   DelegationNotFound,
@@ -44,10 +47,12 @@ export {
   DelegationUnresolved,
   DispatchMode,
   InvalidDelegation,
+  Overloaded,
   PeerTaskFailed
 } from "./services/Delegations.js"
-export type { DelegateRequest } from "./services/Delegations.js"
+export type { AwaitOptions, DelegateRequest, DelegationLookupError } from "./services/Delegations.js"
 export { DelegationStore } from "./services/DelegationStore.js"
+export type { Eviction } from "./services/DelegationStore.js"
 export { Discovery, DiscoveryError, PeerEndpoint } from "./services/Discovery.js"
 export { PlatformDelegationRow, PlatformError, PlatformMirror } from "./services/PlatformMirror.js"
 export type {

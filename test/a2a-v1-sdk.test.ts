@@ -17,7 +17,7 @@ import {
   RbacTest
 } from "effect-a2a-delegation"
 import type { A2A, Delegation, PeerProtocol } from "effect-a2a-delegation"
-import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Duration, Effect, Layer, Schedule, Stream } from "effect"
 import { start } from "./fixtures/e2e.js"
 import type { SdkPeer } from "./fixtures/sdkPeers.js"
 import { v03Peer, v1Peer } from "./fixtures/sdkPeers.js"
@@ -279,5 +279,51 @@ describe("the choice is made once per peer and shared by the layer's delegations
       const calls = yield* rpcCalls(peer)
       expect(calls.filter((call) => call.startsWith("SendMessage"))).toHaveLength(1)
       expect(calls.filter((call) => call === "message/send -")).toHaveLength(20)
+    }))
+})
+
+describe("cancelling a delegation to an @a2a-js/sdk 1.x peer", () => {
+  it.scopedLive("while it follows a working task: the peer receives CancelTask and its task ends canceled", () =>
+    Effect.gen(function*() {
+      const peer = yield* v1Peer()
+      const delegations = yield* host(peer)
+      const id = yield* delegations.delegate({ workspaceId: PEER, task: "hang: until cancelled" })
+      // Watch until the peer's task id is known: the delegation is following a working task.
+      const following = yield* delegations.watch(id).pipe(
+        Stream.takeUntil((d) => d.taskId !== undefined),
+        Stream.runLast,
+        Effect.flatten
+      )
+      expect(following.status).toBe("in_progress")
+      const taskId = following.taskId!
+      const cancelled = yield* delegations.cancel(id)
+      expect(cancelled.status).toBe("cancelled")
+      expect(cancelled.taskId).toBe(taskId)
+      const calls = yield* rpcCalls(peer)
+      expect(calls.filter((call) => call.startsWith("CancelTask"))).toEqual(["CancelTask 1.0"])
+      // The peer's own record of the task.
+      const client = yield* Effect.map(Layer.build(transportLayer()), Context.get(A2ATransport))
+      const endpoint = new PeerEndpoint({ id: PEER, url: peer.url })
+      const protocol = yield* client.protocolFor(endpoint)
+      const task = yield* client.getTask({ endpoint, protocol, requestId: "g-after", taskId })
+      expect(task.task.status.state).toBe("canceled")
+      expect((yield* delegations.status(id)).status).toBe("cancelled")
+    }))
+
+  it.scopedLive("to an @a2a-js/sdk 0.3.14 peer: tasks/cancel, in the version the task was created in", () =>
+    Effect.gen(function*() {
+      const peer = yield* v03Peer()
+      const delegations = yield* host(peer)
+      const id = yield* delegations.delegate({ workspaceId: PEER, task: "hang: until cancelled" })
+      const following = yield* delegations.watch(id).pipe(
+        Stream.takeUntil((d) => d.taskId !== undefined),
+        Stream.runLast,
+        Effect.flatten
+      )
+      expect(following.protocolVersion).toBe("0.3")
+      const cancelled = yield* delegations.cancel(id)
+      expect(cancelled.status).toBe("cancelled")
+      const calls = yield* rpcCalls(peer)
+      expect(calls.filter((call) => call.startsWith("tasks/cancel"))).toEqual(["tasks/cancel -"])
     }))
 })

@@ -6,6 +6,7 @@ import {
   AccessDenied,
   AuditMemory,
   Delegation,
+  DelegationEvicted,
   DelegationNotFound,
   Delegations,
   DelegationsLayer,
@@ -985,7 +986,9 @@ describe("history", () => {
       const all = yield* d.list
       expect(all.map((x) => x.id)).toEqual([second.id, third.id])
       const error = yield* Effect.flip(d.status(first.id))
-      expect(error).toBeInstanceOf(DelegationNotFound)
+      // Read (awaited) and beyond the history: evicted, and the id says so.
+      expect(error).toBeInstanceOf(DelegationEvicted)
+      expect(error).toMatchObject({ id: first.id, reason: "history" })
       expect((yield* d.status(second.id)).status).toBe("completed")
     }).pipe(Effect.provide(testLayer({ send: [A2ATransportTest.message("done")], settings: { history: 2 } }))))
 
@@ -1000,7 +1003,7 @@ describe("history", () => {
       const all = yield* d.list
       expect(all.map((x) => x.id)).toEqual([hanging, queued.id, b.id])
       expect(all.map((x) => x.status)).toEqual(["in_progress", "queued", "completed"])
-      expect(yield* Effect.flip(d.status(a.id))).toBeInstanceOf(DelegationNotFound)
+      expect(yield* Effect.flip(d.status(a.id))).toBeInstanceOf(DelegationEvicted)
     }).pipe(Effect.provide(testLayer({
       send: (request) =>
         request.text === "hang"
@@ -1020,7 +1023,7 @@ describe("history", () => {
       const later = yield* d.delegate({ workspaceId: PEER, task: "hang" })
       yield* settle
       expect((yield* d.list).map((x) => x.id)).toEqual([hanging, ...quick.slice(-3), later])
-      expect(yield* Effect.flip(d.status(quick[0]!))).toBeInstanceOf(DelegationNotFound)
+      expect(yield* Effect.flip(d.status(quick[0]!))).toBeInstanceOf(DelegationEvicted)
       expect((yield* d.status(hanging)).status).toBe("in_progress")
     }).pipe(Effect.provide(testLayer({
       send: (request) => request.text === "hang" ? Effect.never : A2ATransportTest.message("done"),
@@ -1040,7 +1043,7 @@ describe("history", () => {
       yield* TestClock.adjust("5 seconds")
       expect((yield* Fiber.join(fiber)).status).toBe("completed")
       expect((yield* d.list).map((x) => x.id)).toEqual([slow, fast2.id])
-      expect(yield* Effect.flip(d.status(fast1.id))).toBeInstanceOf(DelegationNotFound)
+      expect(yield* Effect.flip(d.status(fast1.id))).toBeInstanceOf(DelegationEvicted)
     }).pipe(Effect.provide(testLayer({
       send: (request) =>
         request.text === "slow" && slowAttempts++ === 0 ? A2ATransportTest.refused() : A2ATransportTest.message("done"),

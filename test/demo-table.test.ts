@@ -119,6 +119,12 @@ describe("demo table", () => {
     })
   }
 
+  it("a cancelled row is coloured and keeps its reason", () => {
+    const cancelled = [{ task: "no longer needed", peer: "fast", state: "cancelled", tries: 1, detail: "cancelled: cancelled by the host" }]
+    expect(renderTable(cancelled, { width: 100, color: true }).join("\n")).toContain("\x1b[90mcancelled")
+    expect(readBack(renderTable(cancelled, { width: 100, color: false }))[0]!.detail).toContain("cancelled by the host")
+  })
+
   it("the whole long error fits at 120 columns, and at 200 on the row's first line", () => {
     expect(readBack(renderTable(rows, { width: 120, color: false })).find((r) => r.state === "failed")!.detail)
       .toBe(longError)

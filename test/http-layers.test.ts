@@ -917,6 +917,40 @@ describe("DelegationsLive configured from Config", () => {
       expect(yield* peerPosts).toHaveLength(2)
     }).pipe(Effect.provide(configured([...baseEnv, ["DELEGATION_CONCURRENCY", "1"]], always(Http.reply(200, rpcResult(agentMessage("done"), null)))))))
 
+  it.effect("the lifecycle variables out of bounds fail the layer with a ConfigError naming each", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, string]> = [
+        ["DELEGATION_PER_PEER_CONCURRENCY", "0"],
+        ["DELEGATION_PER_PEER_CONCURRENCY", "1.5"],
+        ["DELEGATION_MAX_PENDING", "-1"],
+        ["DELEGATION_RETENTION", "-5"],
+        ["DELEGATION_HISTORY_CAP", "0"]
+      ]
+      for (const [name, value] of cases) {
+        const error = yield* Effect.flip(
+          Effect.asVoid(Delegations).pipe(Effect.provide(configured([...baseEnv, [name, value]], always(Http.reply(200, {})))))
+        )
+        expect(ConfigError.isConfigError(error), `${name}=${value}`).toBe(true)
+        expect(error, `${name}=${value}`).toMatchObject({ path: [name] })
+      }
+    }))
+
+  it.effect("DELEGATION_PER_PEER_CONCURRENCY=1 and DELEGATION_MAX_PENDING=1: one waits, the next is Overloaded", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const first = yield* d.delegate({ workspaceId: "target", task: "one" })
+      const second = yield* d.delegate({ workspaceId: "target", task: "two" })
+      const third = yield* Effect.flip(d.delegate({ workspaceId: "target", task: "three" }))
+      expect(third._tag).toBe("Overloaded")
+      expect((yield* d.status(second)).status).toBe("pending")
+      expect((yield* d.await(first)).status).toBe("completed")
+      expect((yield* d.await(second)).status).toBe("completed")
+      expect(yield* peerPosts).toHaveLength(2)
+    }).pipe(Effect.provide(configured(
+      [...baseEnv, ["DELEGATION_PER_PEER_CONCURRENCY", "1"], ["DELEGATION_MAX_PENDING", "1"]],
+      always(Http.reply(200, rpcResult(agentMessage("done"), null)))
+    ))))
+
   it.effect("RBAC_ROLES=read-only denies delegate, naming the role, without any request", () =>
     Effect.gen(function*() {
       const d = yield* Delegations

@@ -27,6 +27,7 @@ interface Reading {
   readonly completed: number
   readonly failed: number
   readonly queued: number
+  readonly cancelled: number
   readonly attempts: number
   readonly retries: number
   readonly outcomeCount: number
@@ -44,6 +45,7 @@ const read: Effect.Effect<Reading> = Effect.gen(function*() {
     completed: (yield* Metric.value(DelegationMetrics.finishedAs.completed)).count,
     failed: (yield* Metric.value(DelegationMetrics.finishedAs.failed)).count,
     queued: (yield* Metric.value(DelegationMetrics.finishedAs.queued)).count,
+    cancelled: (yield* Metric.value(DelegationMetrics.finishedAs.cancelled)).count,
     attempts: (yield* Metric.value(DelegationMetrics.attempts)).count,
     retries: (yield* Metric.value(DelegationMetrics.retries)).count,
     outcomeCount: timeToOutcome.count,
@@ -58,6 +60,7 @@ const zero: Reading = {
   completed: 0,
   failed: 0,
   queued: 0,
+  cancelled: 0,
   attempts: 0,
   retries: 0,
   outcomeCount: 0,
@@ -103,6 +106,17 @@ const platform = PlatformMirrorTest.PlatformMirrorTest
 // --- what the program records ---------------------------------------------------------------------
 
 describe("delegation metrics", () => {
+  it.effect("a cancelled delegation: started, finished{cancelled} with its time to outcome, nothing else", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const { delta } = yield* measure(Effect.gen(function*() {
+        const id = yield* d.delegate({ workspaceId: PEER, task: "never answered" })
+        yield* TestClock.adjust("3 seconds")
+        return yield* d.cancel(id)
+      }))
+      expect(delta).toEqual(deltas({ started: 1, cancelled: 1, attempts: 1, outcomeCount: 1, outcomeSum: 3 }))
+    }).pipe(Effect.provide(testLayer({ send: [Effect.never] }))))
+
   it.effect("a completed delegation: started, finished{completed}, one attempt, no retry, time to outcome", () =>
     Effect.gen(function*() {
       const { delta, value: done } = yield* measure(

@@ -86,6 +86,54 @@ describe("README", () => {
       expect(running).toBe(0)
     }))
 
+  it.effect("lifecycle: idempotency key, watch, await with a timeout, then cancel", () => {
+    // The README's program, verbatim.
+    const summarise = Effect.gen(function*() {
+      const delegations = yield* Delegations
+      // The same key again (a retried request) returns this delegation's id instead of starting another.
+      const id = yield* delegations.delegate({
+        workspaceId: "ws-research",
+        task: "Summarise the Q3 report",
+        idempotencyKey: "q3-summary"
+      })
+      // Each state change of this delegation, ending after its final state.
+      const watching = yield* Effect.fork(Stream.runForEach(delegations.watch(id), (d) => Console.log(d.status)))
+      // Wait at most a minute for the final state; if the wait gives up, the delegation is no longer wanted.
+      const delegation = yield* delegations.await(id, { timeout: "1 minute" }).pipe(
+        Effect.catchTag("AwaitTimeout", () => delegations.cancel(id))
+      )
+      yield* Fiber.join(watching)
+      yield* Console.log(delegation.status, delegation.result ?? delegation.error)
+    })
+
+    const printed: Array<string> = []
+    const log = vi.spyOn(console, "log").mockImplementation((...args: ReadonlyArray<unknown>) => {
+      printed.push(args.join(" "))
+    })
+    // A peer that never answers: the wait gives up after the minute and the delegation is cancelled.
+    const layer = DelegationsLayer.layerCore({
+      workspaceId: "ws-self",
+      history: 100,
+      timeout: Duration.seconds(300),
+      retrySchedule: DelegationsLayer.linearRetry(3, "5 seconds"),
+      pollSchedule: DelegationsLayer.defaultPollSchedule
+    }).pipe(Layer.provideMerge(Layer.mergeAll(
+      A2ATransportTest.layer({ send: [Effect.never] }),
+      DiscoveryTest.layer({ "ws-research": "http://peer.test/a2a" }),
+      PlatformMirrorTest.layer(),
+      AuditMemory.layer({ workspaceId: "ws-self" }),
+      RbacTest.layer({ allow: true })
+    )))
+    return Effect.gen(function*() {
+      const running = yield* Effect.fork(summarise)
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(running)
+      const all = yield* Effect.flatMap(Delegations, (d) => d.list)
+      expect(all.map((d) => d.status)).toEqual(["cancelled"])
+      expect(printed).toEqual(["in_progress", "cancelled", "cancelled cancelled: cancelled by the host"])
+    }).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => log.mockRestore())))
+  })
+
   it.effect("testing without HTTP: handles reachable through provideMerge, retries on the TestClock", () => {
     const TestDelegations = DelegationsLayer.layerCore({
       workspaceId: "ws-self",

@@ -1,6 +1,6 @@
 /**
- * The `@effect/ai` toolkit: `delegate_to_workspace` and `check_delegation_status`
- * over the in-memory test layers, asserting the exact JSON each tool hands back
+ * The `@effect/ai` toolkit: `delegate_to_workspace`, `check_delegation_status` and
+ * `cancel_delegation` over the in-memory test layers, asserting the exact JSON each tool hands back
  * to a model (the shapes of the original Python tools).
  */
 import { Tool } from "@effect/ai"
@@ -25,6 +25,9 @@ const delegateTool = (workspace_id: string, task: string) =>
 
 const checkTool = (params: { readonly task_id?: string }) =>
   Effect.flatMap(DelegationToolkit, (toolkit) => toolkit.handle("check_delegation_status", params))
+
+const cancelTool = (task_id: string) =>
+  Effect.flatMap(DelegationToolkit, (toolkit) => toolkit.handle("cancel_delegation", { task_id }))
 
 /** Delegates through the tool and returns the `task_id` it reported. */
 const delegateId = (task: string, workspace_id = PEER) =>
@@ -60,9 +63,18 @@ const row = (delegationId: string, status: string, extra: Partial<PlatformDelega
 
 describe("the tool definitions", () => {
   it("are named as the original tools", () => {
-    expect(Object.keys(DelegationToolkit.tools).sort()).toEqual(["check_delegation_status", "delegate_to_workspace"])
+    expect(Object.keys(DelegationToolkit.tools).sort()).toEqual(["cancel_delegation", "check_delegation_status", "delegate_to_workspace"])
     expect(DelegationToolkit.tools.delegate_to_workspace.name).toBe("delegate_to_workspace")
     expect(DelegationToolkit.tools.check_delegation_status.name).toBe("check_delegation_status")
+    expect(DelegationToolkit.tools.cancel_delegation.name).toBe("cancel_delegation")
+  })
+
+  it("cancel_delegation takes a task_id and says what cannot be cancelled", () => {
+    const description = Tool.getDescription(DelegationToolkit.tools.cancel_delegation) ?? ""
+    expect(description).toContain("\"cancelled\"")
+    expect(description).toContain("already completed or failed cannot be cancelled")
+    const schema = Tool.getJsonSchema(DelegationToolkit.tools.cancel_delegation)
+    expect("required" in schema ? [...(schema.required ?? [])] : []).toEqual(["task_id"])
   })
 
   it("delegate_to_workspace says it is non-blocking and points at check_delegation_status", () => {
@@ -74,7 +86,7 @@ describe("the tool definitions", () => {
 
   it("check_delegation_status carries the queued/failed guidance", () => {
     const description = Tool.getDescription(DelegationToolkit.tools.check_delegation_status) ?? ""
-    for (const status of ["pending", "in_progress", "queued", "completed", "failed"]) {
+    for (const status of ["pending", "in_progress", "queued", "completed", "failed", "cancelled"]) {
       expect(description).toContain(`"${status}"`)
     }
     // every queued delegation ends: completed with the reply, or failed at its deadline (never "the reply will arrive")
@@ -410,4 +422,32 @@ describe("check_delegation_status() lists every delegation", () => {
       })
       expect(yield* p.listCalls).toBe(1)
     }).pipe(Effect.provide(listLayer())))
+})
+
+describe("cancel_delegation()", () => {
+  it.effect("cancels a running delegation: {task_id, workspace_id, status: cancelled, task, error}; check sees the same", () =>
+    Effect.gen(function*() {
+      const id = yield* delegateId("no longer needed")
+      yield* settle
+      const cancelled = yield* cancelTool(id)
+      expect(cancelled.isFailure).toBe(false)
+      expect(wire(cancelled.encodedResult)).toEqual({
+        task_id: id,
+        workspace_id: PEER,
+        status: "cancelled",
+        task: "no longer needed",
+        error: "cancelled: cancelled by the host"
+      })
+      expect(wire((yield* checkTool({ task_id: id })).encodedResult)).toEqual(wire(cancelled.encodedResult))
+    }).pipe(Effect.provide(toolkitLayer({ send: [Effect.never] }))))
+
+  it.effect("a completed delegation or an unknown id is {error}", () =>
+    Effect.gen(function*() {
+      const id = yield* delegateId("quick")
+      yield* awaitDone(id)
+      const finished = wire((yield* cancelTool(id)).encodedResult)
+      expect(finished).toEqual({ error: `Delegation ${id} is already completed; there is nothing to cancel` })
+      const unknown = wire((yield* cancelTool("no-such-id")).encodedResult)
+      expect(unknown).toEqual({ error: "No delegation found with id no-such-id" })
+    }).pipe(Effect.provide(toolkitLayer({ send: [A2ATransportTest.message("done")] }))))
 })

@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { Cause, Effect } from "effect"
+import { Cause, Effect, Option, Ref } from "effect"
 import type { Duration } from "effect"
 
 /**
@@ -39,3 +39,23 @@ const summary = (cause: Cause.Cause<unknown>): string => {
   const text = error instanceof Error ? error.message : String(error)
   return text.replace(/\s+/g, " ")
 }
+
+/**
+ * `bestEffort` for side work with an answer: `None` when it failed or ran out of time.
+ *
+ * @internal
+ */
+export const bestEffortOption = (
+  label: string,
+  options: {
+    readonly timeout: Duration.DurationInput
+    readonly annotations?: Readonly<Record<string, unknown>> | undefined
+  }
+) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<A>, never, R> =>
+  Effect.flatMap(Ref.make(Option.none<A>()), (answer) =>
+    Effect.timeout(effect, options.timeout).pipe(
+      Effect.flatMap((a) => Ref.set(answer, Option.some(a))),
+      bestEffort(label, { annotations: options.annotations }),
+      Effect.zipRight(Ref.get(answer))
+    ))

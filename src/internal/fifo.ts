@@ -44,3 +44,12 @@ export const fromArray = <A>(values: ReadonlyArray<A>): Fifo<A> => ({
   back: List.nil(),
   size: values.length
 })
+
+/** The same queue with its oldest value at the head of `front` (when not empty), so `peek` is O(1). @internal */
+export const normalize = <A>(queue: Fifo<A>): Fifo<A> =>
+  List.isNil(queue.front) && List.isCons(queue.back)
+    ? { front: List.reverse(queue.back), back: List.nil(), size: queue.size }
+    : queue
+
+/** The oldest value of a normalized queue, left in place; `undefined` when the queue is empty. @internal */
+export const peek = <A>(queue: Fifo<A>): A | undefined => List.isCons(queue.front) ? queue.front.head : undefined

@@ -16,7 +16,7 @@ const statusOf = (d: Delegation) => ({
   task: d.task,
   ...(d.status === "completed" ? { result: d.result ?? "" } : {}),
   ...(d.status === "completed" && d.resultIsPreview === true ? { result_is_preview: true } : {}),
-  ...(d.status === "failed" ? { error: d.error ?? "" } : {})
+  ...(d.status === "failed" || d.status === "cancelled" ? { error: d.error ?? "" } : {})
 })
 
 const listEntryOf = (d: Delegation) => ({
@@ -25,7 +25,7 @@ const listEntryOf = (d: Delegation) => ({
   status: d.status,
   task: d.task,
   ...(d.status === "completed" ? { result_preview: truncate(d.result ?? "", 200) } : {}),
-  ...(d.status === "failed" ? { error: d.error ?? "" } : {})
+  ...(d.status === "failed" || d.status === "cancelled" ? { error: d.error ?? "" } : {})
 })
 
 /**
@@ -47,7 +47,8 @@ export const layer = DelegationToolkit.toLayer(Effect.gen(function*() {
         })),
         Effect.catchTags({
           AccessDenied: (error) => Effect.succeed({ success: false as const, error: error.message }),
-          InvalidDelegation: (error) => Effect.succeed({ success: false as const, error: error.message })
+          InvalidDelegation: (error) => Effect.succeed({ success: false as const, error: error.message }),
+          Overloaded: (error) => Effect.succeed({ success: false as const, error: error.message })
         })
       ),
     check_delegation_status: ({ task_id }) =>
@@ -55,7 +56,19 @@ export const layer = DelegationToolkit.toLayer(Effect.gen(function*() {
         ? Effect.map(delegations.list, (all) => ({ delegations: all.map(listEntryOf), count: all.length }))
         : delegations.status(task_id).pipe(
           Effect.map(statusOf),
-          Effect.catchTag("DelegationNotFound", (error) => Effect.succeed({ error: error.message }))
-        )
+          Effect.catchTags({
+            DelegationNotFound: (error) => Effect.succeed({ error: error.message }),
+            DelegationEvicted: (error) => Effect.succeed({ error: error.message })
+          })
+        ),
+    cancel_delegation: ({ task_id }) =>
+      delegations.cancel(task_id).pipe(
+        Effect.map(statusOf),
+        Effect.catchTags({
+          DelegationNotFound: (error) => Effect.succeed({ error: error.message }),
+          DelegationEvicted: (error) => Effect.succeed({ error: error.message }),
+          DelegationAlreadyFinished: (error) => Effect.succeed({ error: error.message })
+        })
+      )
   })
 }))

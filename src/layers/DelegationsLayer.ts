@@ -52,8 +52,15 @@ import { DEFAULT_MAX_RESPONSE_BYTES } from "./internal/http.js"
 export interface Settings {
   /** This workspace's own id (the source of every delegation). */
   readonly workspaceId: string
-  /** Finished delegations kept by the memory store (`DELEGATION_HISTORY`), an integer >= 0. */
+  /**
+   * Finished delegations the memory store keeps once they have been read or `retention` has passed
+   * (`DELEGATION_HISTORY`), an integer >= 0.
+   */
   readonly history: number
+  /** How long the memory store keeps an unread finished delegation beyond `history` (`DELEGATION_RETENTION`, 1 hour). */
+  readonly retention?: Duration.Duration | undefined
+  /** Finished delegations the memory store keeps at most, read or not (`DELEGATION_HISTORY_CAP`, 10,000). */
+  readonly historyCap?: number | undefined
   /** When to re-send after a transport failure; its input is the failure. `Retry-After` stays a lower bound. */
   readonly retrySchedule: Schedule.Schedule<unknown, A2ATransportError>
   /**
@@ -98,6 +105,16 @@ export interface Settings {
    * wait between its rounds (2 seconds), doubling up to `max` (30 seconds, the platform's heartbeat).
    */
   readonly reconcileInterval?: { readonly initial: Duration.Duration; readonly max: Duration.Duration } | undefined
+  /**
+   * Delegations running at once to one peer (`DELEGATION_PER_PEER_CONCURRENCY`), an integer >= 1;
+   * the others wait, `pending`, without delaying other peers' delegations. Unbounded when left out.
+   */
+  readonly perPeerConcurrency?: number | undefined
+  /**
+   * Delegations waiting for a place at most (`DELEGATION_MAX_PENDING`), an integer >= 0; past it
+   * `delegate` fails at once with `Overloaded`. Unbounded when left out.
+   */
+  readonly maxPending?: number | undefined
 }
 
 /**
@@ -149,7 +166,7 @@ export const linearRetry = (
  * @category layers
  */
 export const layerCoreWithoutStore = (
-  settings: Omit<Settings, "history">
+  settings: Omit<Settings, "history" | "retention" | "historyCap">
 ): Layer.Layer<Delegations, never, DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit | Rbac> =>
   checkedCore(settings)
 
@@ -164,9 +181,13 @@ export const layerCoreWithoutStore = (
 export const layerCore = (
   settings: Settings
 ): Layer.Layer<Delegations, never, Discovery | A2ATransport | PlatformMirror | Audit | Rbac> =>
-  checkedCore(settings).pipe(Layer.provide(DelegationStoreMemory.layer({ history: settings.history })))
+  checkedCore(settings).pipe(Layer.provide(DelegationStoreMemory.layer({
+    history: settings.history,
+    retention: settings.retention,
+    cap: settings.historyCap
+  })))
 
-const checkedCore = (settings: Omit<Settings, "history"> & { readonly history?: number }) =>
+const checkedCore = (settings: CheckedSettings) =>
   Layer.scoped(Delegations, Effect.flatMap(Effect.orDie(checkSettings(settings)), internal.make))
 
 // --- the live stack ---------------------------------------------------------------------------------
@@ -199,14 +220,22 @@ export interface Options {
    * retry, never more than `timeout` (60 seconds).
    */
   readonly retryAfterMax?: Duration.DurationInput | undefined
-  /** `DELEGATION_HISTORY`: finished delegations kept (100). */
+  /** `DELEGATION_HISTORY`: finished delegations kept once read or past `retention` (100). */
   readonly history?: number | undefined
+  /** `DELEGATION_RETENTION`: how long an unread finished delegation is kept beyond `history` (1 hour). */
+  readonly retention?: Duration.DurationInput | undefined
+  /** `DELEGATION_HISTORY_CAP`: finished delegations kept at most, read or not (10,000). */
+  readonly historyCap?: number | undefined
   /**
    * `DELEGATION_CONCURRENCY`: delegations running at once; the others wait, `pending`, in order.
    * Unbounded by default. Worth setting near the client's connection count when delegating
    * thousands at once to peers that answer quickly (see the README's performance section).
    */
   readonly concurrency?: number | undefined
+  /** `DELEGATION_PER_PEER_CONCURRENCY`: delegations running at once to one peer; unbounded by default. */
+  readonly perPeerConcurrency?: number | undefined
+  /** `DELEGATION_MAX_PENDING`: delegations waiting for a place, past which `delegate` fails with `Overloaded`; unbounded by default. */
+  readonly maxPending?: number | undefined
   /** `RBAC_ROLES` (`["operator"]`). */
   readonly roles?: ReadonlyArray<string> | undefined
   /** `RBAC_ALLOWED_ACTIONS`: role -> actions; a listed role is decided only by its list. */
@@ -293,9 +322,13 @@ export const config: Config.Config<Options> = Config.all({
   retryAfterMax: optional(Config.number("DELEGATION_RETRY_AFTER_MAX")),
   shutdownTimeout: optional(Config.number("DELEGATION_SHUTDOWN_TIMEOUT")),
   history: optional(Config.integer("DELEGATION_HISTORY")),
+  retention: optional(Config.number("DELEGATION_RETENTION")),
+  historyCap: optional(Config.integer("DELEGATION_HISTORY_CAP")),
   concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
   maxResponseBytes: optional(Config.integer("DELEGATION_MAX_RESPONSE_BYTES")),
   dispatch: optional(Config.literal("direct", "proxy", "platform")("DELEGATION_DISPATCH")),
+  perPeerConcurrency: optional(Config.integer("DELEGATION_PER_PEER_CONCURRENCY")),
+  maxPending: optional(Config.integer("DELEGATION_MAX_PENDING")),
   viaPlatformProxy: optional(Config.boolean("A2A_VIA_PLATFORM_PROXY")),
   queuedTimeout: optional(Config.number("DELEGATION_QUEUED_TIMEOUT")),
   reconcileInterval: optional(Config.number("DELEGATION_RECONCILE_INTERVAL")),
@@ -369,17 +402,36 @@ const durationOption = (
   )
 }
 
+/** The service's settings, with the memory store's when it is used. */
+type CheckedSettings = Omit<Settings, "history" | "retention" | "historyCap"> & Partial<Pick<Settings, "history" | "retention" | "historyCap">>
+
+const isIntegerAtLeast = (value: number | undefined, min: number) =>
+  value === undefined || (Number.isInteger(value) && value >= min)
+
 /** The bounds of the service's settings, however they are given. */
-const checkSettings = <S extends Omit<Settings, "history"> & { readonly history?: number }>(
-  settings: S
-): Either.Either<S, ConfigError.ConfigError> => {
-  const { concurrency, history, mirrorTimeout, retryAfterMax, shutdownTimeout, timeout } = settings
-  if (history !== undefined && !(Number.isInteger(history) && history >= 0)) {
-    return invalid("DELEGATION_HISTORY", `must be an integer >= 0, got ${history}`)
-  }
-  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1)) {
+const checkSettings = <S extends CheckedSettings>(settings: S): Either.Either<S, ConfigError.ConfigError> => {
+  const {
+    concurrency,
+    history,
+    historyCap,
+    maxPending,
+    mirrorTimeout,
+    perPeerConcurrency,
+    retention,
+    retryAfterMax,
+    shutdownTimeout,
+    timeout
+  } = settings
+  if (!isIntegerAtLeast(history, 0)) return invalid("DELEGATION_HISTORY", `must be an integer >= 0, got ${history}`)
+  if (!isIntegerAtLeast(historyCap, 1)) return invalid("DELEGATION_HISTORY_CAP", `must be an integer >= 1, got ${historyCap}`)
+  if (retention !== undefined && Duration.lessThan(retention, Duration.zero)) return invalid("DELEGATION_RETENTION", "must be >= 0")
+  if (!isIntegerAtLeast(concurrency, 1)) {
     return invalid("DELEGATION_CONCURRENCY", `must be an integer >= 1, got ${concurrency}`)
   }
+  if (!isIntegerAtLeast(perPeerConcurrency, 1)) {
+    return invalid("DELEGATION_PER_PEER_CONCURRENCY", `must be an integer >= 1, got ${perPeerConcurrency}`)
+  }
+  if (!isIntegerAtLeast(maxPending, 0)) return invalid("DELEGATION_MAX_PENDING", `must be an integer >= 0, got ${maxPending}`)
   if (!Duration.greaterThan(timeout, Duration.zero)) return invalid("DELEGATION_TIMEOUT", "must be > 0")
   if (shutdownTimeout !== undefined && !Duration.greaterThan(shutdownTimeout, Duration.zero)) {
     return invalid("DELEGATION_SHUTDOWN_TIMEOUT", "must be > 0")
@@ -417,6 +469,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       options.reconcileMaxInterval,
       Math.max(30, Duration.toSeconds(reconcileInitial))
     )
+    const retention = yield* durationOption("DELEGATION_RETENTION", options.retention, 3600)
     const retryAttempts = options.retryAttempts ?? 3
     const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
     const protocol = options.protocol ?? "auto"
@@ -444,7 +497,11 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     return yield* checkSettings<ResolvedOptions>({
       workspaceId: options.workspaceId,
       history: options.history ?? 100,
+      retention,
+      historyCap: options.historyCap,
       concurrency: options.concurrency,
+      perPeerConcurrency: options.perPeerConcurrency,
+      maxPending: options.maxPending,
       timeout,
       retryAfterMax,
       shutdownTimeout,

@@ -4,12 +4,12 @@
  *
  * @internal
  */
-import { DateTime, Duration, Effect } from "effect"
+import { DateTime, Duration, Effect, MutableHashMap, MutableHashSet } from "effect"
 import type { Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
 import { QUEUED_TIMEOUT, RECONCILE_INTERVAL } from "../internal/waitDefaults.js"
-import type { A2AError } from "../services/A2ATransport.js"
+import type { A2AError, PeerProtocol } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
 import { Audit } from "../services/Audit.js"
@@ -17,6 +17,7 @@ import type { DelegationId, DispatchMode } from "../services/Delegations.js"
 import { Delegation } from "../services/Delegations.js"
 import { DelegationStore } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
+import type { PeerEndpoint } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
 import { DEFAULT_RETRY_AFTER_MAX, retryPolicy } from "./retryPolicy.js"
 
@@ -54,6 +55,21 @@ export interface Engine {
   /** How long a delegation may wait on the platform. */
   readonly queuedTimeout: Duration.Duration
   readonly reconcileInterval: { readonly initial: Duration.Duration; readonly max: Duration.Duration }
+  /** The peer task each delegation is following, for `cancel` to cancel it at the peer. */
+  readonly following: MutableHashMap.MutableHashMap<string, FollowedTask>
+  /** Delegations `cancel` is stopping: their interrupted fiber records nothing, `cancel` does. */
+  readonly cancelling: MutableHashSet.MutableHashSet<string>
+}
+
+/**
+ * A peer task being followed: where and in which version it was created.
+ *
+ * @internal
+ */
+export interface FollowedTask {
+  readonly endpoint: PeerEndpoint
+  readonly protocol: PeerProtocol
+  readonly taskId: string
 }
 
 /**
@@ -80,7 +96,9 @@ export const makeEngine = (
       abandonable,
       dispatch: settings.dispatch ?? "direct",
       queuedTimeout: settings.queuedTimeout ?? QUEUED_TIMEOUT,
-      reconcileInterval: settings.reconcileInterval ?? RECONCILE_INTERVAL
+      reconcileInterval: settings.reconcileInterval ?? RECONCILE_INTERVAL,
+      following: MutableHashMap.empty(),
+      cancelling: MutableHashSet.empty()
     }
   })
 
@@ -114,8 +132,9 @@ export interface DelegationInput {
 export type DelegationChange = Partial<ConstructorParameters<typeof Delegation>[0]>
 
 /**
- * Applies `change` to the stored delegation when `when` holds for it, and sets `updatedAt`
- * from the `Clock`. Returns the new state, or `None` when nothing was changed.
+ * Applies `change` to the stored delegation when `when` holds for it (by default: while its own
+ * work may change it, so nothing is written after a `cancel`), and sets `updatedAt` from the
+ * `Clock`. Returns the new state, or `None` when nothing was changed.
  *
  * @internal
  */
@@ -123,7 +142,7 @@ export const updateDelegation = (
   engine: Engine,
   id: string,
   change: DelegationChange,
-  when: (delegation: Delegation) => boolean = () => true
+  when: (delegation: Delegation) => boolean = isUnfinished
 ): Effect.Effect<Option.Option<Delegation>> =>
   Effect.flatMap(DateTime.now, (updatedAt) =>
     engine.store.update(id, (delegation) =>

@@ -4,11 +4,11 @@
  *
  * @internal
  */
-import { Duration, Effect, Option, Ref, Schedule } from "effect"
+import { Duration, Effect, MutableHashMap, Option, Ref, Schedule } from "effect"
 import type { A2AError, A2ATransportError, PeerProtocol, TaskReply } from "../services/A2ATransport.js"
 import { DelegationTimeout } from "../services/Delegations.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
-import type { DelegationInput, Engine } from "./engine.js"
+import type { DelegationInput, Engine, FollowedTask } from "./engine.js"
 import { updateDelegation } from "./engine.js"
 
 /**
@@ -37,9 +37,11 @@ export const followTask = Effect.fnUntraced(function*(
 ) {
   yield* updateDelegation(engine, input.id, { taskId: first.task.id })
   const latest = yield* Ref.make(first)
-  const settled = yield* pollTask(engine, input, { endpoint, protocol, taskId: first.task.id }, latest).pipe(
+  const task = { endpoint, protocol, taskId: first.task.id }
+  const settled = yield* pollTask(engine, input, task, latest).pipe(
     Effect.scheduleFrom(first, untilSettled(engine.pollSchedule)),
-    Effect.timeoutOption(engine.timeout)
+    Effect.timeoutOption(engine.timeout),
+    following(engine, input.id, task)
   )
   const last = Option.isSome(settled) ? settled.value : yield* Ref.get(latest)
   if (!isPendingTask(last)) return last
@@ -49,6 +51,14 @@ export const followTask = Effect.fnUntraced(function*(
     lastState: last.task.status.state
   })
 })
+
+/** Lets `cancel` find the task while it is followed. */
+const following = (engine: Engine, id: string, task: FollowedTask) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => MutableHashMap.set(engine.following, id, task)),
+    () => self,
+    () => Effect.sync(() => MutableHashMap.remove(engine.following, id))
+  )
 
 /** The poll schedule, while the last state seen is pending; its output is that last state. */
 const untilSettled = (schedule: Schedule.Schedule<unknown, TaskReply>): Schedule.Schedule<TaskReply, TaskReply> =>

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Cause, DateTime, Effect, Exit, Metric, Option } from "effect"
+import { Cause, DateTime, Effect, Exit, Metric, MutableHashSet, Option } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Delegation, DelegationFailure } from "../services/Delegations.js"
 import { DelegationAborted } from "../services/Delegations.js"
@@ -25,6 +25,8 @@ export const recordOutcome = Effect.fnUntraced(function*(
   input: DelegationInput,
   exit: Exit.Exit<Outcome, DelegationFailure>
 ) {
+  // `cancel` interrupted it, and records the outcome itself.
+  if (Exit.isInterrupted(exit) && MutableHashSet.has(engine.cancelling, input.id)) return Option.none<Delegation>()
   const final = yield* updateDelegation(engine, input.id, changeOf(exit), isUnfinished)
   // A delegation handed to the platform is not over: the reconciler announces its outcome.
   if (Option.isSome(final) && !isUnfinished(final.value)) yield* announce(engine, final.value)
@@ -68,9 +70,14 @@ const failureOf = (cause: Cause.Cause<DelegationFailure>): DelegationFailure =>
 export const interrupted = (detail: string): DelegationAborted =>
   new DelegationAborted({ reason: "interrupted", detail })
 
-/** Metrics, audit and mirror of a delegation that has just reached `completed`, `queued` or `failed`. */
-const announce = Effect.fnUntraced(function*(engine: Engine, delegation: Delegation) {
-  const outcome = delegation.status === "queued" ? "queued" : delegation.status === "completed" ? "completed" : "failed"
+/**
+ * Metrics, audit and mirror of a delegation that has just reached `completed`, `queued`, `failed`
+ * or `cancelled` (mirrored as failed: the platform has no cancelled status).
+ *
+ * @internal
+ */
+export const announce = Effect.fnUntraced(function*(engine: Engine, delegation: Delegation) {
+  const outcome = delegation.status === "pending" || delegation.status === "in_progress" ? "failed" : delegation.status
   yield* Metric.increment(DelegationMetrics.finishedAs[outcome])
   yield* Metric.update(
     DelegationMetrics.timeToOutcome,
@@ -90,9 +97,14 @@ const announce = Effect.fnUntraced(function*(engine: Engine, delegation: Delegat
         ...(delegation.queueDepth === undefined ? {} : { queue_depth: delegation.queueDepth })
       })
     case "failed":
+    case "cancelled":
       yield* auditDelegation(engine, target, "failure", traceId, {
         last_error: delegation.error ?? "",
-        reason: delegation.cause?._tag === "DiscoveryError" ? "discovery_error" : delegation.cause?._tag,
+        reason: outcome === "cancelled"
+          ? "cancelled"
+          : delegation.cause?._tag === "DiscoveryError"
+          ? "discovery_error"
+          : delegation.cause?._tag,
         attempt
       })
       return yield* mirrorOutcome(engine, delegation, "failed")
@@ -116,6 +128,8 @@ const mirrorOutcome = (engine: Engine, delegation: Delegation, status: "complete
         status,
         message: status === "completed"
           ? `Delegation ${id} to ${target} completed.`
+          : delegation.status === "cancelled"
+          ? `Delegation ${id} to ${target} was cancelled.`
           : `Delegation ${id} to ${target} failed: ${error}`
       }).pipe(bestEffort("platform notify", options))
     ),

@@ -3,8 +3,8 @@
  *
  * @internal
  */
-import { Effect, Metric } from "effect"
-import type { Option, Tracer } from "effect"
+import { Effect, Metric, Option } from "effect"
+import type { Tracer } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import { traceparentOf } from "../internal/tracing.js"
 import type { Delegation } from "../services/Delegations.js"
@@ -37,6 +37,8 @@ export const runDelegation = (engine: Engine, input: DelegationInput): Effect.Ef
  * The delegation's own work up to its outcome, in one `task_delegate` span: a child of the span
  * `delegate` was called in, and the parent of everything the work does (requests, logs).
  */
+const isPending = (delegation: Delegation): boolean => delegation.status === "pending"
+
 const delegateTask = (engine: Engine, input: DelegationInput) =>
   Effect.useSpan(
     "task_delegate",
@@ -55,8 +57,10 @@ const delegateTask = (engine: Engine, input: DelegationInput) =>
   )
 
 const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput, span: Tracer.Span) {
+  const started = yield* updateDelegation(engine, input.id, { status: "in_progress", traceId: span.traceId }, isPending)
+  // Cancelled before it started: nothing to do, and nothing to record.
+  if (Option.isNone(started)) return yield* Effect.interrupt
   yield* Metric.increment(DelegationMetrics.started)
-  yield* updateDelegation(engine, input.id, { status: "in_progress", traceId: span.traceId })
   yield* auditDelegation(engine, input, "dispatched", span.traceId, { task_preview: taskPreview(input.task) })
   // The platform records, discovers and sends itself.
   if (engine.dispatch === "platform") return yield* delegateOnPlatform(engine, input)

@@ -65,7 +65,12 @@ const fromMessage = (reply: MessageReply): Effect.Effect<Outcome, PeerTaskFailed
     : Effect.succeed({ _tag: "Completed", result: text })
 }
 
-const fromTask = (reply: TaskReply): Effect.Effect<Outcome, PeerTaskFailed> => {
+/**
+ * What a task that ended means for the delegation.
+ *
+ * @internal
+ */
+export const fromTask = (reply: TaskReply): Effect.Effect<Outcome, PeerTaskFailed> => {
   const { id, status } = reply.task
   if (status.state === "completed") {
     return Effect.succeed({ _tag: "Completed", result: answerText(reply.task) ?? JSON.stringify(reply.raw) })

@@ -9,6 +9,8 @@ import { InvalidDelegation } from "../services/Delegations.js"
 
 /** Longest accepted workspace id. @internal */
 export const MAX_WORKSPACE_ID_LENGTH = 128
+/** Longest accepted idempotency key. @internal */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256
 /** Largest accepted task, in UTF-8 bytes (the platform proxy's body limit). @internal */
 export const MAX_TASK_BYTES = 1024 * 1024
 
@@ -31,6 +33,7 @@ export const isDotSegment = (value: string): boolean => value === "." || value =
 export interface RequestCopy {
   readonly workspaceId: unknown
   readonly task: unknown
+  readonly idempotencyKey: unknown
 }
 
 /**
@@ -51,11 +54,11 @@ export const copyRequest = (request: unknown): Either.Either<RequestCopy, Invali
   }
   return Either.try({
     try: (): RequestCopy => {
-      const { task, workspaceId } = request as Partial<Record<keyof DelegateRequest, unknown>>
-      return { workspaceId, task }
+      const { idempotencyKey, task, workspaceId } = request as Partial<Record<keyof DelegateRequest, unknown>>
+      return { workspaceId, task, idempotencyKey }
     },
     catch: () =>
-      new InvalidDelegation({ field: "request", rule: "required", detail: "reading workspaceId or task threw" })
+      new InvalidDelegation({ field: "request", rule: "required", detail: "reading workspaceId, task or idempotencyKey threw" })
   })
 }
 
@@ -104,7 +107,7 @@ export const validate = (
   request: RequestCopy,
   selfId: string
 ): Effect.Effect<DelegateRequest, InvalidDelegation> => {
-  const { task, workspaceId } = request
+  const { idempotencyKey, task, workspaceId } = request
   if (typeof workspaceId !== "string" || workspaceId.length === 0) {
     return invalid("workspaceId", "required", "the target workspace id must be a non-empty string")
   }
@@ -134,5 +137,17 @@ export const validate = (
       return invalid("task", "max_bytes", `at most ${MAX_TASK_BYTES} bytes of UTF-8, got ${bytes}`)
     }
   }
-  return Effect.succeed({ workspaceId, task })
+  if (idempotencyKey !== undefined) {
+    if (typeof idempotencyKey !== "string" || idempotencyKey.length === 0) {
+      return invalid("idempotencyKey", "required", "the idempotency key, when given, must be a non-empty string")
+    }
+    if (idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+      return invalid(
+        "idempotencyKey",
+        "max_length",
+        `at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${idempotencyKey.length}`
+      )
+    }
+  }
+  return Effect.succeed(idempotencyKey === undefined ? { workspaceId, task } : { workspaceId, task, idempotencyKey })
 }

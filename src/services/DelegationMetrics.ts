@@ -88,5 +88,6 @@ export const timeQueued = Metric.histogram(
 export const finishedAs = {
   completed: Metric.tagged(finished, "outcome", "completed"),
   failed: Metric.tagged(finished, "outcome", "failed"),
-  queued: Metric.tagged(finished, "outcome", "queued")
+  queued: Metric.tagged(finished, "outcome", "queued"),
+  cancelled: Metric.tagged(finished, "outcome", "cancelled")
 } as const

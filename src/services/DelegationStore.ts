@@ -8,8 +8,19 @@
  * @since 0.2.0
  */
 import { Context } from "effect"
-import type { Effect, Option } from "effect"
+import type { DateTime, Effect, Option } from "effect"
 import type { Delegation } from "./Delegations.js"
+
+/**
+ * When and why a finished delegation left the store (see `DelegationEvicted`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Eviction {
+  readonly at: DateTime.Utc
+  readonly reason: "history" | "cap"
+}
 
 /**
  * The store of one `Delegations` layer. Every method is atomic with respect to the others.
@@ -33,4 +44,11 @@ export class DelegationStore extends Context.Tag("effect-a2a-delegation/Delegati
   ) => Effect.Effect<Option.Option<Delegation>>
   /** Every stored delegation, oldest first. */
   readonly list: Effect.Effect<ReadonlyArray<Delegation>>
+  /**
+   * Notes that the final state of these finished delegations was handed to a reader, so they may
+   * now be evicted. Optional: a store that never evicts has nothing to do.
+   */
+  readonly markRead?: ((ids: ReadonlyArray<string>) => Effect.Effect<void>) | undefined
+  /** When and why an id that is no longer stored was evicted, while the store remembers it. Optional. */
+  readonly evicted?: ((id: string) => Effect.Effect<Option.Option<Eviction>>) | undefined
 }>() {}

@@ -1,7 +1,7 @@
 /**
  * The delegation tools for LLM agents, as an `@effect/ai` toolkit:
- * `delegate_to_workspace` and `check_delegation_status`, with the original
- * module's guidance in their descriptions and its JSON result shapes.
+ * `delegate_to_workspace`, `check_delegation_status` and `cancel_delegation`, with the
+ * original module's guidance in their descriptions and its JSON result shapes.
  *
  * @since 0.1.0
  */
@@ -22,7 +22,8 @@ export const Delegated = Schema.Struct({
 })
 
 /**
- * `{success: false, error}`: refused by RBAC or by input validation; nothing was started.
+ * `{success: false, error}`: refused by RBAC, by input validation or because too many delegations
+ * wait for a place; nothing was started.
  *
  * @since 0.1.0
  * @category schemas
@@ -66,7 +67,7 @@ export const DelegationList = Schema.Struct({
 })
 
 /**
- * `{error}`: no delegation with that id.
+ * `{error}`: no delegation with that id (or no longer), or nothing left to cancel.
  *
  * @since 0.1.0
  * @category schemas
@@ -111,7 +112,8 @@ export const CheckDelegationStatus = Tool.make("check_delegation_status", {
     "\"completed\": the answer is in `result` (when `result_is_preview` is true it is the platform's preview of at",
     "most 300 bytes, not the whole answer).",
     "\"failed\": a real failure; `error` has the cause. Only fall back to doing the work yourself when the status",
-    "is \"failed\", never when it is \"queued\"."
+    "is \"failed\", never when it is \"queued\".",
+    "\"cancelled\": the delegation was stopped with cancel_delegation (or by the host); no reply will come."
   ].join(" "),
   parameters: {
     task_id: Schema.optional(Schema.String).annotations({
@@ -122,9 +124,27 @@ export const CheckDelegationStatus = Tool.make("check_delegation_status", {
 })
 
 /**
- * Both tools.
+ * Stops a delegation that is still pending, in progress or queued.
+ *
+ * @since 0.3.0
+ * @category tools
+ */
+export const CancelDelegation = Tool.make("cancel_delegation", {
+  description: [
+    "Cancel a delegated task that is no longer needed: it stops at once, the peer is asked to stop its task,",
+    "and its status becomes \"cancelled\". A task that has already completed or failed cannot be cancelled;",
+    "cancelling a cancelled task again does nothing."
+  ].join(" "),
+  parameters: {
+    task_id: Schema.String.annotations({ description: "The task_id returned by delegate_to_workspace." })
+  },
+  success: Schema.Union(DelegationStatusResult, UnknownDelegation)
+})
+
+/**
+ * The three tools.
  *
  * @since 0.1.0
  * @category toolkits
  */
-export const DelegationToolkit = Toolkit.make(DelegateToWorkspace, CheckDelegationStatus)
+export const DelegationToolkit = Toolkit.make(DelegateToWorkspace, CheckDelegationStatus, CancelDelegation)

@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { Context, Schema } from "effect"
-import type { Effect } from "effect"
+import type { Duration, Effect, Stream } from "effect"
 import { ProtocolVersion } from "./A2A.js"
 import { A2ARequestError, A2AResponseError, A2ATransportError, JsonRpcError } from "./A2ATransport.js"
 import { DiscoveryError } from "./Discovery.js"
@@ -29,11 +29,12 @@ export type DelegationId = typeof DelegationId.Type
  * Lifecycle of a delegation. `queued` means the platform's proxy accepted the request and will
  * deliver it when the peer is free: it is not a failure, but whether its reply can come back
  * depends on the dispatch mode (see the README); past `DELEGATION_QUEUED_TIMEOUT` it ends `failed`.
+ * `completed`, `failed` and `cancelled` are final.
  *
  * @since 0.1.0
  * @category models
  */
-export const DelegationStatus = Schema.Literal("pending", "in_progress", "queued", "completed", "failed")
+export const DelegationStatus = Schema.Literal("pending", "in_progress", "queued", "completed", "failed", "cancelled")
 
 /**
  * @since 0.1.0
@@ -100,8 +101,9 @@ export class DelegationTimeout extends Schema.TaggedError<DelegationTimeout>(
 }
 
 /**
- * The delegation fiber stopped abnormally: the layer was closed (`interrupted`)
- * or a service died (`defect`).
+ * The delegation fiber stopped abnormally: the layer was closed (`interrupted`),
+ * a service died (`defect`), or the host cancelled it (`cancelled`, the `cause` of
+ * a `cancelled` delegation).
  *
  * @since 0.1.0
  * @category errors
@@ -109,13 +111,11 @@ export class DelegationTimeout extends Schema.TaggedError<DelegationTimeout>(
 export class DelegationAborted extends Schema.TaggedError<DelegationAborted>(
   "effect-a2a-delegation/DelegationAborted"
 )("DelegationAborted", {
-  reason: Schema.Literal("interrupted", "defect"),
+  reason: Schema.Literal("interrupted", "defect", "cancelled"),
   detail: Schema.String
 }) {
   override get message(): string {
-    return this.reason === "interrupted"
-      ? `interrupted: ${this.detail}`
-      : `Internal error: ${this.detail}`
+    return this.reason === "defect" ? `Internal error: ${this.detail}` : `${this.reason}: ${this.detail}`
   }
 }
 
@@ -234,9 +234,9 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   createdAt: Schema.DateTimeUtc,
   updatedAt: Schema.DateTimeUtc
 }) {
-  /** True once the delegation can no longer change by itself (completed or failed). */
+  /** True once the delegation can no longer change (completed, failed or cancelled). */
   get isFinished(): boolean {
-    return this.status === "completed" || this.status === "failed"
+    return this.status === "completed" || this.status === "failed" || this.status === "cancelled"
   }
 
   /**
@@ -260,6 +260,11 @@ export interface DelegateRequest {
   readonly workspaceId: string
   /** The task, as plain text. */
   readonly task: string
+  /**
+   * Names the request: while a delegation with this key is live, or finished other than `failed`
+   * or `cancelled`, `delegate` returns its id instead of starting another (at most 256 characters).
+   */
+  readonly idempotencyKey?: string | undefined
 }
 
 /**
@@ -271,8 +276,8 @@ export interface DelegateRequest {
 export class InvalidDelegation extends Schema.TaggedError<InvalidDelegation>(
   "effect-a2a-delegation/InvalidDelegation"
 )("InvalidDelegation", {
-  /** `request` when what was given is not an object with the two fields. */
-  field: Schema.Literal("workspaceId", "task", "request"),
+  /** `request` when what was given is not an object with the fields. */
+  field: Schema.Literal("workspaceId", "task", "idempotencyKey", "request"),
   rule: Schema.Literal("required", "max_length", "pattern", "self_delegation", "max_bytes"),
   detail: Schema.String
 }) {
@@ -282,7 +287,8 @@ export class InvalidDelegation extends Schema.TaggedError<InvalidDelegation>(
 }
 
 /**
- * No delegation with this id is stored (never created, or evicted from history).
+ * No delegation with this id is stored: never created, or evicted so long ago that the store no
+ * longer remembers it (a recent eviction is `DelegationEvicted`).
  *
  * @since 0.1.0
  * @category errors
@@ -296,6 +302,94 @@ export class DelegationNotFound extends Schema.TaggedError<DelegationNotFound>(
 }
 
 /**
+ * The delegation was finished and later evicted from the store: its final state is gone.
+ * `history`: it had been read, or `DELEGATION_RETENTION` had passed, and more than
+ * `DELEGATION_HISTORY` finished delegations were kept; `cap`: unread, pushed out by
+ * `DELEGATION_HISTORY_CAP`.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DelegationEvicted extends Schema.TaggedError<DelegationEvicted>(
+  "effect-a2a-delegation/DelegationEvicted"
+)("DelegationEvicted", {
+  id: Schema.String,
+  reason: Schema.Literal("history", "cap"),
+  evictedAt: Schema.DateTimeUtc
+}) {
+  override get message(): string {
+    const why = this.reason === "history"
+      ? "after it was read or DELEGATION_RETENTION passed, beyond DELEGATION_HISTORY"
+      : "unread, beyond DELEGATION_HISTORY_CAP"
+    return `Delegation ${this.id} was evicted at ${this.evictedAt.toJSON()} (${why})`
+  }
+}
+
+/**
+ * `await` gave up after its `timeout`; the delegation itself keeps running.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class AwaitTimeout extends Schema.TaggedError<AwaitTimeout>("effect-a2a-delegation/AwaitTimeout")(
+  "AwaitTimeout",
+  { id: Schema.String, millis: Schema.Number, lastStatus: DelegationStatus }
+) {
+  override get message(): string {
+    return `Delegation ${this.id} still ${this.lastStatus} after waiting ${this.millis} ms; it keeps running`
+  }
+}
+
+/**
+ * `delegate` was refused at once: `DELEGATION_MAX_PENDING` delegations already wait for a
+ * place. Nothing was stored.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class Overloaded extends Schema.TaggedError<Overloaded>("effect-a2a-delegation/Overloaded")(
+  "Overloaded",
+  { pending: Schema.Int, maxPending: Schema.Int }
+) {
+  override get message(): string {
+    return `Too many delegations waiting for a place (${this.pending} of DELEGATION_MAX_PENDING ${this.maxPending}); try again later`
+  }
+}
+
+/**
+ * `cancel` of a delegation that had already completed or failed.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DelegationAlreadyFinished extends Schema.TaggedError<DelegationAlreadyFinished>(
+  "effect-a2a-delegation/DelegationAlreadyFinished"
+)("DelegationAlreadyFinished", { id: Schema.String, status: Schema.Literal("completed", "failed") }) {
+  override get message(): string {
+    return `Delegation ${this.id} is already ${this.status}; there is nothing to cancel`
+  }
+}
+
+/**
+ * The errors of reading one delegation by id.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export type DelegationLookupError = DelegationNotFound | DelegationEvicted
+
+/**
+ * Options of `await`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface AwaitOptions {
+  /** Give up after this long with `AwaitTimeout`; the delegation keeps running. Waits without bound when left out. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
  * The delegation runtime.
  *
  * @since 0.1.0
@@ -305,27 +399,47 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
   /**
    * Checks RBAC and input, stores the delegation and starts it in the background; no network I/O.
    * Input that is not a `DelegateRequest` (`null`, a string) fails with `InvalidDelegation`.
+   * With an `idempotencyKey` already in use (see `DelegateRequest`), returns that delegation's id.
    */
   readonly delegate: (
     request: DelegateRequest
-  ) => Effect.Effect<DelegationId, AccessDenied | InvalidDelegation>
+  ) => Effect.Effect<DelegationId, AccessDenied | InvalidDelegation | Overloaded>
   /** The stored delegation; one waiting on the platform is refreshed from the platform first. */
-  readonly status: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
+  readonly status: (id: string) => Effect.Effect<Delegation, DelegationLookupError>
   /** Every stored delegation, oldest first; those waiting on the platform are refreshed with one platform call. */
   readonly list: Effect.Effect<ReadonlyArray<Delegation>>
   /**
-   * Waits for the final outcome (`completed` or `failed`) and returns it. A delegation waiting on the
-   * platform (`queued`, or in flight in `platform` dispatch) ends when the layer's reconciler reads its
-   * outcome from the platform, or fails at `DELEGATION_QUEUED_TIMEOUT`.
+   * Waits for the final state (`completed`, `failed` or `cancelled`), woken by the change itself. A
+   * delegation waiting on the platform (`queued`, or in flight in `platform` dispatch) ends when the
+   * layer's reconciler reads its outcome from the platform, or fails at `DELEGATION_QUEUED_TIMEOUT`.
    */
-  readonly await: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
+  readonly await: (
+    id: string,
+    options?: AwaitOptions
+  ) => Effect.Effect<Delegation, DelegationLookupError | AwaitTimeout>
   /**
-   * Waits until the delegation's background work is over - `completed`, `failed`, `queued` on the
-   * platform, or (in `platform` dispatch) accepted by the platform - and returns it, without asking the
-   * platform about it.
+   * Waits until the delegation's background work is over - `completed`, `failed`, `cancelled`,
+   * `queued` on the platform, or (in `platform` dispatch) accepted by the platform - and returns it,
+   * without asking the platform about it.
    */
-  readonly awaitSettled: (id: string) => Effect.Effect<Delegation, DelegationNotFound>
-  /** Delegations whose own work is not over: running, or waiting for a place under `DELEGATION_CONCURRENCY`. */
+  readonly awaitSettled: (id: string) => Effect.Effect<Delegation, DelegationLookupError>
+  /**
+   * Every state change of every delegation from the moment of subscribing, in order per delegation.
+   * Each subscriber has a bounded buffer: one that falls more than 1,024 changes behind loses the
+   * oldest ones, and never slows a delegation down.
+   */
+  readonly changes: Stream.Stream<Delegation>
+  /** The current state of one delegation, then each change, ending after its final state. */
+  readonly watch: (id: string) => Stream.Stream<Delegation, DelegationLookupError>
+  /**
+   * Stops a delegation: interrupts its work (or takes it off the queue for a place), asks the peer
+   * to cancel its task when there is one (best effort, bounded), and stores `cancelled` - unless the
+   * peer answers that its task cannot be cancelled and a read shows it had completed or failed, which
+   * is then stored. Cancelling a cancelled delegation returns it; a completed or failed one fails with
+   * `DelegationAlreadyFinished`.
+   */
+  readonly cancel: (id: string) => Effect.Effect<Delegation, DelegationLookupError | DelegationAlreadyFinished>
+  /** Delegations whose own work is not over: running, or waiting for a place. */
   readonly running: Effect.Effect<number>
 }>() {}
 
