@@ -271,7 +271,10 @@ const afterWork = (rt: Runtime, delegation: Delegation): Effect.Effect<Delegatio
   Effect.suspend(() => {
     // Usually gone already; a lookup that allocates nothing then.
     const fiber = FiberMap.unsafeGet(rt.fibers, delegation.id)
-    return Option.isNone(fiber) ? Effect.succeed(delegation) : Effect.as(Fiber.await(fiber.value), delegation)
+    if (Option.isSome(fiber)) return Effect.as(Fiber.await(fiber.value), delegation)
+    // Resolved by the reconciler or a refresh, which may still be mirroring it.
+    const recording = MutableHashMap.get(rt.engine.finishing, delegation.id)
+    return Option.isNone(recording) ? Effect.succeed(delegation) : Effect.as(Deferred.await(recording.value), delegation)
   })
 
 /**

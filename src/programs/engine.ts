@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { DateTime, Duration, Effect, MutableHashMap, MutableHashSet } from "effect"
+import { DateTime, Deferred, Duration, Effect, MutableHashMap, MutableHashSet } from "effect"
 import type { Option, Schedule } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
@@ -59,6 +59,11 @@ export interface Engine {
   readonly following: MutableHashMap.MutableHashMap<string, FollowedTask>
   /** Delegations `cancel` is stopping: their interrupted fiber records nothing, `cancel` does. */
   readonly cancelling: MutableHashSet.MutableHashSet<string>
+  /**
+   * Delegations whose outcome is being recorded outside their own fiber (the reconciler, a refresh):
+   * the work that follows the write (metrics, audit, platform mirror), for `await` to wait for.
+   */
+  readonly finishing: MutableHashMap.MutableHashMap<string, Deferred.Deferred<void>>
 }
 
 /**
@@ -98,7 +103,8 @@ export const makeEngine = (
       queuedTimeout: settings.queuedTimeout ?? QUEUED_TIMEOUT,
       reconcileInterval: settings.reconcileInterval ?? RECONCILE_INTERVAL,
       following: MutableHashMap.empty(),
-      cancelling: MutableHashSet.empty()
+      cancelling: MutableHashSet.empty(),
+      finishing: MutableHashMap.empty()
     }
   })
 
@@ -210,3 +216,16 @@ export const taskPreview = (task: string): string =>
  */
 export const isUnfinished = (delegation: Delegation): boolean =>
   delegation.status === "pending" || delegation.status === "in_progress"
+
+/**
+ * Runs `effect`, which records the outcome of delegation `id` outside its fiber, so that whoever
+ * awaits `id` returns only once `effect` (the write and what follows it) is over.
+ *
+ * @internal
+ */
+export const recordingOutside = <A, E, R>(engine: Engine, id: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.tap(Deferred.make<void>(), (done) => Effect.sync(() => MutableHashMap.set(engine.finishing, id, done))),
+    () => effect,
+    (done) => Effect.zipRight(Effect.sync(() => MutableHashMap.remove(engine.finishing, id)), Deferred.succeed(done, undefined))
+  )

@@ -12,7 +12,7 @@ import type { Delegation } from "../services/Delegations.js"
 import { DelegationUnresolved, PeerTaskFailed } from "../services/Delegations.js"
 import type { PlatformDelegationRow } from "../services/PlatformMirror.js"
 import type { DelegationChange, Engine } from "./engine.js"
-import { auditDelegation, mirrorOptions, updateDelegation } from "./engine.js"
+import { auditDelegation, mirrorOptions, recordingOutside, updateDelegation } from "./engine.js"
 
 /**
  * Rows the platform's list returns at most (its newest).
@@ -115,14 +115,19 @@ export const platformRows = (engine: Engine): Effect.Effect<Option.Option<Readon
     )
   )
 
-const resolve = Effect.fnUntraced(function*(engine: Engine, waiting: Delegation, row: PlatformDelegationRow) {
-  const resolved = yield* updateDelegation(engine, waiting.id, resolution(row), (d) => d.isWaitingOnPlatform)
-  if (Option.isNone(resolved)) return
-  const delegation = resolved.value
-  yield* Metric.increment(DelegationMetrics.finishedAs[delegation.status === "completed" ? "completed" : "failed"])
-  yield* timed(waiting, delegation)
-  yield* announce(engine, delegation, { mirror: false })
-})
+const resolve = (engine: Engine, waiting: Delegation, row: PlatformDelegationRow) =>
+  recordingOutside(
+    engine,
+    waiting.id,
+    Effect.gen(function*() {
+      const resolved = yield* updateDelegation(engine, waiting.id, resolution(row), (d) => d.isWaitingOnPlatform)
+      if (Option.isNone(resolved)) return
+      const delegation = resolved.value
+      yield* Metric.increment(DelegationMetrics.finishedAs[delegation.status === "completed" ? "completed" : "failed"])
+      yield* timed(waiting, delegation)
+      yield* announce(engine, delegation, { mirror: false })
+    })
+  )
 
 const resolution = (row: PlatformDelegationRow): DelegationChange => {
   const preview = row.response_preview ?? ""
@@ -180,7 +185,13 @@ const markQueued = Effect.fnUntraced(function*(engine: Engine, waiting: Delegati
  *
  * @internal
  */
-export const unresolved = Effect.fnUntraced(function*(
+export const unresolved = (
+  engine: Engine,
+  waiting: Delegation,
+  reason: DelegationUnresolved["reason"]
+): Effect.Effect<void> => recordingOutside(engine, waiting.id, unresolvedNow(engine, waiting, reason))
+
+const unresolvedNow = Effect.fnUntraced(function*(
   engine: Engine,
   waiting: Delegation,
   reason: DelegationUnresolved["reason"]
