@@ -192,6 +192,27 @@ describe("platform dispatch", () => {
       expect((yield* p.delegations).map((x) => x.idempotencyKey)).toEqual([id, id, id])
     }).pipe(Effect.provide(platformLayer())))
 
+  it.effect("cancelling a delegation the platform holds marks the platform's row failed; a POST that failed updates no row", () =>
+    Effect.gen(function*() {
+      const d = yield* Delegations
+      const p = yield* platform
+      const id = yield* d.delegate({ workspaceId: PEER, task: "t" })
+      expect((yield* d.awaitSettled(id)).platformDelegationId).toBe(`platform-${id}`)
+      const cancelled = yield* d.cancel(id)
+      expect(cancelled.status).toBe("cancelled")
+      expect((yield* p.updates).map((u) => [u.delegationId, u.status])).toEqual([[`platform-${id}`, "failed"]])
+      // the reconciler leaves a cancelled delegation alone
+      yield* p.setRows([row(`platform-${id}`, "completed", { response_preview: "late" })])
+      yield* TestClock.adjust("1 minute")
+      expect((yield* d.status(id)).status).toBe("cancelled")
+
+      yield* p.setFailing(true)
+      const refused = yield* d.delegate({ workspaceId: PEER, task: "t2" })
+      yield* TestClock.adjust("5 seconds")
+      expect((yield* d.awaitSettled(refused)).status).toBe("failed")
+      expect((yield* p.updates).map((u) => u.delegationId)).toEqual([`platform-${id}`])
+    }).pipe(Effect.provide(platformLayer())))
+
   it.effect("a restarted layer tracks again what the platform still has queued or in flight, under the platform's id", () =>
     Effect.gen(function*() {
       const d = yield* Delegations

@@ -119,8 +119,14 @@ const mirrorOutcome = (engine: Engine, delegation: Delegation, status: "complete
   const { id, workspaceId: target } = delegation
   const error = delegation.error ?? ""
   const options = mirrorOptions(engine, { id, target })
-  return engine.mirror.update({ delegationId: id, status, error, responsePreview: delegation.result ?? "" }).pipe(
-    bestEffort("platform update", options),
+  // In platform dispatch the platform's row is under its own id, and there is none before it accepted.
+  const row = delegation.dispatch === "platform" ? delegation.platformDelegationId : id
+  const update = row === undefined
+    ? Effect.void
+    : engine.mirror.update({ delegationId: row, status, error, responsePreview: delegation.result ?? "" }).pipe(
+      bestEffort("platform update", options)
+    )
+  return update.pipe(
     Effect.zipRight(
       engine.mirror.notify({
         delegationId: id,
