@@ -278,17 +278,13 @@ const afterWork = (rt: Runtime, delegation: Delegation): Effect.Effect<Delegatio
   })
 
 /**
- * Through `queued` (or in flight on the platform) to the final state, which the reconciler writes;
- * meanwhile the delegation is also asked of the platform on the poll schedule.
+ * Through `queued` (or in flight on the platform) to the final state. A delegation waiting on the
+ * platform is resolved by the layer's reconciler, which reads the platform once per round for every
+ * waiting delegation; its write wakes the waiter.
  */
-const untilFinal = (rt: Runtime, id: string): Effect.Effect<Delegation, DelegationLookupError> =>
-  Effect.flatMap(waitFor(rt, id, Changes.isSettled), (settled) =>
-    settled.isFinished ? Effect.succeed(settled) : Effect.raceFirst(waitFor(rt, id, isFinal), refreshWhileQueued(rt.engine, id)))
+const untilFinal = (rt: Runtime, id: string): Effect.Effect<Delegation, DelegationLookupError> => waitFor(rt, id, isFinal)
 
 const isFinal = (delegation: Delegation): boolean => delegation.isFinished
-
-const refreshWhileQueued = (engine: Engine, id: string): Effect.Effect<never> =>
-  Effect.zipRight(Effect.repeat(refreshQueued(engine, [id]), engine.pollSchedule), Effect.never)
 
 const awaitFinal = (rt: Runtime, id: string, options: AwaitOptions | undefined) => {
   const wait = Effect.tap(untilFinal(rt, id), (d) => markRead(rt.engine, [d]))
