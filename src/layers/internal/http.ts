@@ -298,7 +298,6 @@ export const describeTransport = (cause: unknown, fallback: string): TransportFa
     case "EAI_AGAIN":
       return { reason: "Dns", detail: `DNS lookup failed (${raw})` }
     case "ETIMEDOUT":
-    case DEADLINE_CODE:
     case "UND_ERR_CONNECT_TIMEOUT":
     case "UND_ERR_HEADERS_TIMEOUT":
     case "UND_ERR_BODY_TIMEOUT":
