@@ -15,7 +15,12 @@
  * - library-effect-timeout (N = 10,000, two rounds): the same with an `Effect.timeoutFail`
  *   per request instead of the client's own deadline (what the internal native bounds save);
  * - library-undici (N = 1,000, two rounds): the same over `@effect/platform-node`'s
- *   `NodeHttpClient.layerUndici`.
+ *   `NodeHttpClient.layerUndici`;
+ * - library-gc64 (N = 10,000, two rounds): the library side in a process started with
+ *   `--max-semi-space-size=64` (a larger young generation for V8);
+ * - effect-http and engine (N = 10,000, two rounds), which split the library's cost: the
+ *   floor's five requests through `HttpClient` over the recommended client with its spans
+ *   and no engine, and the live core over in-process services that answer at once.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the
  * time of `status(id)` and `list` at that size.
  *
@@ -51,13 +56,14 @@ const ROUNDS: Record<number, number> = { 1_000: quick ? 2 : 4, 10_000: 5 }
 // with their code optimised by the JIT, not while it is still being compiled.
 const WARM_UP = 5_000
 // The variants run in two rounds only (the stock undici client at N = 1,000; at N = 10,000 the library
-// without its concurrency bound and with Effect timeouts), to keep a full run short.
+// without its concurrency bound, with Effect timeouts and with a larger young generation, and the two
+// references), to keep a full run short.
 const sidesFor = (n: number, round: number) =>
   round >= 2
     ? ["floor", "library"] as const
     : n === 1_000
     ? ["floor", "library", "library-undici"] as const
-    : ["floor", "library", "library-unbounded", "library-effect-timeout"] as const
+    : ["floor", "library", "library-unbounded", "library-effect-timeout", "library-gc64", "effect-http", "engine"] as const
 const STORED = quick ? 20_000 : 100_000
 
 // --- processes ---------------------------------------------------------------------------------------------
@@ -81,9 +87,12 @@ const startServer = async () => {
   return { port: (JSON.parse(line) as { port: number }).port, stop }
 }
 
+// Node flags of a side's process, besides a heap large enough for every side.
+const flagsOf = (side: string) => side === "library-gc64" ? ["--max-semi-space-size=64"] : []
+
 const round = async (side: string, n: number, port: number): Promise<RoundResult> => {
   const { line } = await firstLine(
-    ["--max-old-space-size=4096", here("./round.js"), side, String(n), String(port), String(WARM_UP)],
+    ["--max-old-space-size=4096", ...flagsOf(side), here("./round.js"), side, String(n), String(port), String(WARM_UP)],
     false
   )
   return JSON.parse(line) as RoundResult
@@ -195,7 +204,10 @@ const main = async () => {
         library: [],
         "library-undici": [],
         "library-unbounded": [],
-        "library-effect-timeout": []
+        "library-effect-timeout": [],
+        "library-gc64": [],
+        "effect-http": [],
+        engine: []
       }
       for (let r = 0; r < ROUNDS[n]!; r++) {
         // Rotate the order so that drift hits every side alike.
@@ -211,6 +223,7 @@ const main = async () => {
         p99_ms: +median(all.map((x) => x.p99)).toFixed(1),
         peak_rss_mb: Math.round(Math.max(...all.map((x) => x.peakRss)) / 2 ** 20),
         failed: all.reduce((sum, x) => sum + x.failed, 0),
+        cpu_us: Math.round(median(all.map((x) => x.cpuMicros))),
         rounds: all.map((x) => Math.round(x.perSecond))
       })
       const floor = summary(rounds["floor"]!)
@@ -220,6 +233,12 @@ const main = async () => {
       const effectTimeout = rounds["library-effect-timeout"]!.length === 0
         ? undefined
         : summary(rounds["library-effect-timeout"]!)
+      const optional = (side: string) => rounds[side]!.length === 0 ? undefined : summary(rounds[side]!)
+      const gc64 = optional("library-gc64")
+      const http = optional("effect-http")
+      const engine = optional("engine")
+      const ratioOf = (s: { readonly per_second: number } | undefined) =>
+        s === undefined ? undefined : +(s.per_second / floor.per_second).toFixed(3)
       const lib = rounds["library"]!
       const ratio = +(library.per_second / floor.per_second).toFixed(3)
       const ratioUndici = undici === undefined ? undefined : +(undici.per_second / floor.per_second).toFixed(3)
@@ -235,6 +254,8 @@ const main = async () => {
         ratio_layer_undici: ratioUndici,
         ratio_unbounded: ratioUnbounded,
         ratio_effect_timeout: ratioEffectTimeout,
+        ratio_gc64: ratioOf(gc64),
+        ratio_effect_http: ratioOf(http),
         floor,
         library: {
           ...library,
@@ -244,26 +265,38 @@ const main = async () => {
         },
         ...(undici === undefined ? {} : { library_layer_undici: undici }),
         ...(unbounded === undefined ? {} : { library_unbounded: unbounded }),
-        ...(effectTimeout === undefined ? {} : { library_effect_timeout: effectTimeout })
+        ...(effectTimeout === undefined ? {} : { library_effect_timeout: effectTimeout }),
+        ...(gc64 === undefined ? {} : { library_gc64: gc64 }),
+        ...(http === undefined ? {} : { effect_http: http }),
+        ...(engine === undefined ? {} : { engine })
       }
       log("")
       log(
         `N = ${n.toLocaleString("en")} in flight: library/floor = ${ratio}` +
           (ratioUndici === undefined ? "" : ` (over NodeHttpClient.layerUndici: ${ratioUndici})`) +
           (ratioUnbounded === undefined ? "" : ` (without the concurrency bound: ${ratioUnbounded})`) +
-          (ratioEffectTimeout === undefined ? "" : ` (with Effect timeouts: ${ratioEffectTimeout})`)
+          (ratioEffectTimeout === undefined ? "" : ` (with Effect timeouts: ${ratioEffectTimeout})`) +
+          (gc64 === undefined ? "" : ` (with --max-semi-space-size=64: ${ratioOf(gc64)})`)
       )
-      log(`                          deleg/s   p50 ms   p99 ms   peak RSS   failed   rounds (deleg/s)`)
+      if (http !== undefined) {
+        log(`  Effect's HTTP stack alone (effect-http, no engine)/floor = ${ratioOf(http)}`)
+      }
+      log(`                          deleg/s  CPU µs/deleg   p50 ms   p99 ms   peak RSS   failed   rounds (deleg/s)`)
       const rows = [
         ["floor", floor],
         ["library", library],
         ...(undici === undefined ? [] : [["library-undici", undici] as const]),
         ...(unbounded === undefined ? [] : [["library-unbounded", unbounded] as const]),
-        ...(effectTimeout === undefined ? [] : [["library-effect-timeout", effectTimeout] as const])
+        ...(effectTimeout === undefined ? [] : [["library-effect-timeout", effectTimeout] as const]),
+        ...(gc64 === undefined ? [] : [["library-gc64", gc64] as const]),
+        ...(http === undefined ? [] : [["effect-http", http] as const]),
+        ...(engine === undefined ? [] : [["engine (no HTTP)", engine] as const])
       ] as const
       for (const [name, s] of rows) {
         log(
-          `  ${name.padEnd(22)}  ${String(s.per_second).padStart(7)}  ${String(s.p50_ms).padStart(7)}  ${
+          `  ${name.padEnd(22)}  ${String(s.per_second).padStart(7)}  ${String(s.cpu_us).padStart(12)}  ${
+            String(s.p50_ms).padStart(7)
+          }  ${
             String(s.p99_ms).padStart(7)
           }  ${`${s.peak_rss_mb} MB`.padStart(9)}  ${String(s.failed).padStart(6)}   ${s.rounds.join(" ")}`
         )

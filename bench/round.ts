@@ -9,19 +9,39 @@
  * (the same client behind a transformation, so the live layers bound each request with
  * `Effect.timeoutFail` instead of the client's own deadline), `library-undici` (the live stack with
  * the bound over `@effect/platform-node`'s `NodeHttpClient.layerUndici` with a bounded
- * dispatcher).
+ * dispatcher), `library-gc64` (the library side, which bench/main.ts runs with
+ * `--max-semi-space-size=64`), and two references that split the library's cost:
+ * `effect-http` (the same five requests per delegation through `HttpClient` over the
+ * recommended client, with its spans, and no delegation engine) and `engine` (the live core
+ * over services that answer at once in-process, with no HTTP).
  */
-import { HttpClient } from "@effect/platform"
+import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient, Undici } from "@effect/platform-node"
-import { Context, DateTime, Effect, Layer, Logger, LogLevel } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel } from "effect"
 import type { DelegationId } from "effect-a2a-delegation"
-import { Delegations, DelegationsLayer } from "effect-a2a-delegation"
+import {
+  A2ATransport,
+  A2ATransportTest,
+  AuditLog,
+  Delegations,
+  DelegationsLayer,
+  Discovery,
+  PeerEndpoint,
+  PlatformMirror,
+  RbacStatic
+} from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
 import type { RoundResult } from "./shared.js"
 import { PEER, POOL, SELF, TOKEN } from "./shared.js"
 
+
+/** CPU time of this process (all its threads, GC included) since `since`, in µs. */
+const cpuMicros = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since)
+  return used.user + used.system
+}
 
 const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
@@ -86,6 +106,7 @@ const floor = async (port: number, n: number, warmUp: number) => {
   }
   const run = async (count: number, latencies?: Float64Array) => {
     let failed = 0
+    const cpu = process.cpuUsage()
     const start = performance.now()
     await Promise.all(Array.from({ length: count }, async (_, i) => {
       const begin = performance.now()
@@ -96,13 +117,13 @@ const floor = async (port: number, n: number, warmUp: number) => {
       }
       if (latencies !== undefined) latencies[i] = performance.now() - begin
     }))
-    return { elapsed: performance.now() - start, failed }
+    return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
   }
   await run(warmUp)
   const latencies = new Float64Array(n)
-  const { elapsed, failed } = await run(n, latencies)
+  const { cpu, elapsed, failed } = await run(n, latencies)
   agent.destroy()
-  return { elapsed, failed, latencies }
+  return { elapsed, failed, latencies, cpu }
 }
 
 // --- library ----------------------------------------------------------------------------------------------
@@ -133,23 +154,58 @@ const clientFor = (side: string): Layer.Layer<HttpClient.HttpClient> =>
     ? pooledWithEffectTimeouts
     : NodeHttpClientPooled.layer({ connections: POOL })
 
-const library = async (
+/** The live stack over `client`, as `DelegationsLive` builds it. */
+const liveStack = (
   port: number,
-  n: number,
-  warmUp: number,
+  history: number,
   client: Layer.Layer<HttpClient.HttpClient>,
   concurrency: number | undefined
-) => {
-  const handlesBefore = activeHandles()
-  // The history holds a whole round, so a delegation that ended before its turn to be awaited is still there.
-  const layer = DelegationsLayer.layer({
+) =>
+  DelegationsLayer.layer({
     workspaceId: SELF,
     platformUrl: `http://127.0.0.1:${port}`,
     platformToken: TOKEN,
-    history: Math.max(n, warmUp),
+    history,
     concurrency
-  })
-    .pipe(Layer.provide(client))
+  }).pipe(Layer.provide(client))
+
+const instantReply = A2ATransportTest.message("ok")
+
+/** The live core (audit to the log, static RBAC, memory store) over services that answer at once, in-process. */
+const engineAlone = (history: number) =>
+  DelegationsLayer.layerCore({
+    workspaceId: SELF,
+    history,
+    timeout: Duration.seconds(30),
+    retrySchedule: DelegationsLayer.linearRetry(3, "5 seconds"),
+    pollSchedule: DelegationsLayer.defaultPollSchedule,
+    concurrency: POOL
+  }).pipe(Layer.provide(Layer.mergeAll(
+    Layer.succeed(
+      Discovery,
+      Discovery.of({ resolve: (id) => Effect.succeed(new PeerEndpoint({ id, url: "http://peer.invalid/a2a" })) })
+    ),
+    // Each call gives the other fibers a turn, as an answer from the network would.
+    Layer.succeed(A2ATransport, A2ATransport.of({
+      protocolFor: (peer) => Effect.succeed({ version: "1.0", url: peer.url, source: "card" }),
+      rememberProtocol: () => Effect.void,
+      send: () => Effect.as(Effect.yieldNow(), instantReply),
+      getTask: () => Effect.die("unused"),
+      cancelTask: () => Effect.die("unused")
+    })),
+    Layer.succeed(PlatformMirror, PlatformMirror.of({
+      record: () => Effect.yieldNow(),
+      update: () => Effect.yieldNow(),
+      notify: () => Effect.yieldNow(),
+      list: Effect.succeed([]),
+      delegate: () => Effect.die("unused")
+    })),
+    AuditLog.layer({ workspaceId: SELF }),
+    RbacStatic.layer({ roles: ["operator"] })
+  )))
+
+const library = async <E>(n: number, warmUp: number, layer: Layer.Layer<Delegations, E>) => {
+  const handlesBefore = activeHandles()
   const result = await Effect.runPromise(
     Effect.gen(function*() {
       const delegations = yield* Effect.map(Layer.build(layer), Context.get(Delegations))
@@ -158,6 +214,7 @@ const library = async (
       const run = (count: number, latencies?: Float64Array) =>
         Effect.gen(function*() {
           let failed = 0
+          const cpu = process.cpuUsage()
           const start = performance.now()
           const ids: Array<DelegationId> = []
           for (let i = 0; i < count; i++) ids.push(yield* delegations.delegate({ workspaceId: PEER, task: `task ${i}` }))
@@ -167,7 +224,7 @@ const library = async (
             // From the delegation's own timestamps: delegate() to the completed state.
             if (latencies !== undefined) latencies[i] = DateTime.distance(done.createdAt, done.updatedAt)
           }
-          return { elapsed: performance.now() - start, failed }
+          return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
         })
       yield* run(warmUp)
       const latencies = new Float64Array(n)
@@ -180,6 +237,77 @@ const library = async (
   return { ...result, handlesBefore, handlesAfter: activeHandles() }
 }
 
+// --- Effect's HTTP stack alone -------------------------------------------------------------------------------
+
+/**
+ * The floor's five requests per delegation through `HttpClient` over the recommended client, with
+ * its spans and propagation, POOL delegations at a time: what any delegation engine on Effect's
+ * HTTP client pays before it does anything of its own.
+ */
+const effectHttp = (port: number, n: number, warmUp: number) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const client = yield* HttpClient.HttpClient
+      const base = `http://127.0.0.1:${port}`
+      const platform = { authorization: `Bearer ${TOKEN}` }
+      const json = (request: HttpClientRequest.HttpClientRequest) =>
+        Effect.flatMap(client.execute(request), (response) =>
+          Effect.map(response.text, (text) => ({ status: response.status, body: JSON.parse(text) as unknown })))
+      const post = (path: string, headers: Record<string, string>, body: unknown) =>
+        json(HttpClientRequest.post(base + path, { headers, body: HttpBody.unsafeJson(body) }))
+      const one = Effect.fnUntraced(function*(i: number) {
+        const id = randomUUID()
+        const task = `task ${i}`
+        yield* post(`/workspaces/${SELF}/delegations/record`, platform, { target_id: PEER, task, delegation_id: id })
+        const peer = yield* json(HttpClientRequest.get(`${base}/registry/discover/${PEER}`, {
+          headers: { ...platform, "x-workspace-id": SELF }
+        }))
+        const url = new URL((peer.body as { url: string }).url)
+        const reply = yield* post(url.pathname, { "x-workspace-id": SELF }, {
+          jsonrpc: "2.0",
+          id: `${id}-1`,
+          method: "message/send",
+          params: {
+            message: { kind: "message", role: "user", messageId: id, parts: [{ kind: "text", text: task }] },
+            metadata: { parent_task_id: id, source_workspace_id: SELF, traceparent: null }
+          }
+        })
+        const text = (reply.body as { result: { parts: Array<{ text: string }> } }).result.parts[0]!.text
+        yield* post(`/workspaces/${SELF}/delegations/${id}/update`, platform, {
+          status: "completed",
+          error: "",
+          response_preview: text
+        })
+        yield* post(`/workspaces/${SELF}/notify`, platform, {
+          message: `Delegation ${id} to ${PEER} completed.`,
+          type: "delegation_complete",
+          task_id: id,
+          target_workspace_id: PEER,
+          status: "completed"
+        })
+      })
+      const run = (count: number, latencies?: Float64Array) =>
+        Effect.gen(function*() {
+          let failed = 0
+          const cpu = process.cpuUsage()
+          const start = performance.now()
+          yield* Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => {
+            const begin = performance.now()
+            return one(i).pipe(
+              Effect.catchAllCause(() => Effect.sync(() => failed++)),
+              Effect.ensuring(Effect.sync(() => {
+                if (latencies !== undefined) latencies[i] = performance.now() - begin
+              }))
+            )
+          }, { concurrency: POOL, discard: true })
+          return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
+        })
+      yield* run(warmUp)
+      const latencies = new Float64Array(n)
+      return { ...(yield* run(n, latencies)), latencies }
+    }).pipe(Effect.provide(NodeHttpClientPooled.layer({ connections: POOL })), Effect.scoped)
+  )
+
 // --- main -------------------------------------------------------------------------------------------------
 
 const main = async () => {
@@ -187,7 +315,9 @@ const main = async () => {
   const n = Number(count)
   const port = Number(portText)
   const warmUp = Number(warmUpText)
-  const summary = (outcome: { readonly elapsed: number; readonly failed: number; readonly latencies: Float64Array }) => {
+  const summary = (
+    outcome: { readonly elapsed: number; readonly failed: number; readonly latencies: Float64Array; readonly cpu: number }
+  ) => {
     const sorted = outcome.latencies.slice().sort()
     return {
       side,
@@ -196,20 +326,25 @@ const main = async () => {
       p50: percentile(sorted, 0.5),
       p99: percentile(sorted, 0.99),
       peakRss: process.resourceUsage().maxRSS * 1024,
-      failed: outcome.failed
+      failed: outcome.failed,
+      cpuMicros: outcome.cpu / n
     }
   }
   let result: RoundResult
   if (side === "floor") {
     result = summary(await floor(port, n, warmUp))
+  } else if (side === "effect-http") {
+    result = summary(await effectHttp(port, n, warmUp))
   } else {
+    // The history holds a whole round, so a delegation that ended before its turn to be awaited is still there.
+    const history = Math.max(n, warmUp)
     const outcome = await library(
-      port,
       n,
       warmUp,
-      clientFor(side),
-      // As many delegations at once as the pool has connections: the others wait their turn, pending.
-      side === "library-unbounded" ? undefined : POOL
+      side === "engine"
+        ? engineAlone(history)
+        // As many delegations at once as the pool has connections: the others wait their turn, pending.
+        : liveStack(port, history, clientFor(side), side === "library-unbounded" ? undefined : POOL)
     )
     result = {
       ...summary(outcome),

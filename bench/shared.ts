@@ -11,6 +11,8 @@ export interface RoundResult {
   /** Peak resident set of this process, in bytes. */
   readonly peakRss: number
   readonly failed: number
+  /** CPU time of the round's process (every thread, GC included) per measured delegation, in µs. */
+  readonly cpuMicros: number
   /** Library sides: delegations still running once all were awaited (the FiberMap's size). */
   readonly runningAfter?: number
   /** Library sides: active handles before the layer was built and after it was closed. */
