@@ -13,7 +13,8 @@
  * `--max-semi-space-size=64`), and two references that split the library's cost:
  * `effect-http` (the same five requests per delegation through `HttpClient` over the
  * recommended client, with its spans, and no delegation engine) and `engine` (the live core
- * over services that answer at once in-process, with no HTTP).
+ * over services that answer at once in-process, with no HTTP). `effect-http-untraced` (by hand
+ * only) is `effect-http` with the tracer disabled.
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient, Undici } from "@effect/platform-node"
@@ -244,7 +245,7 @@ const library = async <E>(n: number, warmUp: number, layer: Layer.Layer<Delegati
  * its spans and propagation, POOL delegations at a time: what any delegation engine on Effect's
  * HTTP client pays before it does anything of its own.
  */
-const effectHttp = (port: number, n: number, warmUp: number) =>
+const effectHttp = (port: number, n: number, warmUp: number, traced: boolean) =>
   Effect.runPromise(
     Effect.gen(function*() {
       const client = yield* HttpClient.HttpClient
@@ -305,7 +306,11 @@ const effectHttp = (port: number, n: number, warmUp: number) =>
       yield* run(warmUp)
       const latencies = new Float64Array(n)
       return { ...(yield* run(n, latencies)), latencies }
-    }).pipe(Effect.provide(NodeHttpClientPooled.layer({ connections: POOL })), Effect.scoped)
+    }).pipe(
+      Effect.provide(NodeHttpClientPooled.layer({ connections: POOL })),
+      Effect.scoped,
+      Effect.withTracerEnabled(traced)
+    )
   )
 
 // --- main -------------------------------------------------------------------------------------------------
@@ -333,8 +338,8 @@ const main = async () => {
   let result: RoundResult
   if (side === "floor") {
     result = summary(await floor(port, n, warmUp))
-  } else if (side === "effect-http") {
-    result = summary(await effectHttp(port, n, warmUp))
+  } else if (side === "effect-http" || side === "effect-http-untraced") {
+    result = summary(await effectHttp(port, n, warmUp, side === "effect-http"))
   } else {
     // The history holds a whole round, so a delegation that ended before its turn to be awaited is still there.
     const history = Math.max(n, warmUp)

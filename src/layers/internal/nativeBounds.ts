@@ -3,11 +3,12 @@
  * for clients built by `NodeHttpClientPooled`, instead of by `Effect.timeoutFail` and a
  * counting stream around it.
  *
- * Why: `Effect.timeoutFail` races two fibers per request (about 55 run-loop steps, two
- * fibers started and joined), and the live stack makes five requests per delegation. In two
+ * Why: `Effect.timeoutFail` races two fibers per request (two fibers started and joined),
+ * and the live stack makes five requests per delegation. In two
  * runs of `npm run bench` at N = 10,000 with the concurrency bound, the library made 384 and
  * 406 delegations/s with timers in the client, 262 and 270 with an `Effect.timeoutFail` per
- * request: 47 % and 50 % more (bench/README.md, "Request timeouts").
+ * request: 47 % and 50 % more; in a later run on a quiet VM, 468 against 327: 43 % more
+ * (bench/README.md, "Request timeouts").
  *
  * How: `NodeHttpClientPooled.make` registers, for the client it returns, how to make a
  * variant of it whose requests carry the bounds: one `setTimeout` per request from its start
