@@ -103,6 +103,41 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
 })
 
 describe("e2e: proxy dispatch (through the platform's A2A proxy)", () => {
+  it.scopedLive("a busy peer that runs its own session queue gets the proxy's 503 busy: failed Busy, sent once, nothing queued", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const busy = yield* world.peer(WS_BUSY, { latency: "300 millis", reply: (task) => `report on "${task}"` }, 1)
+      // The peer declares native_session: the platform answers 503 busy for it instead of queueing.
+      yield* world.platform.register({ id: WS_BUSY, url: busy.url, capacity: 1, nativeSession: true })
+      const host = yield* world.hostFromEnv({
+        PLATFORM_URL: world.platform.url,
+        WORKSPACE_ID: SELF,
+        PLATFORM_TOKEN: world.selfToken,
+        DELEGATION_DISPATCH: "proxy",
+        A2A_PROTOCOL: "0.3",
+        DELEGATION_RETRY_ATTEMPTS: "3",
+        DELEGATION_RETRY_DELAY: "0.05",
+        DELEGATION_TIMEOUT: "5"
+      })
+
+      const first = yield* host.delegate({ workspaceId: WS_BUSY, task: "audit the ledger" })
+      yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
+      const second = yield* host.delegate({ workspaceId: WS_BUSY, task: "audit the payroll" })
+
+      const refused = yield* host.awaitSettled(second)
+      expect(refused.status).toBe("failed")
+      expect(refused.attempts).toBe(1)
+      expect(refused.cause).toMatchObject({ _tag: "A2AResponseError", reason: "Busy", status: 503 })
+      expect(refused.error).toContain("workspace agent busy")
+      expect(yield* world.platform.queueDepth(WS_BUSY)).toBe(0)
+
+      expect((yield* host.awaitSettled(first)).status).toBe("completed")
+      // the peer saw the first task only: the busy answer was not re-sent
+      const sent = yield* busy.requests
+      expect(sent).toHaveLength(1)
+      expect(messageIdOf(sent[0]!.body)).toBe(first)
+    }).pipe(quiet))
+
   it.scopedLive("A2A_VIA_PLATFORM_PROXY: a busy peer's overflow is queued once, delivered by the drain, and never resolved: it fails at DELEGATION_QUEUED_TIMEOUT", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld

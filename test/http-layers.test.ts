@@ -88,6 +88,29 @@ const send = Effect.flatMap(A2ATransport, (transport) => transport.send(sendMess
 const sendWith = (step: Step) => send.pipe(Effect.provide(transportLayer(always(step))))
 const sendFails = (step: Step) => Effect.flip(sendWith(step))
 
+/** The same message through the platform's A2A proxy (a proxy discovery's endpoint). */
+const sendViaProxy = (step: Step) => {
+  const url = `${PLATFORM}/workspaces/target/a2a`
+  const layer = A2ATransportHttp.layer({
+    workspaceId: "ws-self",
+    timeout: "300 seconds",
+    platform: { platformUrl: PLATFORM, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() }
+  }).pipe(Layer.provideMerge(Http.layer(always(step))))
+  return Effect.flatMap(A2ATransport, (transport) =>
+    transport.send({
+      ...sendMessage,
+      endpoint: new PeerEndpoint({ id: "target", url, viaPlatform: true }),
+      protocol: { ...v03, url }
+    })).pipe(Effect.provide(layer))
+}
+
+/** The platform proxy's answer for a busy target it does not queue for. */
+const PROXY_BUSY = Http.reply(
+  503,
+  { error: "workspace agent busy — retry after a short backoff", busy: true, retry_after: 30 },
+  { "Retry-After": "30" }
+)
+
 const rpcResult = (result: unknown, id: unknown = "req-1") => ({ jsonrpc: "2.0", id, result })
 const agentMessage = (text: string) => ({
   kind: "message",
@@ -238,6 +261,42 @@ describe("A2ATransportHttp over HttpClient", () => {
       expect(error.reason).toBe("DeliveryConfirmed")
       expect(error.status).toBe(502)
       expect(error.detail).toBe("upstream closed")
+    }))
+
+  it.effect("the platform proxy's 503 busy is a Busy response error, not retryable: the peer may have the request", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* Effect.flip(sendViaProxy(PROXY_BUSY)), "A2AResponseError")
+      expect(error.reason).toBe("Busy")
+      expect(error.status).toBe(503)
+      expect(error.detail).toBe("workspace agent busy — retry after a short backoff")
+      expect(error.message).toContain("not sent again")
+    }))
+
+  it.effect("a peer's own 503 busy turned the request away at the door: retryable, after its Retry-After", () =>
+    Effect.gen(function*() {
+      const error = narrow(yield* sendFails(PROXY_BUSY), "A2ATransportError")
+      expect(error.status).toBe(503)
+      expect(error.retryAfterMillis).toBe(30_000)
+    }))
+
+  it.effect("the proxy's 503 restarting and 503 waking (not delivered) stay retryable, waking after its Retry-After", () =>
+    Effect.gen(function*() {
+      const restarting = narrow(
+        yield* Effect.flip(sendViaProxy(
+          Http.reply(503, { error: "workspace agent unreachable — container restart triggered", restarting: true })
+        )),
+        "A2ATransportError"
+      )
+      expect(restarting.status).toBe(503)
+      const waking = narrow(
+        yield* Effect.flip(sendViaProxy(Http.reply(
+          503,
+          { error: "workspace is waking from hibernation — retry in ~15 seconds", waking: true, retry_after: 15 },
+          { "Retry-After": "15" }
+        ))),
+        "A2ATransportError"
+      )
+      expect(waking.retryAfterMillis).toBe(15_000)
     }))
 
   it.effect("500 {error} is a Status response error carrying the error text", () =>

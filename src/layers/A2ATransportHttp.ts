@@ -109,7 +109,8 @@ export type Expected = "send" | "task"
 /**
  * Turns one HTTP response into a reply or a typed error. A 202 is read before any
  * JSON-RPC decoding because `{"queued": true}` is the proxy's contract, not A2A.
- * Both versions' results become the library's `Message`/`Task`.
+ * Both versions' results become the library's `Message`/`Task`. `via` says whether the
+ * request went to the platform's A2A proxy, whose 503 busy is not retryable.
  *
  * @since 0.1.0
  * @category utils
@@ -120,11 +121,12 @@ export const classifyResponse = (
   response: HttpClientResponse.HttpClientResponse,
   text: string,
   version: ProtocolVersion = "0.3",
-  expect: Expected = "send"
+  expect: Expected = "send",
+  via: "peer" | "proxy" = "peer"
 ): Effect.Effect<SendReply, A2AError> => {
   const status = response.status
   if (status === 202) return classifyAccepted(url, text)
-  if (status !== 200) return classifyStatus(url, status, response.headers, text)
+  if (status !== 200) return classifyStatus(url, status, response.headers, text, via)
 
   const json = parseJson(text)
   if (Either.isLeft(json)) return responseError(url, status, "InvalidJson", "")
@@ -190,12 +192,20 @@ const classifyStatus = (
   url: string,
   status: number,
   headers: Readonly<Record<string, string>>,
-  text: string
+  text: string,
+  via: "peer" | "proxy"
 ): Effect.Effect<never, A2AError> => {
   const json = Either.getOrUndefined(parseJson(text))
   const detail = errorText(text)
   if (status === 502 && field(json, "delivery_confirmed") === true) {
     return responseError(url, status, "DeliveryConfirmed", detail)
+  }
+  // The platform's proxy infers "busy" from a timeout while the peer is alive, so the request may have
+  // reached it: sending it again could run the task twice (contract 6.2 items 10 and 31). Its 503
+  // `restarting` or `waking` was not delivered, and a peer's own 503 turned the request away at the
+  // door: both are retried below.
+  if (via === "proxy" && status === 503 && field(json, "busy") === true) {
+    return responseError(url, status, "Busy", detail)
   }
   if (!RETRYABLE_STATUS.has(status)) return responseError(url, status, "Status", detail)
   return retryableStatus(url, status, detail, retryAfterMillis(headers, { retry_after: field(json, "retry_after") }))
@@ -281,8 +291,10 @@ export const make = (options: Options) =>
       : { ...platformRequests(platform).headers, ...peerHeaders }
     const proxyHeadersV1 = { ...proxyHeaders, [VERSION_HEADER]: "1.0" }
     const proxyPrefix = platform === undefined ? undefined : `${platform.platformUrl.replace(/\/+$/, "")}/`
-    const headersFor = (endpoint: PeerEndpoint, url: string, version: ProtocolVersion) =>
+    const isProxy = (endpoint: PeerEndpoint, url: string) =>
       endpoint.viaPlatform === true && proxyPrefix !== undefined && url.startsWith(proxyPrefix)
+    const headersFor = (endpoint: PeerEndpoint, url: string, version: ProtocolVersion) =>
+      isProxy(endpoint, url)
         ? (version === "1.0" ? proxyHeadersV1 : proxyHeaders)
         : (version === "1.0" ? peerHeadersV1 : peerHeaders)
 
@@ -319,10 +331,11 @@ export const make = (options: Options) =>
       expect: Expected
     ): Effect.Effect<SendReply, A2AError> => {
       const { url, version } = protocol
+      const via = isProxy(endpoint, url) ? "proxy" : "peer"
       return Effect.catchTags(
         execute(
           HttpClientRequest.post(url, { headers: headersFor(endpoint, url, version), body: HttpBody.unsafeJson(body) }),
-          (response, text) => classifyResponse(url, requestId, response, text, version, expect),
+          (response, text) => classifyResponse(url, requestId, response, text, version, expect, via),
           bounds(url)
         ),
         recover

@@ -142,6 +142,7 @@ export class A2AResponseError extends Schema.TaggedError<A2AResponseError>(
     "Status",
     "UnexpectedAccepted",
     "DeliveryConfirmed",
+    "Busy",
     "InvalidJson",
     "NotJsonRpc",
     "IdMismatch",
@@ -161,6 +162,8 @@ export class A2AResponseError extends Schema.TaggedError<A2AResponseError>(
         return `Peer answered HTTP 202 without {"queued": true}${detail}`
       case "DeliveryConfirmed":
         return `Peer proxy answered HTTP 502 after delivering the request (delivery_confirmed)${detail}`
+      case "Busy":
+        return `Peer proxy answered HTTP 503 busy: the peer may already be working on the request, so it was not sent again${detail}`
       case "InvalidJson":
         return `Invalid JSON response (HTTP ${this.status})${detail}`
       case "NotJsonRpc":

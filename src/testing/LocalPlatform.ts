@@ -14,7 +14,9 @@
  *   is the result), and leave the `delegate` row of a drained delegation `queued`;
  * - the list holds the 50 newest rows, previews cut to 300 bytes plus `...`;
  * - the proxy reads at most 1 MiB of a request (a longer one fails as invalid JSON) and 10 MiB of an answer;
- * - targets are workspace UUIDs: discovery answers 403 for any other id, record and `/delegate` 400.
+ * - targets are workspace UUIDs: discovery answers 403 for any other id, record and `/delegate` 400;
+ * - a busy target that declared `native_session` (`register({ nativeSession: true })`) is not queued
+ *   for: the proxy answers 503 `{"busy": true, "native_session": true}` with `Retry-After: 30`.
  *
  * Simplifications, each explicit: "busy" is the target having `capacity` requests in flight (the
  * real proxy infers it from a timeout, so its 202 comes only after that wait); besides
@@ -47,6 +49,8 @@ export interface Workspace {
   readonly parentId: string | undefined
   /** Concurrent A2A requests the proxy forwards before it queues (`max_concurrent_tasks`). */
   readonly capacity: number
+  /** It runs its own session queue: the proxy answers 503 busy instead of queueing for it. */
+  readonly nativeSession: boolean
   readonly token: string
   status: "online" | "offline"
   active: number
@@ -124,6 +128,11 @@ export interface LocalPlatform {
     readonly name?: string | undefined
     readonly parentId?: string | undefined
     readonly capacity?: number | undefined
+    /**
+     * The workspace declared `native_session` (it queues its own sessions): when it is busy the proxy
+     * answers 503 busy with `Retry-After: 30` and queues nothing.
+     */
+    readonly nativeSession?: boolean | undefined
   }) => Effect.Effect<string>
   /** Takes a workspace offline (discovery 503, proxy 503) or back online. */
   readonly setStatus: (id: string, status: "online" | "offline") => Effect.Effect<void>
@@ -166,6 +175,12 @@ export interface Options {
 }
 
 const BUSY_MESSAGE = "workspace agent busy — request queued, will dispatch when capacity available"
+const NATIVE_SESSION_BUSY = {
+  error: "workspace agent busy — adapter handles retry (native_session)",
+  busy: true,
+  retry_after: 30,
+  native_session: true
+}
 const LIST_LIMIT = 50
 const PREVIEW_BYTES = 300
 const SUMMARY_BYTES = 80
@@ -334,6 +349,7 @@ export const make = (
           url: workspace.url,
           parentId: workspace.parentId,
           capacity: workspace.capacity ?? 1,
+          nativeSession: workspace.nativeSession ?? false,
           token,
           status: "online",
           active: previous?.active ?? 0
@@ -493,7 +509,11 @@ export const make = (
         const envelope = normalise(text, yield* uuidV4, yield* uuidV4)
         if (Option.isNone(envelope)) return answerError(400, "invalid JSON")
         const body = JSON.stringify(envelope.value)
-        if (target.active >= target.capacity) return yield* enqueue(targetId, callerId, body, messageOf(envelope.value))
+        if (target.active >= target.capacity) {
+          return target.nativeSession
+            ? answerJson(503, NATIVE_SESSION_BUSY, { "retry-after": "30" })
+            : yield* enqueue(targetId, callerId, body, messageOf(envelope.value))
+        }
 
         target.active++
         const reply = yield* forward(target, body).pipe(Effect.ensuring(release(target)))
