@@ -13,8 +13,9 @@
  * `--max-semi-space-size=64`), and two references that split the library's cost:
  * `effect-http` (the same five requests per delegation through `HttpClient` over the
  * recommended client, with its spans, and no delegation engine) and `engine` (the live core
- * over services that answer at once in-process, with no HTTP). `effect-http-untraced` (by hand
- * only) is `effect-http` with the tracer disabled.
+ * over services that answer at once in-process, with no HTTP). By hand only: `effect-http-untraced`
+ * is `effect-http` with the tracer disabled, `library-untraced-platform` the library with the
+ * platform's calls left untraced (README, Performance).
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient, Undici } from "@effect/platform-node"
@@ -205,7 +206,12 @@ const engineAlone = (history: number) =>
     RbacStatic.layer({ roles: ["operator"] })
   )))
 
-const library = async <E>(n: number, warmUp: number, layer: Layer.Layer<Delegations, E>) => {
+const library = async <E>(
+  n: number,
+  warmUp: number,
+  layer: Layer.Layer<Delegations, E>,
+  around: <A, E2>(effect: Effect.Effect<A, E2>) => Effect.Effect<A, E2> = (effect) => effect
+) => {
   const handlesBefore = activeHandles()
   const result = await Effect.runPromise(
     Effect.gen(function*() {
@@ -231,12 +237,20 @@ const library = async <E>(n: number, warmUp: number, layer: Layer.Layer<Delegati
       const latencies = new Float64Array(n)
       const measured = yield* run(n, latencies)
       return { ...measured, latencies, runningAfter: yield* delegations.running }
-    }).pipe(Effect.scoped, Effect.orDie, Logger.withMinimumLogLevel(LogLevel.Warning))
+    }).pipe(Effect.scoped, Effect.orDie, Logger.withMinimumLogLevel(LogLevel.Warning), around)
   )
   // Closed sockets and the pool's timers go away on the next turns of the event loop.
   await new Promise((resolve) => setTimeout(resolve, 200))
   return { ...result, handlesBefore, handlesAfter: activeHandles() }
 }
+
+/** The README's recipe: the platform's calls without a client span (here the peer shares its origin). */
+const untracedPlatform = (platformUrl: string) => <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.locally(
+    effect,
+    HttpClient.currentTracerDisabledWhen,
+    (request) => request.url.startsWith(platformUrl) && !request.url.endsWith("/a2a")
+  )
 
 // --- Effect's HTTP stack alone -------------------------------------------------------------------------------
 
@@ -349,7 +363,8 @@ const main = async () => {
       side === "engine"
         ? engineAlone(history)
         // As many delegations at once as the pool has connections: the others wait their turn, pending.
-        : liveStack(port, history, clientFor(side), side === "library-unbounded" ? undefined : POOL)
+        : liveStack(port, history, clientFor(side), side === "library-unbounded" ? undefined : POOL),
+      side === "library-untraced-platform" ? untracedPlatform(`http://127.0.0.1:${port}`) : undefined
     )
     result = {
       ...summary(outcome),

@@ -1,6 +1,7 @@
 /**
  * The README's examples, kept compiling and (where they need no network) running.
  */
+import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it, vi } from "@effect/vitest"
 import {
@@ -251,5 +252,18 @@ describe("README: toolkit and tracing snippets", () => {
     const traced = program.pipe(Effect.provide(NodeDelegationsLive), Effect.provide(OtelNode.layerConfig("my-agent")))
     expect(typeof conversation).toBe("function")
     expect(Effect.isEffect(traced)).toBe(true)
+  })
+
+  it("performance: the platform's calls without client spans (trace.test.ts shows the spans that remain)", () => {
+    const program = Effect.void
+    // The README's snippet, verbatim, but for NodeRuntime.runMain.
+    const platformUrl = "http://platform:8080" // your PLATFORM_URL
+    const withoutPlatformSpans = <A, E, R>(program: Effect.Effect<A, E, R>) =>
+      Effect.locally(program, HttpClient.currentTracerDisabledWhen, (request) =>
+        // the platform's A2A proxy (proxy dispatch) stays traced
+        request.url.startsWith(platformUrl) && !request.url.endsWith("/a2a"))
+
+    const main = program.pipe(Effect.provide(NodeDelegationsLive), withoutPlatformSpans)
+    expect(Effect.isEffect(main)).toBe(true)
   })
 })

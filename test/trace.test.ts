@@ -5,7 +5,7 @@
  * `LocalPeer` on 127.0.0.1.
  */
 import { NodeSdk } from "@effect/opentelemetry"
-import type { HttpClient } from "@effect/platform"
+import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { SpanKind } from "@opentelemetry/api"
@@ -51,7 +51,12 @@ const only = (spans: ReadonlyArray<ReadableSpan>, name: string): ReadableSpan =>
  * scope, and delegates once inside an `agent.turn` span. Everything runs under a
  * real OpenTelemetry SDK whose finished spans land in the returned exporter.
  */
-const delegateInTrace = (client: Layer.Layer<HttpClient.HttpClient>) => {
+const delegateInTrace = (
+  client: Layer.Layer<HttpClient.HttpClient>,
+  /** Wraps the caller's `delegate`, whose fiber settings the delegation's own fiber inherits. */
+  around: (platformUrl: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = () => (effect) =>
+    effect
+) => {
   const exporter = new InMemorySpanExporter()
   const sdk = NodeSdk.layer(() => ({
     resource: { serviceName: "t" },
@@ -77,7 +82,7 @@ const delegateInTrace = (client: Layer.Layer<HttpClient.HttpClient>) => {
       const id = yield* delegations.delegate({ workspaceId: PEER, task: "ping" })
       const done = yield* delegations.await(id)
       return { caller, done }
-    }).pipe(Effect.withSpan("agent.turn"))
+    }).pipe(Effect.withSpan("agent.turn"), around(platform.url))
 
     expect(done.status).toBe("completed")
     expect(done.result).toBe("echo: ping")
@@ -94,7 +99,17 @@ const delegateInTrace = (client: Layer.Layer<HttpClient.HttpClient>) => {
     )
     const delegate = only(spans, "task_delegate")
     const turn = only(spans, "agent.turn")
-    return { caller, done, request: requests[0]!, spans, delegate, turn, peerUrl: peer.url }
+    return {
+      caller,
+      done,
+      request: requests[0]!,
+      spans,
+      delegate,
+      turn,
+      peerUrl: peer.url,
+      platformUrl: platform.url,
+      platformRequests: yield* platform.requests
+    }
   }).pipe(
     Effect.scoped,
     Effect.provide(sdk),
@@ -168,4 +183,27 @@ describe("one trace from the caller to the peer, over real HTTP", () => {
         expect(field(request.body, "params", "metadata", "parent_task_id")).toBe(done.id)
       }))
   }
+
+  it.live("platform calls left untraced with HttpClient.currentTracerDisabledWhen: only the A2A POST has a client span", () =>
+    Effect.gen(function*() {
+      const { delegate, peerUrl, platformRequests, request, spans } = yield* delegateInTrace(
+        NodeHttpClientPooled.layer(),
+        (platformUrl) => (effect) =>
+          Effect.locally(effect, HttpClient.currentTracerDisabledWhen, (request) => request.url.startsWith(platformUrl))
+      )
+      // the peer's calls (its agent card, the A2A POST) keep their spans and propagation
+      const clientSpans = spans.filter((span) => span.kind === SpanKind.CLIENT && span.name.startsWith("http.client"))
+      const peerOrigin = new URL(peerUrl).origin
+      expect(clientSpans.map((span) => new URL(String(span.attributes["url.full"])).origin)).toEqual(
+        clientSpans.map(() => peerOrigin)
+      )
+      const post = only(clientSpans, "http.client POST")
+      expect(post.attributes["url.full"]).toBe(peerUrl)
+      expect(post.parentSpanContext?.spanId).toBe(delegate.spanContext().spanId)
+      expect(parseTraceparent(request.headers["traceparent"]).parentId).toBe(post.spanContext().spanId)
+      // record, discover, update and notify were made, without a span or trace headers
+      const made = platformRequests.filter((r) => !r.path.startsWith("/registry/register"))
+      expect(made.length).toBe(4)
+      for (const r of made) expect(r.headers["traceparent"]).toBeUndefined()
+    }))
 })
