@@ -36,7 +36,7 @@ import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
 import type { RoundResult } from "./shared.js"
-import { PEER, POOL, SELF, TOKEN } from "./shared.js"
+import { delegationRequests, PEER, POOL, replyText, SELF, TOKEN } from "./shared.js"
 
 
 /** CPU time of this process (all its threads, GC included) since `since`, in µs. */
@@ -77,34 +77,15 @@ const floor = async (port: number, n: number, warmUp: number) => {
     })
   const platform = { authorization: `Bearer ${TOKEN}` }
   const one = async (i: number) => {
-    const id = randomUUID()
-    const task = `task ${i}`
-    await call("POST", `/workspaces/${SELF}/delegations/record`, platform, { target_id: PEER, task, delegation_id: id })
-    const peer = await call("GET", `/registry/discover/${PEER}`, { ...platform, "x-workspace-id": SELF })
+    const r = delegationRequests(randomUUID(), `task ${i}`)
+    await call("POST", r.record.path, platform, r.record.body)
+    const peer = await call("GET", r.discover.path, { ...platform, "x-workspace-id": SELF })
     const url = new URL((peer.body as { url: string }).url)
-    const reply = await call("POST", url.pathname, { "x-workspace-id": SELF }, {
-      jsonrpc: "2.0",
-      id: `${id}-1`,
-      method: "message/send",
-      params: {
-        message: { kind: "message", role: "user", messageId: id, parts: [{ kind: "text", text: task }] },
-        metadata: { parent_task_id: id, source_workspace_id: SELF, traceparent: null }
-      }
-    })
-    const text = ((reply.body as { result: { parts: Array<{ text: string }> } }).result.parts[0]!).text
+    const reply = await call("POST", url.pathname, { "x-workspace-id": SELF }, r.send)
     // update, then notify, as the library sends them
-    await call("POST", `/workspaces/${SELF}/delegations/${id}/update`, platform, {
-      status: "completed",
-      error: "",
-      response_preview: text
-    })
-    await call("POST", `/workspaces/${SELF}/notify`, platform, {
-      message: `Delegation ${id} to ${PEER} completed.`,
-      type: "delegation_complete",
-      task_id: id,
-      target_workspace_id: PEER,
-      status: "completed"
-    })
+    const update = r.update(replyText(reply.body))
+    await call("POST", update.path, platform, update.body)
+    await call("POST", r.notify.path, platform, r.notify.body)
   }
   const run = async (count: number, latencies?: Float64Array) => {
     let failed = 0
@@ -271,35 +252,16 @@ const effectHttp = (port: number, n: number, warmUp: number, traced: boolean) =>
       const post = (path: string, headers: Record<string, string>, body: unknown) =>
         json(HttpClientRequest.post(base + path, { headers, body: HttpBody.unsafeJson(body) }))
       const one = Effect.fnUntraced(function*(i: number) {
-        const id = randomUUID()
-        const task = `task ${i}`
-        yield* post(`/workspaces/${SELF}/delegations/record`, platform, { target_id: PEER, task, delegation_id: id })
-        const peer = yield* json(HttpClientRequest.get(`${base}/registry/discover/${PEER}`, {
+        const r = delegationRequests(randomUUID(), `task ${i}`)
+        yield* post(r.record.path, platform, r.record.body)
+        const peer = yield* json(HttpClientRequest.get(base + r.discover.path, {
           headers: { ...platform, "x-workspace-id": SELF }
         }))
         const url = new URL((peer.body as { url: string }).url)
-        const reply = yield* post(url.pathname, { "x-workspace-id": SELF }, {
-          jsonrpc: "2.0",
-          id: `${id}-1`,
-          method: "message/send",
-          params: {
-            message: { kind: "message", role: "user", messageId: id, parts: [{ kind: "text", text: task }] },
-            metadata: { parent_task_id: id, source_workspace_id: SELF, traceparent: null }
-          }
-        })
-        const text = (reply.body as { result: { parts: Array<{ text: string }> } }).result.parts[0]!.text
-        yield* post(`/workspaces/${SELF}/delegations/${id}/update`, platform, {
-          status: "completed",
-          error: "",
-          response_preview: text
-        })
-        yield* post(`/workspaces/${SELF}/notify`, platform, {
-          message: `Delegation ${id} to ${PEER} completed.`,
-          type: "delegation_complete",
-          task_id: id,
-          target_workspace_id: PEER,
-          status: "completed"
-        })
+        const reply = yield* post(url.pathname, { "x-workspace-id": SELF }, r.send)
+        const update = r.update(replyText(reply.body))
+        yield* post(update.path, platform, update.body)
+        yield* post(r.notify.path, platform, r.notify.body)
       })
       const run = (count: number, latencies?: Float64Array) =>
         Effect.gen(function*() {
