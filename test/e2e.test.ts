@@ -4,6 +4,7 @@
  * built from the package's public layers exactly as an agent builds them. Real
  * servers, real time: every latency and delay is kept short.
  */
+import { HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { NodeHttpClient } from "@effect/platform-node"
 import {
@@ -99,6 +100,31 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
         ids.map((id) => `Delegation ${id} to ${WS_FAST} completed.`).sort()
       )
       expect(yield* host.running).toBe(0)
+    }).pipe(quiet))
+})
+
+describe("e2e: the platform's rate limit", () => {
+  it.scopedLive("calls refused with 429 are sent again after Retry-After: every delegation completes and is mirrored", () =>
+    Effect.gen(function*() {
+      // 8 requests a second, where the platform's default is 600 a minute: 4 delegations make 16 calls at once.
+      const world = yield* makeWorldWith({ rateLimit: { requests: 8, per: "1 second" } })
+      const fast = yield* world.peer(WS_FAST, { reply: (task) => `answer to "${task}"` })
+      const host = yield* world.host()
+
+      const tasks = ["one", "two", "three", "four"]
+      const ids = yield* Effect.forEach(tasks, (task) => host.delegate({ workspaceId: WS_FAST, task }))
+      const done = yield* Effect.forEach(ids, (id) => host.awaitSettled(id))
+      expect(done.map((d) => d.status)).toEqual(["completed", "completed", "completed", "completed"])
+      expect(done.map((d) => d.attempts)).toEqual([1, 1, 1, 1])
+      expect((yield* fast.requests).length).toBe(4)
+
+      // every row reached the platform, and some calls had to be sent twice or more
+      const rows = yield* eventually(world.platform.rows, (all) => all.length === 8, "a record and an update row each")
+      for (const id of ids) {
+        expect(rows.filter((row) => row.delegationId === id).map((row) => row.status)).toEqual(["completed", "completed"])
+      }
+      expect((yield* eventually(world.platform.notifications, (all) => all.length === 4, "4 notifications")).length).toBe(4)
+      expect((yield* world.platform.requests).length).toBeGreaterThan(16)
     }).pipe(quiet))
 })
 
@@ -706,6 +732,22 @@ describe("e2e: a platform that is down", () => {
 })
 
 describe("e2e: the local platform's contract", () => {
+  it.scopedLive("past its rate limit every route answers 429 with retry_after, and Retry-After and X-RateLimit-* headers", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ rateLimit: { requests: 2, per: "1 minute" } })
+      const list = HttpClientRequest.get(`${world.platform.url}/workspaces/${SELF}/delegations`).pipe(
+        HttpClientRequest.bearerToken(world.selfToken)
+      )
+      const answers = yield* Effect.forEach([1, 2, 3], () =>
+        Effect.flatMap(world.client.execute(list), (response) =>
+          Effect.map(response.json, (body) => ({ status: response.status, headers: response.headers, body }))))
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 429])
+      expect(answers.map((a) => a.headers["x-ratelimit-remaining"])).toEqual(["1", "0", "0"])
+      expect(answers[2]!.headers["x-ratelimit-limit"]).toBe("2")
+      expect(answers[2]!.headers["retry-after"]).toBe("30")
+      expect(answers[2]!.body).toEqual({ error: "rate limit exceeded", retry_after: 30 })
+    }).pipe(quiet))
+
   it.scopedLive("a host with a wrong PLATFORM_TOKEN fails discovery with the platform's 401 text", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld

@@ -1035,3 +1035,60 @@ describe("DelegationsLive configured from Config", () => {
       }
     }).pipe(Effect.provide(configured([...baseEnv, ["DELEGATION_RETRY_ATTEMPTS", "1"]], always("refused")))))
 })
+
+// --- the platform's rate limit --------------------------------------------------------------------
+
+describe("platform calls while the platform asks to come back later (429, 503 platform_unavailable)", () => {
+  const rateLimited = Http.reply(429, { error: "rate limit exceeded", retry_after: 2 }, { "Retry-After": "2" })
+  // Answers `first` to the first `times` requests, then `then`.
+  const answering = (times: number, first: Step, then: Step): Handler => (_request, previous) =>
+    Effect.succeed(previous.length < times ? first : then)
+
+  it.effect("a mirror call refused by the rate limit is sent again after its Retry-After (jittered), and succeeds", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const fiber = yield* Effect.fork(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
+      yield* TestClock.adjust("1500 millis")
+      // jitter keeps the wait between 0.8 and 1.2 times Retry-After
+      expect((yield* Http.requests).length).toBe(1)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect((yield* Http.requests).length).toBe(2)
+    }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(202, { status: "recorded" }))))))
+
+  it.effect("the rate limit's answer is kept after three retries: PlatformError Status 429, four requests in all", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const fiber = yield* Effect.fork(Effect.flip(mirror.notify({
+        delegationId: "del-1",
+        targetId: "target",
+        status: "completed",
+        message: "done"
+      })))
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "PlatformError", operation: "notify", reason: "Status", status: 429 })
+      expect(error.detail).toContain("rate limit exceeded")
+      expect((yield* Http.requests).length).toBe(4)
+    }).pipe(Effect.provide(mirrorLayer(always(rateLimited)))))
+
+  it.effect("discovery waits out a 503 platform_unavailable (no Retry-After: 1 s) and resolves", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(resolve("target"))
+      yield* TestClock.adjust("2 seconds")
+      const endpoint = yield* Fiber.join(fiber)
+      expect(endpoint.url).toBe("http://peer:8000")
+      expect((yield* Http.requests).length).toBe(2)
+    }).pipe(Effect.provide(discoveryLayer(answering(
+      1,
+      Http.reply(503, { error: "platform datastore unavailable — retry shortly", code: "platform_unavailable" }),
+      Http.reply(200, { id: "target", url: "http://peer:8000", name: "Target" })
+    )))))
+
+  it.effect("another 503 of discovery (workspace not available) is its answer at once", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(resolve("target"))
+      expect(error).toMatchObject({ _tag: "DiscoveryError", reason: "Status", status: 503 })
+      expect((yield* Http.requests).length).toBe(1)
+    }).pipe(Effect.provide(discoveryLayer(always(Http.reply(503, { error: "workspace not available", status: "offline" }))))))
+})

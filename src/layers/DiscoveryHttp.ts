@@ -10,7 +10,17 @@ import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint, withoutUserinfo } f
 
 import { formatStack } from "../internal/stack.js"
 import type { PlatformSettings } from "./internal/http.js"
-import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, pathOf, platformHint, platformRequests, textWithin } from "./internal/http.js"
+import {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  errorText,
+  fromHttpClientError,
+  parseJson,
+  pathOf,
+  platformHint,
+  platformRequests,
+  retryingWhilePlatformBusy,
+  textWithin
+} from "./internal/http.js"
 
 /**
  * Options of the live discovery.
@@ -44,7 +54,9 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const callerHeader = { "x-workspace-id": options.workspaceId }
     const timeout = Duration.decode(options.timeout)
-    const execute = textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+    const execute = retryingWhilePlatformBusy(
+      textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+    )
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
       const fail = (

@@ -11,7 +11,17 @@ import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "
 
 import { formatStack } from "../internal/stack.js"
 import type { PlatformSettings } from "./internal/http.js"
-import { DEFAULT_MAX_RESPONSE_BYTES, errorText, fromHttpClientError, parseJson, pathOf, platformHint, platformRequests, textWithin } from "./internal/http.js"
+import {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  errorText,
+  fromHttpClientError,
+  parseJson,
+  pathOf,
+  platformHint,
+  platformRequests,
+  retryingWhilePlatformBusy,
+  textWithin
+} from "./internal/http.js"
 
 /**
  * Options of the live mirror.
@@ -47,7 +57,9 @@ export const make = (options: Options) =>
     const client = yield* HttpClient.HttpClient
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
-    const execute = textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+    const execute = retryingWhilePlatformBusy(
+      textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+    )
     const selfPath = pathOf`/workspaces/${options.workspaceId}`
     if (Either.isLeft(selfPath)) {
       return yield* Effect.dieMessage(`workspace id ${JSON.stringify(options.workspaceId)} cannot be a URL path segment`)

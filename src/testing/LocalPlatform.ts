@@ -16,7 +16,10 @@
  * - the proxy reads at most 1 MiB of a request (a longer one fails as invalid JSON) and 10 MiB of an answer;
  * - targets are workspace UUIDs: discovery answers 403 for any other id, record and `/delegate` 400;
  * - a busy target that declared `native_session` (`register({ nativeSession: true })`) is not queued
- *   for: the proxy answers 503 `{"busy": true, "native_session": true}` with `Retry-After: 30`.
+ *   for: the proxy answers 503 `{"busy": true, "native_session": true}` with `Retry-After: 30`;
+ * - every route is rate limited, 600 requests a minute by default (`rateLimit`): past it, 429
+ *   `{"error": "rate limit exceeded", "retry_after": n}` with `Retry-After`, and `X-RateLimit-*` on
+ *   every answer.
  *
  * Simplifications, each explicit: "busy" is the target having `capacity` requests in flight (the
  * real proxy infers it from a timeout, so its 202 comes only after that wait); besides
@@ -172,6 +175,42 @@ export interface Options {
   readonly drainWhenFree?: boolean | undefined
   /** The wait before `/delegate`'s one retry of a 502 or a 503 `restarting` (8 seconds). */
   readonly delegateRetryDelay?: Duration.DurationInput | undefined
+  /**
+   * The platform's rate limit (`RATE_LIMIT`): a token bucket of `requests` refilled over `per`, for
+   * all callers (they share 127.0.0.1). Default 600 per minute, as the platform's; `false` for none.
+   */
+  readonly rateLimit?: { readonly requests: number; readonly per: Duration.DurationInput } | false | undefined
+}
+
+/** What the rate limit says of one request: go ahead, or wait `retryAfter` seconds. */
+interface RateDecision {
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  /** Seconds until the bucket is full again. */
+  readonly reset: number
+  /** Seconds until one more request is allowed (at least 1), when refused. */
+  readonly retryAfter: number
+}
+
+/** A token bucket on the `Clock`: `limit` requests at once, refilled at `limit` per `per`. */
+const tokenBucket = (limit: number, per: Duration.Duration) => {
+  const perMilli = limit / Math.max(1, Duration.toMillis(per))
+  let tokens = limit
+  let last: number | undefined
+  return (now: number): RateDecision => {
+    tokens = Math.min(limit, tokens + (last === undefined ? 0 : (now - last) * perMilli))
+    last = now
+    const allowed = tokens >= 1
+    if (allowed) tokens -= 1
+    return {
+      allowed,
+      limit,
+      remaining: Math.floor(tokens),
+      reset: Math.ceil((limit - tokens) / perMilli / 1000),
+      retryAfter: Math.max(1, Math.ceil((1 - tokens) / perMilli / 1000))
+    }
+  }
 }
 
 const BUSY_MESSAGE = "workspace agent busy — request queued, will dispatch when capacity available"
@@ -845,11 +884,27 @@ export const make = (
       HttpRouter.post("/workspaces/:id/a2a", proxy)
     )
 
+    const rateLimit = options.rateLimit ?? { requests: 600, per: "1 minute" }
+    const take = rateLimit === false ? undefined : tokenBucket(rateLimit.requests, Duration.decode(rateLimit.per))
+    const routed = router.pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(error(404, "not found"))))
     const logged = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       requests.push({ method: request.method, path: request.url, headers: request.headers })
-      return yield* router
-    }).pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(error(404, "not found"))))
+      if (take === undefined) return yield* routed
+      const decision = take(yield* Clock.currentTimeMillis)
+      const response = decision.allowed
+        ? yield* routed
+        : HttpServerResponse.setHeader(
+          error(429, "rate limit exceeded", { retry_after: decision.retryAfter }),
+          "retry-after",
+          String(decision.retryAfter)
+        )
+      return HttpServerResponse.setHeaders(response, {
+        "x-ratelimit-limit": String(decision.limit),
+        "x-ratelimit-remaining": String(decision.remaining),
+        "x-ratelimit-reset": String(decision.reset)
+      })
+    })
 
     const server = yield* NodeHttpServer.make(() => Http.createServer(), { port: options.port ?? 0, host: "127.0.0.1" })
     yield* server.serve(logged)

@@ -6,7 +6,7 @@
  */
 import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
-import { Clock, Effect, Either, Option, Redacted, Stream } from "effect"
+import { Clock, Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
 import { excerpt } from "../../internal/text.js"
 import { isDotSegment } from "../../programs/validate.js"
 import type { Bounds } from "./nativeBounds.js"
@@ -129,7 +129,7 @@ export interface OnBounds<E> {
  *
  * @internal
  */
-export const textWithin = (client: HttpClient.HttpClient, bounds: Bounds) => {
+export const textWithin = (client: HttpClient.HttpClient, bounds: Bounds): TextWithin => {
   const native = boundedVariant(client, bounds)
   const { maxBytes, timeout } = bounds
   return <A, E, E2>(
@@ -154,6 +154,82 @@ export const textWithin = (client: HttpClient.HttpClient, bounds: Bounds) => {
       ))
     return Effect.timeoutFail(read, { duration: timeout, onTimeout: on.onTimeout })
   }
+}
+
+/**
+ * A request sent and its body read as text within bounds, as `textWithin` makes it.
+ *
+ * @internal
+ */
+export type TextWithin = <A, E, E2>(
+  request: HttpClientRequest.HttpClientRequest,
+  handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
+  on: OnBounds<E2>
+) => Effect.Effect<A, E | E2 | HttpClientError.HttpClientError>
+
+/**
+ * Times a platform call is sent again while the platform asks to come back later.
+ *
+ * @internal
+ */
+export const PLATFORM_BUSY_RETRIES = 3
+
+/**
+ * The longest wait before sending a platform call again (a longer `Retry-After` is cut to it).
+ *
+ * @internal
+ */
+export const PLATFORM_BUSY_MAX_WAIT = Duration.seconds(30)
+
+/** An answer of the platform that asks to be sent again later, with how long to wait. */
+class PlatformBusy {
+  readonly _tag = "PlatformBusy"
+  constructor(
+    readonly response: HttpClientResponse.HttpClientResponse,
+    readonly text: string,
+    readonly millis: number
+  ) {}
+}
+
+const isPlatformBusy = (error: unknown): error is PlatformBusy => error instanceof PlatformBusy
+
+// Retry-After (or the body's retry_after) between attempts, jittered so that the calls refused
+// together do not come back together.
+const platformBusySchedule = Schedule.identity<unknown>().pipe(
+  Schedule.addDelay((error) => Duration.millis(isPlatformBusy(error) ? error.millis : 0)),
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(PLATFORM_BUSY_RETRIES))
+)
+
+/** 429 is the platform's rate limit; 503 `platform_unavailable` its token store, "retry shortly". */
+const asksToComeBack = (status: number, json: unknown): boolean =>
+  status === 429 || (status === 503 && field(json, "code") === "platform_unavailable")
+
+/**
+ * `execute` for platform calls: while the platform answers 429 (its rate limit) or 503
+ * `platform_unavailable`, the call is sent again after the answer's `Retry-After` (1 s without
+ * one, at most `PLATFORM_BUSY_MAX_WAIT`), up to `PLATFORM_BUSY_RETRIES` times; the last such
+ * answer is then handled as any other. The platform refused those requests before acting on
+ * them, so sending one again does nothing twice.
+ *
+ * @internal
+ */
+export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
+<A, E, E2>(
+  request: HttpClientRequest.HttpClientRequest,
+  handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
+  on: OnBounds<E2>
+): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> => {
+  const checked = (response: HttpClientResponse.HttpClientResponse, text: string): Effect.Effect<A, E | PlatformBusy> => {
+    const json = Either.getOrUndefined(parseJson(text))
+    if (!asksToComeBack(response.status, json)) return handle(response, text)
+    return Effect.flatMap(retryAfterMillis(response.headers, json), (millis) =>
+      Effect.fail(new PlatformBusy(response, text, Math.min(millis ?? 1000, Duration.toMillis(PLATFORM_BUSY_MAX_WAIT)))))
+  }
+  return execute(request, checked, on).pipe(
+    Effect.retry({ schedule: platformBusySchedule, while: isPlatformBusy }),
+    Effect.catchIf(isPlatformBusy, (busy) => handle(busy.response, busy.text))
+  )
 }
 
 // The failures a bounded pooled client reports, by the code of their cause.
