@@ -6,7 +6,7 @@
  */
 import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
-import { Clock, Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, Either, Option, Random, Redacted, Schedule, Stream } from "effect"
 import { excerpt } from "../../internal/text.js"
 import { isDotSegment } from "../../programs/validate.js"
 import type { Bounds } from "./nativeBounds.js"
@@ -193,12 +193,14 @@ class PlatformBusy {
 
 const isPlatformBusy = (error: unknown): error is PlatformBusy => error instanceof PlatformBusy
 
-// Retry-After (or the body's retry_after) between attempts, jittered so that the calls refused
-// together do not come back together.
-const platformBusySchedule = Schedule.identity<unknown>().pipe(
+// Retry-After (or the body's retry_after) before each attempt, jittered (0.8 to 1.2 times) so that
+// the calls refused together do not come back together.
+const waitOut = (busy: PlatformBusy) =>
+  Effect.flatMap(Random.nextRange(0.8, 1.2), (factor) => Effect.sleep(Duration.millis(busy.millis * factor)))
+const laterRetries = Schedule.identity<unknown>().pipe(
   Schedule.addDelay((error) => Duration.millis(isPlatformBusy(error) ? error.millis : 0)),
   Schedule.jittered,
-  Schedule.intersect(Schedule.recurs(PLATFORM_BUSY_RETRIES))
+  Schedule.intersect(Schedule.recurs(PLATFORM_BUSY_RETRIES - 1))
 )
 
 /** 429 is the platform's rate limit; 503 `platform_unavailable` its token store, "retry shortly". */
@@ -221,15 +223,18 @@ export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
   on: OnBounds<E2>
 ): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> => {
   const checked = (response: HttpClientResponse.HttpClientResponse, text: string): Effect.Effect<A, E | PlatformBusy> => {
+    if (response.status !== 429 && response.status !== 503) return handle(response, text)
     const json = Either.getOrUndefined(parseJson(text))
     if (!asksToComeBack(response.status, json)) return handle(response, text)
     return Effect.flatMap(retryAfterMillis(response.headers, json), (millis) =>
       Effect.fail(new PlatformBusy(response, text, Math.min(millis ?? 1000, Duration.toMillis(PLATFORM_BUSY_MAX_WAIT)))))
   }
-  return execute(request, checked, on).pipe(
-    Effect.retry({ schedule: platformBusySchedule, while: isPlatformBusy }),
-    Effect.catchIf(isPlatformBusy, (busy) => handle(busy.response, busy.text))
-  )
+  const once = execute(request, checked, on)
+  // The retry machinery is built only once the platform has asked to come back.
+  return Effect.catchIf(once, isPlatformBusy, (first) =>
+    Effect.zipRight(waitOut(first), Effect.retry(once, { schedule: laterRetries, while: isPlatformBusy })).pipe(
+      Effect.catchIf(isPlatformBusy, (last) => handle(last.response, last.text))
+    ))
 }
 
 // The failures a bounded pooled client reports, by the code of their cause.
