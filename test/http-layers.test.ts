@@ -88,20 +88,23 @@ const send = Effect.flatMap(A2ATransport, (transport) => transport.send(sendMess
 const sendWith = (step: Step) => send.pipe(Effect.provide(transportLayer(always(step))))
 const sendFails = (step: Step) => Effect.flip(sendWith(step))
 
-/** The same message through the platform's A2A proxy (a proxy discovery's endpoint). */
-const sendViaProxy = (step: Step) => {
-  const url = `${PLATFORM}/workspaces/target/a2a`
-  const layer = A2ATransportHttp.layer({
+/** A transport that reaches peers through the platform's A2A proxy, over a fake network answering `step`. */
+const proxyTransport = (step: Step) =>
+  A2ATransportHttp.layer({
     workspaceId: "ws-self",
     timeout: "300 seconds",
     platform: { platformUrl: PLATFORM, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() }
   }).pipe(Layer.provideMerge(Http.layer(always(step))))
+
+/** The same message through the platform's A2A proxy (a proxy discovery's endpoint). */
+const sendViaProxy = (step: Step) => {
+  const url = `${PLATFORM}/workspaces/target/a2a`
   return Effect.flatMap(A2ATransport, (transport) =>
     transport.send({
       ...sendMessage,
       endpoint: new PeerEndpoint({ id: "target", url, viaPlatform: true }),
       protocol: { ...v03, url }
-    })).pipe(Effect.provide(layer))
+    })).pipe(Effect.provide(proxyTransport(step)))
 }
 
 /** The platform proxy's answer for a busy target it does not queue for. */
@@ -270,6 +273,19 @@ describe("A2ATransportHttp over HttpClient", () => {
       expect(error.status).toBe(503)
       expect(error.detail).toBe("workspace agent busy — retry after a short backoff")
       expect(error.message).toContain("not sent again")
+    }))
+
+  it.effect("a task read through the proxy answered 503 busy is asked again (a poll starts nothing)", () =>
+    Effect.gen(function*() {
+      const url = `${PLATFORM}/workspaces/target/a2a`
+      const error = yield* Effect.flatMap(A2ATransport, (transport) =>
+        transport.getTask({
+          endpoint: new PeerEndpoint({ id: "target", url, viaPlatform: true }),
+          protocol: { ...v03, url },
+          requestId: "req-get",
+          taskId: "task-1"
+        })).pipe(Effect.flip, Effect.provide(proxyTransport(PROXY_BUSY)))
+      expect(narrow(error, "A2ATransportError").status).toBe(503)
     }))
 
   it.effect("a peer's own 503 busy turned the request away at the door: retryable, after its Retry-After", () =>
@@ -1048,10 +1064,10 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
     Effect.gen(function*() {
       const mirror = yield* PlatformMirror
       const fiber = yield* Effect.fork(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
-      yield* TestClock.adjust("1500 millis")
-      // jitter keeps the wait between 0.8 and 1.2 times Retry-After
+      // jitter keeps the wait between 1 and 1.2 times Retry-After: never sooner than the platform said
+      yield* TestClock.adjust("1999 millis")
       expect((yield* Http.requests).length).toBe(1)
-      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("401 millis")
       yield* Fiber.join(fiber)
       expect((yield* Http.requests).length).toBe(2)
     }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(202, { status: "recorded" }))))))
@@ -1075,7 +1091,9 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
   it.effect("discovery waits out a 503 platform_unavailable (no Retry-After: 1 s) and resolves", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(resolve("target"))
-      yield* TestClock.adjust("2 seconds")
+      yield* TestClock.adjust("999 millis")
+      expect((yield* Http.requests).length).toBe(1)
+      yield* TestClock.adjust("201 millis")
       const endpoint = yield* Fiber.join(fiber)
       expect(endpoint.url).toBe("http://peer:8000")
       expect((yield* Http.requests).length).toBe(2)
@@ -1083,6 +1101,16 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
       1,
       Http.reply(503, { error: "platform datastore unavailable — retry shortly", code: "platform_unavailable" }),
       Http.reply(200, { id: "target", url: "http://peer:8000", name: "Target" })
+    )))))
+
+  it.effect("a Retry-After past 30 s is the answer at once: coming back sooner would be refused again", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const error = yield* Effect.flip(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
+      expect(error).toMatchObject({ _tag: "PlatformError", reason: "Status", status: 429 })
+      expect((yield* Http.requests).length).toBe(1)
+    }).pipe(Effect.provide(mirrorLayer(always(
+      Http.reply(429, { error: "rate limit exceeded", retry_after: 45 }, { "Retry-After": "45" })
     )))))
 
   it.effect("another 503 of discovery (workspace not available) is its answer at once", () =>

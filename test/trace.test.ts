@@ -189,7 +189,9 @@ describe("one trace from the caller to the peer, over real HTTP", () => {
       const { delegate, peerUrl, platformRequests, request, spans } = yield* delegateInTrace(
         NodeHttpClientPooled.layer(),
         (platformUrl) => (effect) =>
-          Effect.locally(effect, HttpClient.currentTracerDisabledWhen, (request) => request.url.startsWith(platformUrl))
+          // the README's predicate
+          Effect.locally(effect, HttpClient.currentTracerDisabledWhen, (request) =>
+            request.url.startsWith(platformUrl) && !request.url.endsWith("/a2a"))
       )
       // the peer's calls (its agent card, the A2A POST) keep their spans and propagation
       const clientSpans = spans.filter((span) => span.kind === SpanKind.CLIENT && span.name.startsWith("http.client"))

@@ -110,7 +110,7 @@ export type Expected = "send" | "task"
  * Turns one HTTP response into a reply or a typed error. A 202 is read before any
  * JSON-RPC decoding because `{"queued": true}` is the proxy's contract, not A2A.
  * Both versions' results become the library's `Message`/`Task`. `via` says whether the
- * request went to the platform's A2A proxy, whose 503 busy is not retryable.
+ * request went to the platform's A2A proxy, whose 503 busy to a send is not retryable.
  *
  * @since 0.1.0
  * @category utils
@@ -126,7 +126,8 @@ export const classifyResponse = (
 ): Effect.Effect<SendReply, A2AError> => {
   const status = response.status
   if (status === 202) return classifyAccepted(url, text)
-  if (status !== 200) return classifyStatus(url, status, response.headers, text, via)
+  // A poll or a cancel answered busy is only asked again: it starts nothing at the peer.
+  if (status !== 200) return classifyStatus(url, status, response.headers, text, via === "proxy" && expect === "send")
 
   const json = parseJson(text)
   if (Either.isLeft(json)) return responseError(url, status, "InvalidJson", "")
@@ -193,7 +194,7 @@ const classifyStatus = (
   status: number,
   headers: Readonly<Record<string, string>>,
   text: string,
-  via: "peer" | "proxy"
+  sentThroughProxy: boolean
 ): Effect.Effect<never, A2AError> => {
   const json = Either.getOrUndefined(parseJson(text))
   const detail = errorText(text)
@@ -204,7 +205,7 @@ const classifyStatus = (
   // reached it: sending it again could run the task twice (contract 6.2 items 10 and 31). Its 503
   // `restarting` or `waking` was not delivered, and a peer's own 503 turned the request away at the
   // door: both are retried below.
-  if (via === "proxy" && status === 503 && field(json, "busy") === true) {
+  if (sentThroughProxy && status === 503 && field(json, "busy") === true) {
     return responseError(url, status, "Busy", detail)
   }
   if (!RETRYABLE_STATUS.has(status)) return responseError(url, status, "Status", detail)
@@ -331,7 +332,8 @@ export const make = (options: Options) =>
       expect: Expected
     ): Effect.Effect<SendReply, A2AError> => {
       const { url, version } = protocol
-      const via = isProxy(endpoint, url) ? "proxy" : "peer"
+      // Whether the platform's proxy answers depends on the endpoint, not on the bearer settings.
+      const via = endpoint.viaPlatform === true ? "proxy" : "peer"
       return Effect.catchTags(
         execute(
           HttpClientRequest.post(url, { headers: headersFor(endpoint, url, version), body: HttpBody.unsafeJson(body) }),

@@ -19,10 +19,13 @@ const RESEND: Schedule.Schedule<unknown, PlatformError> = Schedule.exponential("
   Schedule.intersect(Schedule.recurs(2))
 )
 
-/** A failure after which the POST may not have been seen, or the platform asks to come back. */
+/**
+ * A failure after which the POST may not have been seen, or the platform asks to come back. A 429 is
+ * not one: the mirror has already sent the POST again after each `Retry-After` (PlatformMirrorHttp).
+ */
 const isTransient = (error: PlatformError): boolean =>
   error.reason === "Transport" || error.reason === "Timeout" ||
-  (error.reason === "Status" && (error.status === 429 || error.status === 502 || error.status === 503 || error.status === 504))
+  (error.reason === "Status" && (error.status === 502 || error.status === 503 || error.status === 504))
 
 /**
  * Posts the delegation to the platform (re-sent on a transient failure, never dispatched twice)

@@ -194,12 +194,13 @@ interface RateDecision {
 }
 
 /** A token bucket on the `Clock`: `limit` requests at once, refilled at `limit` per `per`. */
-const tokenBucket = (limit: number, per: Duration.Duration) => {
+const tokenBucket = (requests: number, per: Duration.Duration) => {
+  const limit = Math.max(1, Math.floor(requests))
   const perMilli = limit / Math.max(1, Duration.toMillis(per))
   let tokens = limit
   let last: number | undefined
   return (now: number): RateDecision => {
-    tokens = Math.min(limit, tokens + (last === undefined ? 0 : (now - last) * perMilli))
+    tokens = Math.min(limit, tokens + (last === undefined ? 0 : Math.max(0, now - last) * perMilli))
     last = now
     const allowed = tokens >= 1
     if (allowed) tokens -= 1

@@ -193,13 +193,13 @@ class PlatformBusy {
 
 const isPlatformBusy = (error: unknown): error is PlatformBusy => error instanceof PlatformBusy
 
-// Retry-After (or the body's retry_after) before each attempt, jittered (0.8 to 1.2 times) so that
-// the calls refused together do not come back together.
+// Retry-After (or the body's retry_after) before each attempt, never less, and up to 1.2 times it so
+// that the calls refused together do not come back together.
 const waitOut = (busy: PlatformBusy) =>
-  Effect.flatMap(Random.nextRange(0.8, 1.2), (factor) => Effect.sleep(Duration.millis(busy.millis * factor)))
+  Effect.flatMap(Random.nextRange(1, 1.2), (factor) => Effect.sleep(Duration.millis(busy.millis * factor)))
 const laterRetries = Schedule.identity<unknown>().pipe(
   Schedule.addDelay((error) => Duration.millis(isPlatformBusy(error) ? error.millis : 0)),
-  Schedule.jittered,
+  Schedule.jitteredWith({ min: 1, max: 1.2 }),
   Schedule.intersect(Schedule.recurs(PLATFORM_BUSY_RETRIES - 1))
 )
 
@@ -210,8 +210,8 @@ const asksToComeBack = (status: number, json: unknown): boolean =>
 /**
  * `execute` for platform calls: while the platform answers 429 (its rate limit) or 503
  * `platform_unavailable`, the call is sent again after the answer's `Retry-After` (1 s without
- * one, at most `PLATFORM_BUSY_MAX_WAIT`), up to `PLATFORM_BUSY_RETRIES` times; the last such
- * answer is then handled as any other. The platform refused those requests before acting on
+ * one; up to 1.2 times it, jittered), up to `PLATFORM_BUSY_RETRIES` times; the last such answer,
+ * or one asking for more than `PLATFORM_BUSY_MAX_WAIT`, is then handled as any other. The platform refused those requests before acting on
  * them, so sending one again does nothing twice.
  *
  * @internal
@@ -226,8 +226,13 @@ export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
     if (response.status !== 429 && response.status !== 503) return handle(response, text)
     const json = Either.getOrUndefined(parseJson(text))
     if (!asksToComeBack(response.status, json)) return handle(response, text)
-    return Effect.flatMap(retryAfterMillis(response.headers, json), (millis) =>
-      Effect.fail(new PlatformBusy(response, text, Math.min(millis ?? 1000, Duration.toMillis(PLATFORM_BUSY_MAX_WAIT)))))
+    return Effect.flatMap(retryAfterMillis(response.headers, json), (millis): Effect.Effect<A, E | PlatformBusy> => {
+      const wait = millis ?? 1000
+      // Coming back before the platform said would only be refused again: a longer wait is the answer.
+      return wait > Duration.toMillis(PLATFORM_BUSY_MAX_WAIT)
+        ? handle(response, text)
+        : Effect.fail(new PlatformBusy(response, text, wait))
+    })
   }
   const once = execute(request, checked, on)
   // The retry machinery is built only once the platform has asked to come back.
