@@ -18,7 +18,7 @@ import {
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { LocalPeer } from "effect-a2a-delegation/testing"
-import { Context, DateTime, Duration, Effect, Fiber, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Fiber, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
 import { captureLogs, eventually, field, items, makeWorld, makeWorldWith, SELF, workspace } from "./fixtures/e2e.js"
 
 /** The peers, as workspace UUIDs. */
@@ -125,6 +125,24 @@ describe("e2e: the platform's rate limit", () => {
       }
       expect((yield* eventually(world.platform.notifications, (all) => all.length === 4, "4 notifications")).length).toBe(4)
       expect((yield* world.platform.requests).length).toBeGreaterThan(16)
+    }).pipe(quiet))
+
+  it.scopedLive("PLATFORM_RATE_LIMIT paces the host's platform requests: none is refused, every delegation completes", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorldWith({ rateLimit: { requests: 8, per: "1 second" } })
+      const fast = yield* world.peer(WS_FAST, { reply: (task) => `answer to "${task}"` })
+      // 7 a second, within the platform's 8: the host waits before the platform would refuse.
+      const host = yield* world.host({ platformRateLimit: { limit: 7, interval: "1 second" } })
+
+      const started = yield* Clock.currentTimeMillis
+      const ids = yield* Effect.forEach(["one", "two", "three", "four"], (task) => host.delegate({ workspaceId: WS_FAST, task }))
+      const done = yield* Effect.forEach(ids, (id) => host.awaitSettled(id))
+      expect(done.map((d) => d.status)).toEqual(["completed", "completed", "completed", "completed"])
+      yield* eventually(world.platform.notifications, (all) => all.length === 4, "4 notifications")
+      // 16 calls, each sent once: 7 at once, then one every 1/7 s
+      expect((yield* world.platform.requests).length).toBe(16)
+      expect((yield* Clock.currentTimeMillis) - started).toBeGreaterThanOrEqual(1000)
+      expect((yield* fast.requests).length).toBe(4)
     }).pipe(quiet))
 })
 

@@ -389,6 +389,14 @@ describe("hostile peers (fake network)", () => {
       expect(String(error)).toContain("DELEGATION_RETRY_AFTER_MAX")
     }).pipe(Effect.scoped, Effect.provide(FakeHttp.layer(always(FakeHttp.reply(200, {}))))))
 
+  it.effect("PLATFORM_RATE_LIMIT 0 (or a fraction) fails the layer with a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      for (const platformRateLimit of [0, 2.5]) {
+        const error = yield* Effect.flip(Layer.build(DelegationsLayer.layer({ workspaceId: "ws-self", platformRateLimit })))
+        expect(String(error)).toContain("PLATFORM_RATE_LIMIT")
+      }
+    }).pipe(Effect.scoped, Effect.provide(FakeHttp.layer(always(FakeHttp.reply(200, {}))))))
+
   it.effect("a non-http peer URL is a DiscoveryError (InvalidUrl); nothing reaches any peer", () =>
     Effect.gen(function*() {
       const d = yield* Delegations

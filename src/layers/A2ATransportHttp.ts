@@ -51,6 +51,7 @@ import {
   parseJson,
   DEFAULT_MAX_RESPONSE_BYTES,
   type OnBounds,
+  pacedBy,
   platformRequests,
   retryAfterMillis,
   textWithin
@@ -292,6 +293,8 @@ export const make = (options: Options) =>
       : { ...platformRequests(platform).headers, ...peerHeaders }
     const proxyHeadersV1 = { ...proxyHeaders, [VERSION_HEADER]: "1.0" }
     const proxyPrefix = platform === undefined ? undefined : `${platform.platformUrl.replace(/\/+$/, "")}/`
+    // The proxy is the platform's too: its requests count against the platform's rate limit.
+    const paceProxy = pacedBy(platform?.pace, execute)
     const isProxy = (endpoint: PeerEndpoint, url: string) =>
       endpoint.viaPlatform === true && proxyPrefix !== undefined && url.startsWith(proxyPrefix)
     const headersFor = (endpoint: PeerEndpoint, url: string, version: ProtocolVersion) =>
@@ -335,7 +338,7 @@ export const make = (options: Options) =>
       // Whether the platform's proxy answers depends on the endpoint, not on the bearer settings.
       const via = endpoint.viaPlatform === true ? "proxy" : "peer"
       return Effect.catchTags(
-        execute(
+        (via === "proxy" ? paceProxy : execute)(
           HttpClientRequest.post(url, { headers: headersFor(endpoint, url, version), body: HttpBody.unsafeJson(body) }),
           (response, text) => classifyResponse(url, requestId, response, text, version, expect, via),
           bounds(url)

@@ -17,7 +17,7 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { FileSystem, Path } from "@effect/platform"
-import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, RateLimiter, Redacted, Schedule, Schema } from "effect"
 import * as internal from "../internal/delegations.js"
 import { isDotSegment } from "../programs/validate.js"
 import * as WaitDefaults from "../internal/waitDefaults.js"
@@ -209,6 +209,16 @@ export interface Options {
   readonly platformToken?: Redacted.Redacted<string> | string | undefined
   /** `PLATFORM_ORG_ID`: sent as `X-Molecule-Org-Id` on platform calls. */
   readonly orgId?: string | undefined
+  /**
+   * `PLATFORM_RATE_LIMIT`: requests a minute (or `limit` per `interval`) this host sends the platform
+   * at most (discovery, the mirror, the proxy), as a token bucket; past it, a request waits for a
+   * place instead of being refused with a 429. Unset: no pacing (a 429 is still sent again after
+   * its `Retry-After`).
+   */
+  readonly platformRateLimit?:
+    | number
+    | { readonly limit: number; readonly interval: Duration.DurationInput }
+    | undefined
   /** `DELEGATION_RETRY_ATTEMPTS`: A2A POSTs in total on transport failures (3). */
   readonly retryAttempts?: number | undefined
   /** `DELEGATION_RETRY_DELAY`: the n-th retry waits `retryDelay * n` (5 seconds). */
@@ -326,6 +336,7 @@ export const config: Config.Config<Options> = Config.all({
   historyCap: optional(Config.integer("DELEGATION_HISTORY_CAP")),
   concurrency: optional(Config.integer("DELEGATION_CONCURRENCY")),
   maxResponseBytes: optional(Config.integer("DELEGATION_MAX_RESPONSE_BYTES")),
+  platformRateLimit: optional(Config.integer("PLATFORM_RATE_LIMIT")),
   dispatch: optional(Config.literal("direct", "proxy", "platform")("DELEGATION_DISPATCH")),
   perPeerConcurrency: optional(Config.integer("DELEGATION_PER_PEER_CONCURRENCY")),
   maxPending: optional(Config.integer("DELEGATION_MAX_PENDING")),
@@ -374,6 +385,8 @@ interface ResolvedOptions extends Settings {
   /** Bound of each call of the live platform mirror. */
   readonly platformTimeout: Duration.Duration
   readonly maxResponseBytes: number
+  /** Platform requests at most per interval; `undefined` for no pacing. */
+  readonly platformRateLimit: { readonly limit: number; readonly interval: Duration.Duration } | undefined
   readonly dispatch: DispatchMode
   readonly protocol: ProtocolSetting
   readonly auditLogPath: string | undefined
@@ -490,6 +503,24 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1) {
       return yield* invalid("DELEGATION_MAX_RESPONSE_BYTES", `must be an integer >= 1, got ${maxResponseBytes}`)
     }
+    const rate = options.platformRateLimit
+    const platformRateLimit = rate === undefined
+      ? undefined
+      : typeof rate === "number"
+      ? { limit: rate, interval: Duration.minutes(1) }
+      : { limit: rate.limit, interval: Duration.decode(rate.interval) }
+    if (
+      platformRateLimit !== undefined &&
+      (!Number.isInteger(platformRateLimit.limit) || platformRateLimit.limit < 1 ||
+        !Duration.greaterThan(platformRateLimit.interval, Duration.zero))
+    ) {
+      return yield* invalid(
+        "PLATFORM_RATE_LIMIT",
+        `must be an integer >= 1 per a positive interval, got ${platformRateLimit.limit} per ${
+          Duration.format(platformRateLimit.interval)
+        }`
+      )
+    }
     const token = Option.fromNullable(options.platformToken).pipe(
       Option.map((t) => (typeof t === "string" ? Redacted.make(t) : t)),
       Option.filter((t) => Redacted.value(t) !== "")
@@ -515,6 +546,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       orgId: Option.filter(Option.fromNullable(options.orgId), (org) => org !== ""),
       platformTimeout,
       maxResponseBytes,
+      platformRateLimit,
       dispatch: options.dispatch ?? (options.viaPlatformProxy === true ? "proxy" : "direct"),
       queuedTimeout,
       reconcileInterval: { initial: reconcileInitial, max: reconcileMax },
@@ -529,7 +561,16 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
 // --- wiring -------------------------------------------------------------------------------------------
 
 /** HTTP discovery, A2A and mirror over the host's `HttpClient`, audit to a file or the log, static RBAC. */
-const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
+const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> => {
+  const rate = options.platformRateLimit
+  if (rate === undefined) return layerServices(options)
+  // One pace for every platform request of the layer: discovery, the mirror and the proxy share the limit.
+  return Layer.unwrapScoped(Effect.map(RateLimiter.make(rate), (pace) => layerServices({ ...options, pace })))
+}
+
+const layerServices = (
+  options: ResolvedOptions & { readonly pace?: RateLimiter.RateLimiter }
+): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
   layerCore(options).pipe(
     Layer.provide(Layer.mergeAll(
       options.dispatch === "proxy"

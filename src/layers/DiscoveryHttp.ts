@@ -17,6 +17,7 @@ import {
   parseJson,
   pathOf,
   platformHint,
+  pacedBy,
   platformRequests,
   retryingWhilePlatformBusy,
   textWithin
@@ -55,7 +56,7 @@ export const make = (options: Options) =>
     const callerHeader = { "x-workspace-id": options.workspaceId }
     const timeout = Duration.decode(options.timeout)
     const execute = retryingWhilePlatformBusy(
-      textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+      pacedBy(options.pace, textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }))
     )
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {

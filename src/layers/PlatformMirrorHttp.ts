@@ -18,6 +18,7 @@ import {
   parseJson,
   pathOf,
   platformHint,
+  pacedBy,
   platformRequests,
   retryingWhilePlatformBusy,
   textWithin
@@ -58,7 +59,7 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
     const execute = retryingWhilePlatformBusy(
-      textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+      pacedBy(options.pace, textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }))
     )
     const selfPath = pathOf`/workspaces/${options.workspaceId}`
     if (Either.isLeft(selfPath)) {

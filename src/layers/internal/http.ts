@@ -7,6 +7,7 @@
 import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { HttpBody, HttpClientRequest } from "@effect/platform"
 import { Clock, Duration, Effect, Either, Option, Random, Redacted, Schedule, Stream } from "effect"
+import type { RateLimiter } from "effect"
 import { excerpt } from "../../internal/text.js"
 import { isDotSegment } from "../../programs/validate.js"
 import type { Bounds } from "./nativeBounds.js"
@@ -24,6 +25,8 @@ export interface PlatformSettings {
   readonly orgId: Option.Option<string>
   /** True when `platformUrl` is the built-in default rather than a configured `PLATFORM_URL`. */
   readonly platformUrlIsDefault?: boolean | undefined
+  /** Spaces the requests to the platform (`PLATFORM_RATE_LIMIT`); each attempt takes a place. */
+  readonly pace?: RateLimiter.RateLimiter | undefined
 }
 
 /**
@@ -241,6 +244,15 @@ export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
       Effect.catchIf(isPlatformBusy, (last) => handle(last.response, last.text))
     ))
 }
+
+/**
+ * `execute` with each request started only when `pace` (the host's limit on platform requests)
+ * gives it a place; `execute` itself without one.
+ *
+ * @internal
+ */
+export const pacedBy = (pace: RateLimiter.RateLimiter | undefined, execute: TextWithin): TextWithin =>
+  pace === undefined ? execute : (request, handle, on) => pace(execute(request, handle, on))
 
 // The failures a bounded pooled client reports, by the code of their cause.
 const isNative = (code: string) => (error: unknown): boolean =>
