@@ -162,6 +162,26 @@ describe("delegate_to_workspace", () => {
       expect(sent.map((s) => [s.messageId, s.text, s.endpoint.id])).toEqual([[id, "summarise the report", PEER]])
     }).pipe(Effect.provide(toolkitLayer({ send: [A2ATransportTest.message("done")] }))))
 
+  it.effect("the same idempotency_key twice returns the same task_id and starts one delegation", () =>
+    Effect.gen(function*() {
+      const call = Effect.flatMap(DelegationToolkit, (toolkit) =>
+        toolkit.handle("delegate_to_workspace", { workspace_id: PEER, task: "summarise the report", idempotency_key: "turn-7" }))
+      const first = yield* call
+      const second = yield* call
+      if (!first.result.success || !second.result.success) return expect.fail("expected delegations")
+      expect(second.result.task_id).toBe(first.result.task_id)
+      expect((yield* awaitDone(first.result.task_id)).status).toBe("completed")
+      expect(yield* Effect.flatMap(A2ATransportTest.A2ATransportTest, (t) => t.sent)).toHaveLength(1)
+      // an empty key is no key: two delegations
+      const blank = (task: string) =>
+        Effect.flatMap(DelegationToolkit, (toolkit) =>
+          toolkit.handle("delegate_to_workspace", { workspace_id: PEER, task, idempotency_key: "" }))
+      const a = yield* blank("a")
+      const b = yield* blank("b")
+      if (!a.result.success || !b.result.success) return expect.fail("expected delegations")
+      expect(a.result.task_id).not.toBe(b.result.task_id)
+    }).pipe(Effect.provide(toolkitLayer({ send: [A2ATransportTest.message("done")] }))))
+
   it.effect("an RBAC denial is {success: false, error} naming RBAC, and nothing starts", () =>
     Effect.gen(function*() {
       const r = yield* delegateTool(PEER, "do stuff")

@@ -37,8 +37,13 @@ const listEntryOf = (d: Delegation) => ({
 export const layer = DelegationToolkit.toLayer(Effect.gen(function*() {
   const delegations = yield* Delegations
   return DelegationToolkit.of({
-    delegate_to_workspace: ({ task, workspace_id }) =>
-      delegations.delegate({ workspaceId: workspace_id, task }).pipe(
+    delegate_to_workspace: ({ idempotency_key, task, workspace_id }) =>
+      delegations.delegate({
+        workspaceId: workspace_id,
+        task,
+        // An empty key is no key: models fill optional strings with "".
+        ...(idempotency_key === undefined || idempotency_key === "" ? {} : { idempotencyKey: idempotency_key })
+      }).pipe(
         Effect.map((id) => ({
           success: true as const,
           task_id: id,

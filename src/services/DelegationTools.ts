@@ -89,7 +89,14 @@ export const DelegateToWorkspace = Tool.make("delegate_to_workspace", {
   ].join(" "),
   parameters: {
     workspace_id: Schema.String.annotations({ description: "The ID of the target workspace to delegate to." }),
-    task: Schema.String.annotations({ description: "The task description to send to the peer." })
+    task: Schema.String.annotations({ description: "The task description to send to the peer." }),
+    idempotency_key: Schema.optional(Schema.String).annotations({
+      description: [
+        "Optional. A key of your choosing for this task (at most 256 characters): calling delegate_to_workspace",
+        "again with the same key returns the same task_id instead of starting a second delegation, unless that",
+        "one failed or was cancelled. Use it when a call may be repeated."
+      ].join(" ")
+    })
   },
   success: Schema.Union(Delegated, Refused)
 })
