@@ -17,10 +17,8 @@ import {
   parseJson,
   pathOf,
   platformHint,
-  pacedBy,
   platformRequests,
-  retryingWhilePlatformBusy,
-  textWithin
+  platformTextWithin
 } from "./internal/http.js"
 
 /**
@@ -55,9 +53,10 @@ export const make = (options: Options) =>
     const platform = platformRequests(options)
     const callerHeader = { "x-workspace-id": options.workspaceId }
     const timeout = Duration.decode(options.timeout)
-    const execute = retryingWhilePlatformBusy(
-      pacedBy(options.pace, textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }))
-    )
+    const execute = platformTextWithin(client, options, {
+      timeout,
+      maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+    })
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
       const fail = (

@@ -18,10 +18,8 @@ import {
   parseJson,
   pathOf,
   platformHint,
-  pacedBy,
   platformRequests,
-  retryingWhilePlatformBusy,
-  textWithin
+  platformTextWithin
 } from "./internal/http.js"
 
 /**
@@ -58,9 +56,10 @@ export const make = (options: Options) =>
     const client = yield* HttpClient.HttpClient
     const platform = platformRequests(options)
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
-    const execute = retryingWhilePlatformBusy(
-      pacedBy(options.pace, textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }))
-    )
+    const execute = platformTextWithin(client, options, {
+      timeout,
+      maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+    })
     const selfPath = pathOf`/workspaces/${options.workspaceId}`
     if (Either.isLeft(selfPath)) {
       return yield* Effect.dieMessage(`workspace id ${JSON.stringify(options.workspaceId)} cannot be a URL path segment`)

@@ -196,30 +196,24 @@ class PlatformBusy {
 
 const isPlatformBusy = (error: unknown): error is PlatformBusy => error instanceof PlatformBusy
 
-// Retry-After (or the body's retry_after) before each attempt, never less, and up to 1.2 times it so
-// that the calls refused together do not come back together.
-const waitOut = (busy: PlatformBusy) =>
-  Effect.flatMap(Random.nextRange(1, 1.2), (factor) => Effect.sleep(Duration.millis(busy.millis * factor)))
+// The wait before an attempt: Retry-After (or the body's retry_after), never less, and up to 1.2 times
+// it so that the calls refused together do not come back together.
+const waitBefore = (busy: PlatformBusy): Effect.Effect<Duration.Duration> =>
+  Effect.map(Random.nextRange(1, 1.2), (factor) => Duration.millis(busy.millis * factor))
 const laterRetries = Schedule.identity<unknown>().pipe(
-  Schedule.addDelay((error) => Duration.millis(isPlatformBusy(error) ? error.millis : 0)),
-  Schedule.jitteredWith({ min: 1, max: 1.2 }),
+  Schedule.addDelayEffect((error) => isPlatformBusy(error) ? waitBefore(error) : Effect.succeed(Duration.zero)),
   Schedule.intersect(Schedule.recurs(PLATFORM_BUSY_RETRIES - 1))
 )
 
-/** 429 is the platform's rate limit; 503 `platform_unavailable` its token store, "retry shortly". */
-const asksToComeBack = (status: number, json: unknown): boolean =>
-  status === 429 || (status === 503 && field(json, "code") === "platform_unavailable")
-
 /**
  * `execute` for platform calls: while the platform answers 429 (its rate limit) or 503
- * `platform_unavailable`, the call is sent again after the answer's `Retry-After` (1 s without
- * one; up to 1.2 times it, jittered), up to `PLATFORM_BUSY_RETRIES` times; the last such answer,
- * or one asking for more than `PLATFORM_BUSY_MAX_WAIT`, is then handled as any other. The platform refused those requests before acting on
- * them, so sending one again does nothing twice.
- *
- * @internal
+ * `platform_unavailable` (its token store, "retry shortly"), the call is sent again after the
+ * answer's `Retry-After` (1 s without one; up to 1.2 times it, jittered), up to
+ * `PLATFORM_BUSY_RETRIES` times; the last such answer, or one asking for more than
+ * `PLATFORM_BUSY_MAX_WAIT`, is then handled as any other. The platform refused those requests
+ * before acting on them, so sending one again does nothing twice.
  */
-export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
+const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
 <A, E, E2>(
   request: HttpClientRequest.HttpClientRequest,
   handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
@@ -228,7 +222,7 @@ export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
   const checked = (response: HttpClientResponse.HttpClientResponse, text: string): Effect.Effect<A, E | PlatformBusy> => {
     if (response.status !== 429 && response.status !== 503) return handle(response, text)
     const json = Either.getOrUndefined(parseJson(text))
-    if (!asksToComeBack(response.status, json)) return handle(response, text)
+    if (response.status === 503 && field(json, "code") !== "platform_unavailable") return handle(response, text)
     return Effect.flatMap(retryAfterMillis(response.headers, json), (millis): Effect.Effect<A, E | PlatformBusy> => {
       const wait = millis ?? 1000
       // Coming back before the platform said would only be refused again: a longer wait is the answer.
@@ -240,7 +234,10 @@ export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
   const once = execute(request, checked, on)
   // The retry machinery is built only once the platform has asked to come back.
   return Effect.catchIf(once, isPlatformBusy, (first) =>
-    Effect.zipRight(waitOut(first), Effect.retry(once, { schedule: laterRetries, while: isPlatformBusy })).pipe(
+    Effect.zipRight(
+      Effect.flatMap(waitBefore(first), Effect.sleep),
+      Effect.retry(once, { schedule: laterRetries, while: isPlatformBusy })
+    ).pipe(
       Effect.catchIf(isPlatformBusy, (last) => handle(last.response, last.text))
     ))
 }
@@ -253,6 +250,18 @@ export const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
  */
 export const pacedBy = (pace: RateLimiter.RateLimiter | undefined, execute: TextWithin): TextWithin =>
   pace === undefined ? execute : (request, handle, on) => pace(execute(request, handle, on))
+
+/**
+ * How the live layers send a request to the platform's API: within `bounds`, paced by
+ * `settings.pace`, and sent again while the platform asks to come back later.
+ *
+ * @internal
+ */
+export const platformTextWithin = (
+  client: HttpClient.HttpClient,
+  settings: PlatformSettings,
+  bounds: Bounds
+): TextWithin => retryingWhilePlatformBusy(pacedBy(settings.pace, textWithin(client, bounds)))
 
 // The failures a bounded pooled client reports, by the code of their cause.
 const isNative = (code: string) => (error: unknown): boolean =>
