@@ -63,6 +63,8 @@ export type {
   UpdateDelegation
 } from "./services/PlatformMirror.js"
 export { AccessDenied, Rbac } from "./services/Rbac.js"
+export { NativeRequestBounds, RequestBounds } from "./services/RequestBounds.js"
+export type { Bounds } from "./services/RequestBounds.js"
 export type { Permissions } from "./services/Rbac.js"
 
 // --- modules ----------------------------------------------------------------------------------------
@@ -94,6 +96,8 @@ export * as DiscoveryHttp from "./layers/DiscoveryHttp.js"
 export * as DiscoveryProxy from "./layers/DiscoveryProxy.js"
 /** Fixed-map discovery for tests. */
 export * as DiscoveryTest from "./layers/DiscoveryTest.js"
+/** The platform's API as one paced `HttpClient`, shared by discovery, the mirror and the proxy. */
+export * as PlatformHttpClient from "./layers/PlatformHttpClient.js"
 /** Live platform mirror over HTTP. */
 export * as PlatformMirrorHttp from "./layers/PlatformMirrorHttp.js"
 /** In-memory platform mirror for tests. */

@@ -17,7 +17,8 @@ import {
   DiscoveryTest,
   PeerEndpoint,
   PlatformMirrorTest,
-  RbacTest
+  RbacTest,
+  PlatformHttpClient
 } from "effect-a2a-delegation"
 import type { A2A, PeerProtocol, SendMessage, SendReply } from "effect-a2a-delegation"
 import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
@@ -248,9 +249,17 @@ describe("A2ATransportHttp speaking A2A 1.0", () => {
       expect(all).toHaveLength(1) // no card is read through the proxy
       expect(all[0]!.headers["authorization"]).toBe("Bearer tok")
       expect(all[0]!.headers["a2a-version"]).toBe("1.0")
-    }).pipe(Effect.provide(transportLayer((request) => Effect.succeed(rpc(request, { result: { message: v1Message("ok") } })), {
-      platform: { platformUrl: PLATFORM, workspaceId: SELF, platformToken: Option.some(Redacted.make("tok")), orgId: Option.none() }
-    }))))
+    }).pipe(Effect.provide(
+      A2ATransportHttp.layer({ workspaceId: SELF, timeout: "30 seconds" }).pipe(
+        Layer.provide(PlatformHttpClient.layer({
+          platformUrl: PLATFORM,
+          workspaceId: SELF,
+          platformToken: Option.some(Redacted.make("tok")),
+          orgId: Option.none()
+        })),
+        Layer.provideMerge(Http.layer((request) => Effect.succeed(rpc(request, { result: { message: v1Message("ok") } }))))
+      )
+    )))
 })
 
 // --- the choice per peer -------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import {
   DelegationsLayer,
   DiscoveryTest,
   PlatformMirrorHttp,
-  RbacStatic
+  RbacStatic,
+  PlatformHttpClient
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { LocalPeer } from "effect-a2a-delegation/testing"
@@ -419,12 +420,15 @@ describe("e2e: platform dispatch (POST /delegate, followed in the platform's lis
     Effect.gen(function*() {
       const world = yield* makeWorldWith({ delegateRetryDelay: "100 millis" })
       const fast = yield* world.peer(FAST, {})
-      const mirror = yield* PlatformMirrorHttp.make({
-        platformUrl: world.platform.url,
-        workspaceId: SELF,
-        platformToken: Option.some(Redacted.make(world.selfToken)),
-        orgId: Option.none()
-      }).pipe(Effect.provide(world.http))
+      const mirror = yield* PlatformMirrorHttp.make().pipe(
+        Effect.provide(PlatformHttpClient.layer({
+          platformUrl: world.platform.url,
+          workspaceId: SELF,
+          platformToken: Option.some(Redacted.make(world.selfToken)),
+          orgId: Option.none()
+        })),
+        Effect.provide(world.http)
+      )
 
       const once = yield* mirror.delegate({ targetId: FAST, task: "only once", idempotencyKey: "key-1" })
       const again = yield* mirror.delegate({ targetId: FAST, task: "only once", idempotencyKey: "key-1" })
@@ -702,13 +706,12 @@ describe("e2e: a platform that is down", () => {
         }).pipe(
           Layer.provideMerge(Layer.mergeAll(
             A2ATransportHttp.layer({ workspaceId: SELF, timeout: "2 seconds" }),
-            PlatformMirrorHttp.layer({
+            PlatformMirrorHttp.layer({ timeout: "500 millis" }).pipe(Layer.provide(PlatformHttpClient.layer({
               platformUrl,
               workspaceId: SELF,
               platformToken: Option.some(Redacted.make("platform-secret")),
-              orgId: Option.none(),
-              timeout: "500 millis"
-            }),
+              orgId: Option.none()
+            }))),
             DiscoveryTest.layer({ [WS_FAST]: fast.url }),
             AuditMemory.layer({ workspaceId: SELF }),
             RbacStatic.layer({ roles: ["operator"] })

@@ -16,7 +16,8 @@ import {
   DiscoveryHttp,
   DiscoveryProxy,
   PlatformMirror,
-  PlatformMirrorHttp
+  PlatformMirrorHttp,
+  PlatformHttpClient
 } from "effect-a2a-delegation"
 import type { Delegation, DelegateRequest, InvalidDelegation } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
@@ -281,13 +282,16 @@ describe("bad input: a typed InvalidDelegation, nothing stored, nothing sent", (
 // --- every path segment is safe by construction --------------------------------------------------------
 
 describe("URLs the library builds: every segment percent-encoded, dot segments refused", () => {
-  const discoveryLayer = DiscoveryHttp.layer({
+  const platformClient = PlatformHttpClient.layer({
     platformUrl: PLATFORM,
     workspaceId: "ws-self",
     platformToken: Option.none(),
-    orgId: Option.none(),
-    timeout: "10 seconds"
-  }).pipe(Layer.provideMerge(FakeHttp.layer(always(FakeHttp.reply(200, { url: PEER_URL })))))
+    orgId: Option.none()
+  })
+  const discoveryLayer = DiscoveryHttp.layer({ timeout: "10 seconds" }).pipe(
+    Layer.provide(platformClient),
+    Layer.provideMerge(FakeHttp.layer(always(FakeHttp.reply(200, { url: PEER_URL }))))
+  )
 
   for (const id of [".", ".."]) {
     it.effect(`DiscoveryHttp refuses ${JSON.stringify(id)} (InvalidWorkspaceId) and sends nothing`, () =>
@@ -326,8 +330,10 @@ describe("URLs the library builds: every segment percent-encoded, dot segments r
       // `a/..` is one segment, `a%2F..`: no parser resolves it away.
       expect(urls).toEqual(["/workspaces/ws-self/delegations/a%2F../update"])
     }).pipe(Effect.provide(
-      PlatformMirrorHttp.layer({ platformUrl: PLATFORM, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() })
-        .pipe(Layer.provideMerge(FakeHttp.layer(always(FakeHttp.reply(200, {})))))
+      PlatformMirrorHttp.layer().pipe(
+        Layer.provide(platformClient),
+        Layer.provideMerge(FakeHttp.layer(always(FakeHttp.reply(200, {}))))
+      )
     )))
 })
 

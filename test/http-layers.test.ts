@@ -15,7 +15,8 @@ import {
   DiscoveryHttp,
   PeerEndpoint,
   PlatformMirror,
-  PlatformMirrorHttp
+  PlatformMirrorHttp,
+  PlatformHttpClient
 } from "effect-a2a-delegation"
 import type { PeerProtocol, SendMessage } from "effect-a2a-delegation"
 import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
@@ -90,11 +91,12 @@ const sendFails = (step: Step) => Effect.flip(sendWith(step))
 
 /** A transport that reaches peers through the platform's A2A proxy, over a fake network answering `step`. */
 const proxyTransport = (step: Step) =>
-  A2ATransportHttp.layer({
-    workspaceId: "ws-self",
-    timeout: "300 seconds",
-    platform: { platformUrl: PLATFORM, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() }
-  }).pipe(Layer.provideMerge(Http.layer(always(step))))
+  A2ATransportHttp.layer({ workspaceId: "ws-self", timeout: "300 seconds" }).pipe(
+    Layer.provide(
+      PlatformHttpClient.layer({ platformUrl: PLATFORM, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() })
+    ),
+    Layer.provideMerge(Http.layer(always(step)))
+  )
 
 /** The same message through the platform's A2A proxy (a proxy discovery's endpoint). */
 const sendViaProxy = (step: Step) => {
@@ -473,7 +475,10 @@ const platformSettings = {
 }
 
 const discoveryLayer = (handler: Handler) =>
-  DiscoveryHttp.layer({ ...platformSettings, timeout: "300 seconds" }).pipe(Layer.provideMerge(Http.layer(handler)))
+  DiscoveryHttp.layer({ timeout: "300 seconds" }).pipe(
+    Layer.provide(PlatformHttpClient.layer(platformSettings)),
+    Layer.provideMerge(Http.layer(handler))
+  )
 
 const resolve = (workspaceId: string) => Effect.flatMap(Discovery, (discovery) => discovery.resolve(workspaceId))
 const resolveFails = (workspaceId: string, step: Step) =>
@@ -544,7 +549,9 @@ describe("DiscoveryHttp over HttpClient", () => {
 
   it.effect("a platform URL that does not parse is InvalidPlatformUrl, naming PLATFORM_URL; nothing is sent", () =>
     Effect.gen(function*() {
-      const discovery = yield* DiscoveryHttp.make({ ...platformSettings, platformUrl: "http://plat form", timeout: "300 seconds" })
+      const discovery = yield* DiscoveryHttp.make({ timeout: "300 seconds" }).pipe(
+        Effect.provide(PlatformHttpClient.layer({ ...platformSettings, platformUrl: "http://plat form" }))
+      )
       const error = yield* Effect.flip(discovery.resolve("target"))
       expect(error.reason).toBe("InvalidPlatformUrl")
       expect(error.detail).toBe("http://plat form/registry/discover/target")
@@ -559,7 +566,10 @@ describe("DiscoveryHttp over HttpClient", () => {
 // --- PlatformMirrorHttp --------------------------------------------------------------------------
 
 const mirrorLayer = (handler: Handler) =>
-  PlatformMirrorHttp.layer({ ...platformSettings, timeout: "10 seconds" }).pipe(Layer.provideMerge(Http.layer(handler)))
+  PlatformMirrorHttp.layer({ timeout: "10 seconds" }).pipe(
+    Layer.provide(PlatformHttpClient.layer(platformSettings)),
+    Layer.provideMerge(Http.layer(handler))
+  )
 
 const onlyRequest = Effect.map(Http.requests, (all) => {
   expect(all).toHaveLength(1)
@@ -682,7 +692,9 @@ describe("PlatformMirrorHttp over HttpClient", () => {
 
   it.effect("a platform URL that does not parse is an InvalidUrl error naming PLATFORM_URL; nothing is sent", () =>
     Effect.gen(function*() {
-      const mirror = yield* PlatformMirrorHttp.make({ ...platformSettings, platformUrl: "http://plat form" })
+      const mirror = yield* PlatformMirrorHttp.make().pipe(
+        Effect.provide(PlatformHttpClient.layer({ ...platformSettings, platformUrl: "http://plat form" }))
+      )
       const error = yield* Effect.flip(mirror.list)
       expect(error.operation).toBe("list")
       expect(error.reason).toBe("InvalidUrl")
@@ -1072,21 +1084,42 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
       expect((yield* Http.requests).length).toBe(2)
     }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(202, { status: "recorded" }))))))
 
-  it.effect("the rate limit's answer is kept after three retries: PlatformError Status 429, four requests in all", () =>
+  it.effect("a mirror write refused by the rate limit waits and is sent again until it lands: no error for a 429", () =>
     Effect.gen(function*() {
       const mirror = yield* PlatformMirror
-      const fiber = yield* Effect.fork(Effect.flip(mirror.notify({
+      const fiber = yield* Effect.fork(mirror.notify({
         delegationId: "del-1",
         targetId: "target",
         status: "completed",
         message: "done"
-      })))
-      yield* TestClock.adjust("10 seconds")
-      const error = yield* Fiber.join(fiber)
-      expect(error).toMatchObject({ _tag: "PlatformError", operation: "notify", reason: "Status", status: 429 })
-      expect(error.detail).toContain("rate limit exceeded")
-      expect((yield* Http.requests).length).toBe(4)
-    }).pipe(Effect.provide(mirrorLayer(always(rateLimited)))))
+      }))
+      yield* TestClock.adjust("9999 millis")
+      expect((yield* Http.requests).length).toBe(5)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(fiber)
+      expect((yield* Http.requests).length).toBe(6)
+    }).pipe(Effect.provide(mirrorLayer(answering(5, rateLimited, Http.reply(200, { status: "sent" }))))))
+
+  it.effect("a 429 makes every waiting request wait for its Retry-After, not only the one that got it", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const first = yield* Effect.fork(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
+      yield* TestClock.adjust("1 millis")
+      expect((yield* Http.requests).length).toBe(1)
+      const second = yield* Effect.fork(
+        mirror.update({ delegationId: "del-2", status: "completed", error: "", responsePreview: "ok" })
+      )
+      yield* TestClock.adjust("1998 millis")
+      expect((yield* Http.requests).length).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      expect((yield* Http.requests).map((r) => new URL(r.url).pathname)).toEqual([
+        "/workspaces/ws-self/delegations/record",
+        "/workspaces/ws-self/delegations/record",
+        "/workspaces/ws-self/delegations/del-2/update"
+      ])
+    }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(200, {}))))))
 
   it.effect("discovery waits out a 503 platform_unavailable (no Retry-After: 1 s) and resolves", () =>
     Effect.gen(function*() {
@@ -1103,15 +1136,31 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
       Http.reply(200, { id: "target", url: "http://peer:8000", name: "Target" })
     )))))
 
-  it.effect("a Retry-After past 30 s is the answer at once: coming back sooner would be refused again", () =>
+  it.effect("a long Retry-After is waited out too: sooner would only be refused again", () =>
     Effect.gen(function*() {
       const mirror = yield* PlatformMirror
-      const error = yield* Effect.flip(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
-      expect(error).toMatchObject({ _tag: "PlatformError", reason: "Status", status: 429 })
+      const fiber = yield* Effect.fork(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
+      yield* TestClock.adjust("44999 millis")
       expect((yield* Http.requests).length).toBe(1)
-    }).pipe(Effect.provide(mirrorLayer(always(
-      Http.reply(429, { error: "rate limit exceeded", retry_after: 45 }, { "Retry-After": "45" })
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(fiber)
+      expect((yield* Http.requests).length).toBe(2)
+    }).pipe(Effect.provide(mirrorLayer(answering(
+      1,
+      Http.reply(429, { error: "rate limit exceeded", retry_after: 45 }, { "Retry-After": "45" }),
+      Http.reply(202, { status: "recorded" })
     )))))
+
+  it.effect("discovery waits for a place no longer than its timeout: DiscoveryError RateLimited", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.flip(resolve("target")))
+      yield* TestClock.adjust("301 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "DiscoveryError", reason: "RateLimited" })
+      expect(error.message).toContain("rate limit")
+      // Sent at 0, 2, ..., 300 s: the last place came exactly at the bound.
+      expect((yield* Http.requests).length).toBe(151)
+    }).pipe(Effect.provide(discoveryLayer(always(rateLimited)))))
 
   it.effect("another 503 of discovery (workspace not available) is its answer at once", () =>
     Effect.gen(function*() {

@@ -15,7 +15,8 @@ import {
   DiscoveryHttp,
   PeerEndpoint,
   PlatformMirror,
-  PlatformMirrorHttp
+  PlatformMirrorHttp,
+  PlatformHttpClient
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
@@ -339,9 +340,9 @@ describe("NodeHttpClientPooled", () => {
       const platform = { platformUrl: url, workspaceId: "ws-self", platformToken: Option.none(), orgId: Option.none() }
       const layers = Layer.mergeAll(
         A2ATransportHttp.layer({ workspaceId: "ws-self", timeout, protocol: "0.3" }),
-        DiscoveryHttp.layer({ ...platform, timeout }),
-        PlatformMirrorHttp.layer({ ...platform, timeout })
-      ).pipe(Layer.provide(Pooled))
+        DiscoveryHttp.layer({ timeout }),
+        PlatformMirrorHttp.layer({ timeout })
+      ).pipe(Layer.provide(PlatformHttpClient.layer(platform)), Layer.provide(Pooled))
       const { discovery, mirror, transport } = yield* Effect.map(Layer.build(layers), (context) => ({
         transport: Context.get(context, A2ATransport),
         discovery: Context.get(context, Discovery),

@@ -11,7 +11,8 @@ import {
   DelegationsLayer,
   DelegationUnresolved,
   PlatformMirrorHttp,
-  PlatformMirrorTest
+  PlatformMirrorTest,
+  PlatformHttpClient
 } from "effect-a2a-delegation"
 import type { PlatformDelegationRow } from "effect-a2a-delegation"
 import { ConfigProvider, Duration, Effect, Either, Exit, Layer, Option, Redacted, TestClock } from "effect"
@@ -309,12 +310,15 @@ describe("platform dispatch keeps the rest the same", () => {
 describe("PlatformMirrorHttp.delegate", () => {
   const PLATFORM = "http://platform:8080"
   const mirror = (step: Http.Step) =>
-    PlatformMirrorHttp.make({
-      platformUrl: PLATFORM,
-      workspaceId: "ws-self",
-      platformToken: Option.some(Redacted.make("tok")),
-      orgId: Option.none()
-    }).pipe(Effect.provide(Http.layer(() => Effect.succeed(step))))
+    PlatformMirrorHttp.make().pipe(
+      Effect.provide(PlatformHttpClient.layer({
+        platformUrl: PLATFORM,
+        workspaceId: "ws-self",
+        platformToken: Option.some(Redacted.make("tok")),
+        orgId: Option.none()
+      })),
+      Effect.provide(Http.layer(() => Effect.succeed(step)))
+    )
 
   it.effect("POSTs target_id, task and idempotency_key with the bearer; reads 202 and the 200 idempotent hit", () =>
     Effect.gen(function*() {
@@ -332,12 +336,12 @@ describe("PlatformMirrorHttp.delegate", () => {
 
   it.effect("the request it sends", () =>
     Effect.gen(function*() {
-      const m = yield* PlatformMirrorHttp.make({
+      const m = yield* PlatformMirrorHttp.make().pipe(Effect.provide(PlatformHttpClient.layer({
         platformUrl: PLATFORM,
         workspaceId: "ws-self",
         platformToken: Option.some(Redacted.make("tok")),
         orgId: Option.none()
-      })
+      })))
       yield* m.delegate({ targetId: "t", task: "the whole task", idempotencyKey: "d-1" })
       const [request] = yield* Http.requests
       expect(request?.url).toBe(`${PLATFORM}/workspaces/ws-self/delegate`)

@@ -14,7 +14,8 @@ import {
   DiscoveryHttp,
   PeerEndpoint,
   PlatformMirror,
-  PlatformMirrorHttp
+  PlatformMirrorHttp,
+  PlatformHttpClient
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { Context, Effect, Layer, Option } from "effect"
@@ -95,9 +96,9 @@ const liveLayers = (
   return Effect.map(
     Layer.build(Layer.mergeAll(
       A2ATransportHttp.layer({ workspaceId: "ws-self", timeout, protocol: "0.3", maxResponseBytes }),
-      DiscoveryHttp.layer({ ...platform, timeout, maxResponseBytes }),
-      PlatformMirrorHttp.layer({ ...platform, timeout, maxResponseBytes })
-    ).pipe(Layer.provide(client))),
+      DiscoveryHttp.layer({ timeout, maxResponseBytes }),
+      PlatformMirrorHttp.layer({ timeout, maxResponseBytes })
+    ).pipe(Layer.provide(PlatformHttpClient.layer(platform)), Layer.provide(client))),
     (context) => ({
       transport: Context.get(context, A2ATransport),
       discovery: Context.get(context, Discovery),

@@ -6,7 +6,7 @@
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
-import { Duration, Effect, Either, Layer, Schema } from "effect"
+import { Duration, Effect, Either, Layer, Option, Schema } from "effect"
 import { DEFAULT_CAPACITY, DEFAULT_TIME_TO_LIVE, makeProtocolChoice } from "../services/ProtocolChoice.js"
 import type { CardProtocol, ProtocolSetting, ProtocolVersion } from "../services/A2A.js"
 import {
@@ -43,7 +43,7 @@ import {
 } from "../services/A2ATransport.js"
 import { formatStack } from "../internal/stack.js"
 import { excerpt } from "../internal/text.js"
-import type { PlatformSettings } from "./internal/http.js"
+import { NativeRequestBounds } from "../services/RequestBounds.js"
 import {
   errorText,
   field,
@@ -51,11 +51,11 @@ import {
   parseJson,
   DEFAULT_MAX_RESPONSE_BYTES,
   type OnBounds,
-  pacedBy,
-  platformRequests,
   retryAfterMillis,
   textWithin
 } from "./internal/http.js"
+import { boundedClient } from "./internal/nativeBounds.js"
+import { PlatformHttpClient, withPriority } from "./PlatformHttpClient.js"
 
 /**
  * Options of the live transport.
@@ -70,11 +70,6 @@ export interface Options {
   readonly timeout: Duration.DurationInput
   /** Bytes of a response body read at most (`DELEGATION_MAX_RESPONSE_BYTES`, default 10 MiB); past it the request fails. */
   readonly maxResponseBytes?: number | undefined
-  /**
-   * The platform's credentials, for endpoints that are the platform's A2A proxy
-   * (`PeerEndpoint.viaPlatform`) and start with `platformUrl`. Never sent anywhere else.
-   */
-  readonly platform?: PlatformSettings | undefined
   /** `A2A_PROTOCOL`: `auto` (default) chooses per peer; `1.0` or `0.3` pins the version for every peer. */
   readonly protocol?: ProtocolSetting | undefined
   /** How many peers' versions `auto` keeps (1,000) and for how long (1 hour). */
@@ -281,26 +276,20 @@ const CARD_HEADERS = { [VERSION_HEADER]: "1.0", accept: "application/json" }
 export const make = (options: Options) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
+    const native = Option.isSome(yield* Effect.serviceOption(NativeRequestBounds))
     const timeout = Duration.decode(options.timeout)
-    const execute = textWithin(client, { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
-    const platform = options.platform
+    const bounded = { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }
+    const execute = textWithin(boundedClient(client, native), bounded)
+    // The platform's proxy is reached through the layer's platform client, when there is one: its
+    // credentials (never sent to a peer), and its pace, since the proxy counts against the rate limit.
+    const platform = Option.getOrUndefined(yield* Effect.serviceOption(PlatformHttpClient))
+    const proxyPrefix = platform === undefined ? undefined : `${platform.settings.platformUrl}/`
+    const throughPlatform = platform === undefined ? undefined : textWithin(platform.client, bounded)
+    const paced = withPriority("outcome", timeout)
     // A v0.3 request has no version header (a 1.0 server reads its absence as 0.3).
     const peerHeaders = { "x-workspace-id": options.workspaceId }
     const peerHeadersV1 = { ...peerHeaders, [VERSION_HEADER]: "1.0" }
-    // The platform's proxy also gets the platform bearer and org header; a peer never does.
-    const proxyHeaders = platform === undefined
-      ? peerHeaders
-      : { ...platformRequests(platform).headers, ...peerHeaders }
-    const proxyHeadersV1 = { ...proxyHeaders, [VERSION_HEADER]: "1.0" }
-    const proxyPrefix = platform === undefined ? undefined : `${platform.platformUrl.replace(/\/+$/, "")}/`
-    // The proxy is the platform's too: its requests count against the platform's rate limit.
-    const paceProxy = pacedBy(platform?.pace, execute)
-    const isProxy = (endpoint: PeerEndpoint, url: string) =>
-      endpoint.viaPlatform === true && proxyPrefix !== undefined && url.startsWith(proxyPrefix)
-    const headersFor = (endpoint: PeerEndpoint, url: string, version: ProtocolVersion) =>
-      isProxy(endpoint, url)
-        ? (version === "1.0" ? proxyHeadersV1 : proxyHeaders)
-        : (version === "1.0" ? peerHeadersV1 : peerHeaders)
+    const headersFor = (version: ProtocolVersion) => (version === "1.0" ? peerHeadersV1 : peerHeaders)
 
     // The error mapping is built once: the request's URL is the endpoint's.
     const bounds = (url: string): OnBounds<A2ATransportError | A2AResponseError> => ({
@@ -337,14 +326,15 @@ export const make = (options: Options) =>
       const { url, version } = protocol
       // Whether the platform's proxy answers depends on the endpoint, not on the bearer settings.
       const via = endpoint.viaPlatform === true ? "proxy" : "peer"
-      return Effect.catchTags(
-        (via === "proxy" ? paceProxy : execute)(
-          HttpClientRequest.post(url, { headers: headersFor(endpoint, url, version), body: HttpBody.unsafeJson(body) }),
-          (response, text) => classifyResponse(url, requestId, response, text, version, expect, via),
-          bounds(url)
-        ),
-        recover
-      )
+      const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
+        classifyResponse(url, requestId, response, text, version, expect, via)
+      const request = (target: string) =>
+        HttpClientRequest.post(target, { headers: headersFor(version), body: HttpBody.unsafeJson(body) })
+      const sent = via === "proxy" && throughPlatform !== undefined && proxyPrefix !== undefined &&
+          url.startsWith(proxyPrefix)
+        ? paced(throughPlatform(request(url.slice(proxyPrefix.length - 1)), handle, bounds(url)))
+        : execute(request(url), handle, bounds(url))
+      return Effect.catchTags(sent, recover)
     }
 
     // Only a Task answers GetTask and CancelTask; classifyResponse lets nothing else through for "task".

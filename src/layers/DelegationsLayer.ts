@@ -17,7 +17,7 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { FileSystem, Path } from "@effect/platform"
-import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, RateLimiter, Redacted, Schedule, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
 import * as internal from "../internal/delegations.js"
 import { isDotSegment } from "../programs/validate.js"
 import * as WaitDefaults from "../internal/waitDefaults.js"
@@ -37,6 +37,7 @@ import * as AuditLog from "./AuditLog.js"
 import * as DelegationStoreMemory from "./DelegationStoreMemory.js"
 import * as DiscoveryHttp from "./DiscoveryHttp.js"
 import * as DiscoveryProxy from "./DiscoveryProxy.js"
+import * as PlatformHttpClient from "./PlatformHttpClient.js"
 import * as PlatformMirrorHttp from "./PlatformMirrorHttp.js"
 import * as RbacStatic from "./RbacStatic.js"
 import { DEFAULT_MAX_RESPONSE_BYTES } from "./internal/http.js"
@@ -560,33 +561,28 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
 
 // --- wiring -------------------------------------------------------------------------------------------
 
-/** HTTP discovery, A2A and mirror over the host's `HttpClient`, audit to a file or the log, static RBAC. */
-const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> => {
-  const rate = options.platformRateLimit
-  if (rate === undefined) return layerServices(options)
-  // One pace for every platform request of the layer: discovery, the mirror and the proxy share the limit.
-  return Layer.unwrapScoped(Effect.map(RateLimiter.make(rate), (pace) => layerServices({ ...options, pace })))
-}
-
-const layerServices = (
-  options: ResolvedOptions & { readonly pace?: RateLimiter.RateLimiter }
-): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
+/**
+ * HTTP discovery, A2A and mirror over the host's `HttpClient`, audit to a file or the log, static
+ * RBAC. Every platform request of the layer goes through one `PlatformHttpClient`, which paces them
+ * all by the platform's rate limit (and `PLATFORM_RATE_LIMIT`).
+ */
+const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
   layerCore(options).pipe(
     Layer.provide(Layer.mergeAll(
       options.dispatch === "proxy"
         ? DiscoveryProxy.layer(options)
-        : DiscoveryHttp.layer(options),
+        : DiscoveryHttp.layer({ timeout: options.timeout, maxResponseBytes: options.maxResponseBytes }),
       A2ATransportHttp.layer({
         workspaceId: options.workspaceId,
         timeout: options.timeout,
-        platform: options,
         protocol: options.protocol,
         maxResponseBytes: options.maxResponseBytes
       }),
-      PlatformMirrorHttp.layer({ ...options, timeout: options.platformTimeout }),
+      PlatformMirrorHttp.layer({ timeout: options.platformTimeout, maxResponseBytes: options.maxResponseBytes }),
       auditLayer(options),
       RbacStatic.layer({ roles: options.roles, allowedActions: options.allowedActions })
-    ))
+    )),
+    Layer.provide(PlatformHttpClient.layer({ ...options, rateLimit: options.platformRateLimit }))
   )
 
 /** The file sink when a path is configured and the environment has a `FileSystem`; the log otherwise. */

@@ -3,13 +3,12 @@
  *
  * @since 0.1.0
  */
-import { HttpClient } from "@effect/platform"
+import { HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 
 import { formatStack } from "../internal/stack.js"
-import type { PlatformSettings } from "./internal/http.js"
 import {
   DEFAULT_MAX_RESPONSE_BYTES,
   errorText,
@@ -17,9 +16,9 @@ import {
   parseJson,
   pathOf,
   platformHint,
-  platformRequests,
-  platformTextWithin
+  textWithin
 } from "./internal/http.js"
+import { PlatformHttpClient, RATE_LIMIT_WAIT_CODE, withPriority } from "./PlatformHttpClient.js"
 
 /**
  * Options of the live discovery.
@@ -27,8 +26,11 @@ import {
  * @since 0.1.0
  * @category models
  */
-export interface Options extends PlatformSettings {
-  /** Upper bound of one discovery request, body included. */
+export interface Options {
+  /**
+   * Upper bound of one discovery request, body included, from when it is sent; and of the wait for
+   * a place under the platform's rate limit before it (`DELEGATION_TIMEOUT`).
+   */
   readonly timeout: Duration.DurationInput
   /** Bytes of a response body read at most (`DELEGATION_MAX_RESPONSE_BYTES`, default 10 MiB); past it the request fails. */
   readonly maxResponseBytes?: number | undefined
@@ -49,14 +51,16 @@ const decodeBody = Schema.decodeUnknownEither(DiscoverBody)
  */
 export const make = (options: Options) =>
   Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
-    const platform = platformRequests(options)
-    const callerHeader = { "x-workspace-id": options.workspaceId }
+    const platform = yield* PlatformHttpClient
+    const settings = platform.settings
+    const callerHeader = { "x-workspace-id": settings.workspaceId }
     const timeout = Duration.decode(options.timeout)
-    const execute = platformTextWithin(client, options, {
+    const execute = textWithin(platform.client, {
       timeout,
       maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     })
+    // A delegation waits for the rate limit as long as it may wait for an answer, and no longer.
+    const paced = withPriority("outcome", timeout)
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
       const fail = (
@@ -66,13 +70,13 @@ export const make = (options: Options) =>
       ) => Effect.fail(formatStack(new DiscoveryError({ workspaceId, reason, detail, ...extra })))
       const path = pathOf`/registry/discover/${workspaceId}`
       if (Either.isLeft(path)) return fail("InvalidWorkspaceId", "")
-      const request = platform.get(path.right, callerHeader)
+      const request = HttpClientRequest.get(path.right, { headers: callerHeader })
       const onResponse = (
         response: HttpClientResponse.HttpClientResponse,
         text: string
       ): Effect.Effect<PeerEndpoint, DiscoveryError> => {
         if (response.status !== 200) {
-          return fail("Status", errorText(text) + platformHint(options, response.status), { status: response.status })
+          return fail("Status", errorText(text) + platformHint(settings, response.status), { status: response.status })
         }
         const body = Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeBody(json), String))
         if (Either.isLeft(body)) return fail("Decode", "expected a JSON object with a url")
@@ -87,8 +91,11 @@ export const make = (options: Options) =>
         )
       }
       const transport = (error: HttpClientError.HttpClientError) => {
+        if (error._tag === "RequestError" && isRateLimitWait(error.cause)) {
+          return fail("RateLimited", `no place under the platform's rate limit within ${Duration.format(timeout)}`)
+        }
         const failure = fromHttpClientError(error)
-        return fail("Transport", failure.detail + platformHint(options), { cause: failure.cause })
+        return fail("Transport", failure.detail + platformHint(settings), { cause: failure.cause })
       }
       return execute(
         request,
@@ -100,6 +107,7 @@ export const make = (options: Options) =>
             new DiscoveryError({ workspaceId, reason: "TooLarge", status, detail: `more than ${maxBytes} bytes` })
         }
       ).pipe(
+        paced,
         Effect.catchTags({
           RequestError: (error) =>
             error.reason === "InvalidUrl"
@@ -114,10 +122,13 @@ export const make = (options: Options) =>
   })
 
 /**
- * The live discovery layer; requires the host's `HttpClient`.
+ * The live discovery layer, over the layer's `PlatformHttpClient`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Discovery, never, HttpClient.HttpClient> =>
+export const layer = (options: Options): Layer.Layer<Discovery, never, PlatformHttpClient> =>
   Layer.effect(Discovery, make(options))
+
+const isRateLimitWait = (cause: unknown): boolean =>
+  cause instanceof Error && (cause as Error & { readonly code?: unknown }).code === RATE_LIMIT_WAIT_CODE

@@ -18,9 +18,10 @@
 import { Cookies, Headers, HttpClient, HttpClientError, HttpClientResponse, HttpIncomingMessage, UrlParams } from "@effect/platform"
 import type { HttpBody, HttpClientRequest } from "@effect/platform"
 import { NodeStream, Undici } from "@effect/platform-node"
-import { Duration, Effect, Inspectable, Layer, Option, Stream } from "effect"
+import { Context, Duration, Effect, Inspectable, Layer, Option, Stream } from "effect"
 import { Readable } from "node:stream"
-import { codedError, DEADLINE_CODE, registerBoundedVariant, TOO_LARGE_CODE } from "./internal/nativeBounds.js"
+import { NativeRequestBounds, RequestBounds } from "../services/RequestBounds.js"
+import { codedError, DEADLINE_CODE, TOO_LARGE_CODE } from "./internal/nativeBounds.js"
 
 /**
  * Pool settings.
@@ -248,7 +249,7 @@ class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
   private body: ResponseBody | undefined
   private done = false
   private answered = false
-  private readonly deadline: ReturnType<typeof setTimeout> | undefined
+  private deadline: ReturnType<typeof setTimeout> | undefined
 
   constructor(
     private readonly request: HttpClientRequest.HttpClientRequest,
@@ -257,13 +258,17 @@ class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
     private readonly bounds: NativeBounds | undefined
   ) {
     signal.addEventListener("abort", this.onAbort, { once: true })
-    this.deadline = bounds === undefined ? undefined : setTimeout(this.onDeadline, bounds.timeoutMillis)
   }
 
+  // Called when the request is written to a socket: the deadline starts here, so time spent waiting
+  // for a free connection in the pool does not count against it.
   onRequestStart(controller: Undici.Dispatcher.DispatchController): void {
     this.controller = controller
-    if (this.signal.aborted) controller.abort(abortReason(this.signal))
-    else if (this.done) controller.abort(this.deadlineError())
+    if (this.signal.aborted) return controller.abort(abortReason(this.signal))
+    if (this.done) return controller.abort(this.deadlineError())
+    if (this.bounds !== undefined && this.deadline === undefined) {
+      this.deadline = setTimeout(this.onDeadline, this.bounds.timeoutMillis)
+    }
   }
 
   onResponseStart(
@@ -314,7 +319,7 @@ class ResponseHandler implements Undici.Dispatcher.DispatchHandler {
     return codedError(DEADLINE_CODE, `no complete answer within ${this.bounds?.timeoutMillis ?? 0} ms`)
   }
 
-  // The whole request, waiting for a socket and the body included, is over its time.
+  // The request, from its start on a connection to the end of its body, is over its time.
   private readonly onDeadline = () => {
     if (this.done) return
     this.finish()
@@ -360,29 +365,23 @@ const bodyOf = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): UndiciBody =
 /**
  * An `HttpClient` over an undici dispatcher (an `Agent`, a `Pool`, ...). Its requests
  * have no timeout of their own: bound them with `Effect.timeout` and friends, as with
- * `NodeHttpClient.layerUndici`. (The library's live layers bound theirs with a deadline
- * and a size limit inside the client when they are given this client, which saves a
- * fiber race per request.)
+ * `NodeHttpClient.layerUndici`. The library's live layers bound theirs with a deadline
+ * and a size limit inside the client, which saves a fiber race per request, when the
+ * client comes with `NativeRequestBounds` (`layer` and `layerWith` provide it).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
-  registerBoundedVariant(
-    makeClient(dispatcher, undefined),
-    (bounds) => makeClient(dispatcher, { timeoutMillis: Duration.toMillis(bounds.timeout), maxBytes: bounds.maxBytes })
-  )
-
-/** A deadline per request (from its start to the end of its body) and a body size limit. */
-interface NativeBounds {
-  readonly timeoutMillis: number
-  readonly maxBytes: number
-}
-
-const makeClient = (dispatcher: Undici.Dispatcher, bounds: NativeBounds | undefined): HttpClient.HttpClient => {
+export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient => {
   // No canceller: `HttpClient.make` aborts `signal` when the waiting fiber is interrupted, and the
   // handler passes that abort on to undici.
-  const send = (request: HttpClientRequest.HttpClientRequest, url: URL, signal: AbortSignal, body: UndiciBody) =>
+  const send = (
+    request: HttpClientRequest.HttpClientRequest,
+    url: URL,
+    signal: AbortSignal,
+    body: UndiciBody,
+    bounds: NativeBounds | undefined
+  ) =>
     Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
       dispatcher.dispatch(
         {
@@ -398,12 +397,41 @@ const makeClient = (dispatcher: Undici.Dispatcher, bounds: NativeBounds | undefi
         new ResponseHandler(request, signal, resume, bounds)
       )
     })
-  return HttpClient.make((request, url, signal) =>
-    request.body._tag === "Stream"
-      ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (body) => send(request, url, signal, body))
-      : send(request, url, signal, bodyOf(request.body))
-  )
+  return HttpClient.make((request, url, signal, fiber) => {
+    // The bounds travel in the request fiber's context, so a client the host wrapped keeps them.
+    const requested = Context.get(fiber.currentContext, RequestBounds)
+    const bounds = requested === undefined
+      ? undefined
+      : { timeoutMillis: Duration.toMillis(requested.timeout), maxBytes: requested.maxBytes }
+    return request.body._tag === "Stream"
+      ? Effect.flatMap(NodeStream.toReadable(request.body.stream), (body) => send(request, url, signal, body, bounds))
+      : send(request, url, signal, bodyOf(request.body), bounds)
+  })
 }
+
+/** A deadline per request (from its start on a connection to the end of its body) and a body size limit. */
+interface NativeBounds {
+  readonly timeoutMillis: number
+  readonly maxBytes: number
+}
+
+/**
+ * Says that the `HttpClient` beside it honours the library's request bounds itself
+ * (`make`'s clients do); `layer` and `layerWith` provide it.
+ *
+ * @since 0.4.0
+ * @category layers
+ */
+export const layerNativeBounds: Layer.Layer<NativeRequestBounds> = Layer.succeed(NativeRequestBounds, true)
+
+/**
+ * The client over a dispatcher you own (its lifetime is yours), with `NativeRequestBounds`.
+ *
+ * @since 0.4.0
+ * @category layers
+ */
+export const layerWith = (dispatcher: Undici.Dispatcher): Layer.Layer<HttpClient.HttpClient | NativeRequestBounds> =>
+  Layer.merge(Layer.succeed(HttpClient.HttpClient, make(dispatcher)), layerNativeBounds)
 
 /**
  * The client over its own bounded undici `Agent`, destroyed (sockets closed) with the layer.
@@ -411,7 +439,7 @@ const makeClient = (dispatcher: Undici.Dispatcher, bounds: NativeBounds | undefi
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient> =>
+export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient | NativeRequestBounds> =>
   Layer.scoped(
     HttpClient.HttpClient,
     Effect.map(
@@ -426,4 +454,4 @@ export const layer = (options: Options = {}): Layer.Layer<HttpClient.HttpClient>
       ),
       make
     )
-  )
+  ).pipe(Layer.merge(layerNativeBounds))

@@ -3,14 +3,14 @@
  *
  * @since 0.1.0
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { HttpBody, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import type { PlatformDelegated } from "../services/PlatformMirror.js"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
 import { formatStack } from "../internal/stack.js"
-import type { PlatformSettings } from "./internal/http.js"
+import type { Priority } from "./internal/rateGate.js"
 import {
   DEFAULT_MAX_RESPONSE_BYTES,
   errorText,
@@ -18,9 +18,9 @@ import {
   parseJson,
   pathOf,
   platformHint,
-  platformRequests,
-  platformTextWithin
+  textWithin
 } from "./internal/http.js"
+import { PlatformHttpClient, withPriority } from "./PlatformHttpClient.js"
 
 /**
  * Options of the live mirror.
@@ -28,8 +28,11 @@ import {
  * @since 0.1.0
  * @category models
  */
-export interface Options extends PlatformSettings {
-  /** Upper bound of each call, body included (the original used 10 seconds). */
+export interface Options {
+  /**
+   * Upper bound of each call, body included, from when it is sent (the original used 10 seconds);
+   * the wait for a place under the platform's rate limit before it is not bounded.
+   */
   readonly timeout?: Duration.DurationInput | undefined
   /** Bytes of a response body read at most (`DELEGATION_MAX_RESPONSE_BYTES`, default 10 MiB); past it the request fails. */
   readonly maxResponseBytes?: number | undefined
@@ -51,26 +54,29 @@ const decodeDelegated = Schema.decodeUnknownEither(Schema.Struct({
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options) =>
+export const make = (options: Options = {}) =>
   Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
-    const platform = platformRequests(options)
+    const platform = yield* PlatformHttpClient
+    const settings = platform.settings
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
-    const execute = platformTextWithin(client, options, {
+    const execute = textWithin(platform.client, {
       timeout,
       maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     })
-    const selfPath = pathOf`/workspaces/${options.workspaceId}`
+    const selfPath = pathOf`/workspaces/${settings.workspaceId}`
     if (Either.isLeft(selfPath)) {
-      return yield* Effect.dieMessage(`workspace id ${JSON.stringify(options.workspaceId)} cannot be a URL path segment`)
+      return yield* Effect.dieMessage(`workspace id ${JSON.stringify(settings.workspaceId)} cannot be a URL path segment`)
     }
     const self = selfPath.right
 
-    // Each operation's response handling and error mapping are built once, not per call.
+    // Each operation's response handling and error mapping are built once, not per call. The writes
+    // that start or finish a delegation's outcome go before the list polls and the notifications.
     const operation = <A>(
       name: PlatformError["operation"],
       onOk: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, PlatformError>
     ) => {
+      const priority: Priority = name === "list" || name === "notify" ? "background" : "outcome"
+      const paced = withPriority(priority)
       const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
         response.status >= 200 && response.status < 300
           ? onOk(response, text)
@@ -79,7 +85,7 @@ export const make = (options: Options) =>
               operation: name,
               reason: "Status",
               status: response.status,
-              detail: errorText(text) + platformHint(options, response.status)
+              detail: errorText(text) + platformHint(settings, response.status)
             })
           ))
       const bounds = {
@@ -104,18 +110,18 @@ export const make = (options: Options) =>
           new PlatformError({
             operation: name,
             reason: "Transport",
-            detail: failure.detail + platformHint(options),
+            detail: failure.detail + platformHint(settings),
             cause: failure.cause
           })
         )
       }
       const recover = { RequestError: failed, ResponseError: failed }
       return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<A, PlatformError> =>
-        Effect.catchTags(execute(request, handle, bounds), recover)
+        Effect.catchTags(paced(execute(request, handle, bounds)), recover)
     }
 
     const ok = () => Effect.void
-    const postJson = platform.postJson
+    const postJson = (path: string, body: unknown) => HttpClientRequest.post(path, { body: HttpBody.unsafeJson(body) })
     const record = operation("record", ok)
     const update = operation("update", ok)
     const notify = operation("notify", ok)
@@ -167,7 +173,7 @@ export const make = (options: Options) =>
           target_workspace_id: request.targetId,
           status: request.status
         })),
-      list: list(platform.get(`${self}/delegations`)),
+      list: list(HttpClientRequest.get(`${self}/delegations`)),
       delegate: (request) =>
         delegate(postJson(`${self}/delegate`, {
           target_id: request.targetId,
@@ -178,10 +184,10 @@ export const make = (options: Options) =>
   })
 
 /**
- * The live mirror layer; requires the host's `HttpClient`.
+ * The live mirror layer, over the layer's `PlatformHttpClient`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<PlatformMirror, never, HttpClient.HttpClient> =>
+export const layer = (options: Options = {}): Layer.Layer<PlatformMirror, never, PlatformHttpClient> =>
   Layer.effect(PlatformMirror, make(options))

@@ -41,7 +41,8 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
       "Transport",
       "Decode",
       "InvalidWorkspaceId",
-      "TooLarge"
+      "TooLarge",
+      "RateLimited"
     ),
     status: Schema.optional(Schema.Int),
     detail: Schema.String,
@@ -67,6 +68,8 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
         return `Discovery failed: the reply is too large (${this.detail})`
       case "InvalidWorkspaceId":
         return `Discovery refused: ${JSON.stringify(this.workspaceId)} cannot be a URL path segment`
+      case "RateLimited":
+        return `Discovery waited too long: ${this.detail}`
     }
   }
 }

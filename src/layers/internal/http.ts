@@ -4,14 +4,13 @@
  *
  * @internal
  */
-import type { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
-import { HttpBody, HttpClientRequest } from "@effect/platform"
-import { Clock, Duration, Effect, Either, Option, Random, Redacted, Schedule, Stream } from "effect"
-import type { RateLimiter } from "effect"
+import type { HttpClient, HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import { Clock, Effect, Either, Option, Redacted } from "effect"
 import { excerpt } from "../../internal/text.js"
 import { isDotSegment } from "../../programs/validate.js"
-import type { Bounds } from "./nativeBounds.js"
-import { boundedVariant, DEADLINE_CODE, TOO_LARGE_CODE } from "./nativeBounds.js"
+import type { Bounds } from "../../services/RequestBounds.js"
+import { RequestBounds } from "../../services/RequestBounds.js"
+import { DEADLINE_CODE, TOO_LARGE_CODE } from "./nativeBounds.js"
 
 /**
  * Where the platform is and who we are on it.
@@ -25,8 +24,6 @@ export interface PlatformSettings {
   readonly orgId: Option.Option<string>
   /** True when `platformUrl` is the built-in default rather than a configured `PLATFORM_URL`. */
   readonly platformUrlIsDefault?: boolean | undefined
-  /** Spaces the requests to the platform (`PLATFORM_RATE_LIMIT`); each attempt takes a place. */
-  readonly pace?: RateLimiter.RateLimiter | undefined
 }
 
 /**
@@ -50,38 +47,16 @@ export const platformHint = (settings: PlatformSettings, status?: number): strin
 }
 
 /**
- * Request builders for platform calls: base URL, bearer and org header. Peer
- * calls never use them, so the bearer never reaches a peer.
+ * The headers every platform call carries: the bearer and the org header. Peer calls never get
+ * them, so the bearer never reaches a peer.
  *
  * @internal
  */
-export interface PlatformRequests {
-  /** The headers every platform call carries. */
-  readonly headers: Readonly<Record<string, string>>
-  readonly get: (path: string, extra?: Readonly<Record<string, string>>) => HttpClientRequest.HttpClientRequest
-  readonly postJson: (
-    path: string,
-    body: unknown,
-    extra?: Readonly<Record<string, string>>
-  ) => HttpClientRequest.HttpClientRequest
-}
-
-/**
- * @internal
- */
-export const platformRequests = (settings: PlatformSettings): PlatformRequests => {
-  const base = settings.platformUrl.replace(/\/+$/, "")
+export const platformHeaders = (settings: PlatformSettings): Readonly<Record<string, string>> => {
   const headers: Record<string, string> = {}
   if (Option.isSome(settings.platformToken)) headers["authorization"] = `Bearer ${Redacted.value(settings.platformToken.value)}`
   if (Option.isSome(settings.orgId)) headers["x-molecule-org-id"] = settings.orgId.value
-  const withExtra = (extra: Readonly<Record<string, string>> | undefined) =>
-    extra === undefined ? headers : { ...headers, ...extra }
-  return {
-    headers,
-    get: (path, extra) => HttpClientRequest.get(base + path, { headers: withExtra(extra) }),
-    postJson: (path, body, extra) =>
-      HttpClientRequest.post(base + path, { headers: withExtra(extra), body: HttpBody.unsafeJson(body) })
-  }
+  return headers
 }
 
 /**
@@ -125,39 +100,23 @@ export interface OnBounds<E> {
 }
 
 /**
- * Sends requests and reads their bodies as text, each request and its body bounded
- * together by `timeout` and the body by `maxBytes`: past a bound, the request is aborted
- * and fails with `onTimeout()` or `onTooLarge()`. A `NodeHttpClientPooled` client enforces
- * the bounds inside the client instead (see ./nativeBounds.ts), failing the same way.
+ * Sends requests and reads their bodies as text, each request and its body bounded together by
+ * `bounds` (provided as `RequestBounds`; the client is one `boundedClient` made): past a bound,
+ * the request is aborted and fails with `onTimeout()` or `onTooLarge()`.
  *
  * @internal
  */
-export const textWithin = (client: HttpClient.HttpClient, bounds: Bounds): TextWithin => {
-  const native = boundedVariant(client, bounds)
-  const { maxBytes, timeout } = bounds
-  return <A, E, E2>(
-    request: HttpClientRequest.HttpClientRequest,
-    handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
-    on: OnBounds<E2>
-  ): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> => {
-    if (native !== undefined) {
-      const text = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string, E2 | HttpClientError.HttpClientError> =>
-        Effect.catchIf(response.text, isNative(TOO_LARGE_CODE), () => Effect.fail(on.onTooLarge(maxBytes, response.status)))
-      const read: Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> = Effect.flatMap(
-        native.execute(request),
-        (response) => Effect.flatMap(text(response), (body) => handle(response, body))
-      )
-      return Effect.catchIf(read, isNative(DEADLINE_CODE), () => Effect.fail(on.onTimeout()))
-    }
-    const read = Effect.flatMap(client.execute(request), (response) =>
-      Effect.flatMap(
-        boundedText(response, maxBytes),
-        (text): Effect.Effect<A, E | E2> =>
-          text === undefined ? Effect.fail(on.onTooLarge(maxBytes, response.status)) : handle(response, text)
-      ))
-    return Effect.timeoutFail(read, { duration: timeout, onTimeout: on.onTimeout })
-  }
-}
+export const textWithin = (client: HttpClient.HttpClient, bounds: Bounds): TextWithin =>
+<A, E, E2>(
+  request: HttpClientRequest.HttpClientRequest,
+  handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
+  on: OnBounds<E2>
+): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> =>
+  Effect.flatMap(client.execute(request), (response) => Effect.flatMap(response.text, (text) => handle(response, text))).pipe(
+    Effect.catchIf(isBound(TOO_LARGE_CODE), (error) => Effect.fail(on.onTooLarge(bounds.maxBytes, statusOf(error)))),
+    Effect.catchIf(isBound(DEADLINE_CODE), () => Effect.fail(on.onTimeout())),
+    Effect.provideService(RequestBounds, bounds)
+  )
 
 /**
  * A request sent and its body read as text within bounds, as `textWithin` makes it.
@@ -170,137 +129,13 @@ export type TextWithin = <A, E, E2>(
   on: OnBounds<E2>
 ) => Effect.Effect<A, E | E2 | HttpClientError.HttpClientError>
 
-/**
- * Times a platform call is sent again while the platform asks to come back later.
- *
- * @internal
- */
-export const PLATFORM_BUSY_RETRIES = 3
-
-/**
- * The longest wait before sending a platform call again (a longer `Retry-After` is cut to it).
- *
- * @internal
- */
-export const PLATFORM_BUSY_MAX_WAIT = Duration.seconds(30)
-
-/** An answer of the platform that asks to be sent again later, with how long to wait. */
-class PlatformBusy {
-  readonly _tag = "PlatformBusy"
-  constructor(
-    readonly response: HttpClientResponse.HttpClientResponse,
-    readonly text: string,
-    readonly millis: number
-  ) {}
-}
-
-const isPlatformBusy = (error: unknown): error is PlatformBusy => error instanceof PlatformBusy
-
-// The wait before an attempt: Retry-After (or the body's retry_after), never less, and up to 1.2 times
-// it so that the calls refused together do not come back together.
-const waitBefore = (busy: PlatformBusy): Effect.Effect<Duration.Duration> =>
-  Effect.map(Random.nextRange(1, 1.2), (factor) => Duration.millis(busy.millis * factor))
-const laterRetries = Schedule.identity<unknown>().pipe(
-  Schedule.addDelayEffect((error) => isPlatformBusy(error) ? waitBefore(error) : Effect.succeed(Duration.zero)),
-  Schedule.intersect(Schedule.recurs(PLATFORM_BUSY_RETRIES - 1))
-)
-
-/**
- * `execute` for platform calls: while the platform answers 429 (its rate limit) or 503
- * `platform_unavailable` (its token store, "retry shortly"), the call is sent again after the
- * answer's `Retry-After` (1 s without one; up to 1.2 times it, jittered), up to
- * `PLATFORM_BUSY_RETRIES` times; the last such answer, or one asking for more than
- * `PLATFORM_BUSY_MAX_WAIT`, is then handled as any other. The platform refused those requests
- * before acting on them, so sending one again does nothing twice.
- */
-const retryingWhilePlatformBusy = (execute: TextWithin): TextWithin =>
-<A, E, E2>(
-  request: HttpClientRequest.HttpClientRequest,
-  handle: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, E>,
-  on: OnBounds<E2>
-): Effect.Effect<A, E | E2 | HttpClientError.HttpClientError> => {
-  const checked = (response: HttpClientResponse.HttpClientResponse, text: string): Effect.Effect<A, E | PlatformBusy> => {
-    if (response.status !== 429 && response.status !== 503) return handle(response, text)
-    const json = Either.getOrUndefined(parseJson(text))
-    if (response.status === 503 && field(json, "code") !== "platform_unavailable") return handle(response, text)
-    return Effect.flatMap(retryAfterMillis(response.headers, json), (millis): Effect.Effect<A, E | PlatformBusy> => {
-      const wait = millis ?? 1000
-      // Coming back before the platform said would only be refused again: a longer wait is the answer.
-      return wait > Duration.toMillis(PLATFORM_BUSY_MAX_WAIT)
-        ? handle(response, text)
-        : Effect.fail(new PlatformBusy(response, text, wait))
-    })
-  }
-  const once = execute(request, checked, on)
-  // The retry machinery is built only once the platform has asked to come back.
-  return Effect.catchIf(once, isPlatformBusy, (first) =>
-    Effect.zipRight(
-      Effect.flatMap(waitBefore(first), Effect.sleep),
-      Effect.retry(once, { schedule: laterRetries, while: isPlatformBusy })
-    ).pipe(
-      Effect.catchIf(isPlatformBusy, (last) => handle(last.response, last.text))
-    ))
-}
-
-/**
- * `execute` with each request started only when `pace` (the host's limit on platform requests)
- * gives it a place; `execute` itself without one.
- *
- * @internal
- */
-export const pacedBy = (pace: RateLimiter.RateLimiter | undefined, execute: TextWithin): TextWithin =>
-  pace === undefined ? execute : (request, handle, on) => pace(execute(request, handle, on))
-
-/**
- * How the live layers send a request to the platform's API: within `bounds`, paced by
- * `settings.pace`, and sent again while the platform asks to come back later.
- *
- * @internal
- */
-export const platformTextWithin = (
-  client: HttpClient.HttpClient,
-  settings: PlatformSettings,
-  bounds: Bounds
-): TextWithin => retryingWhilePlatformBusy(pacedBy(settings.pace, textWithin(client, bounds)))
-
-// The failures a bounded pooled client reports, by the code of their cause.
-const isNative = (code: string) => (error: unknown): boolean =>
+// The failures of a bounded request, by the code of their cause.
+const isBound = (code: string) => (error: unknown): error is HttpClientError.HttpClientError =>
   isRecord(error) && (error["_tag"] === "RequestError" || error["_tag"] === "ResponseError") &&
   codeOf(error["cause"]).code === code
 
-/**
- * The body as text, or `undefined` once it passes `maxBytes`. A declared length is trusted
- * to say so at once; otherwise the body is streamed and counted, and the stream's end
- * aborts the request, so nothing past the limit is buffered.
- */
-const boundedText = (
-  response: HttpClientResponse.HttpClientResponse,
-  maxBytes: number
-): Effect.Effect<string | undefined, HttpClientError.ResponseError> => {
-  const declared = response.headers["content-length"]
-  if (declared !== undefined && /^\d+$/.test(declared)) {
-    // Too large: the stream's end aborts the request (a dropped response is only aborted once collected).
-    return Number(declared) > maxBytes
-      ? Effect.as(Stream.runDrain(Stream.take(response.stream, 1)), undefined)
-      : response.text
-  }
-  return Stream.runFoldWhile(
-    response.stream,
-    { received: 0, chunks: [] as ReadonlyArray<Uint8Array> },
-    (read) => read.received <= maxBytes,
-    (read, chunk) => ({ received: read.received + chunk.length, chunks: [...read.chunks, chunk] })
-  ).pipe(Effect.map(({ chunks, received }) => received > maxBytes ? undefined : decodeUtf8(chunks, received)))
-}
-
-const decodeUtf8 = (chunks: ReadonlyArray<Uint8Array>, length: number): string => {
-  const bytes = new Uint8Array(length)
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.length
-  }
-  return new TextDecoder().decode(bytes)
-}
+const statusOf = (error: HttpClientError.HttpClientError): number =>
+  error._tag === "ResponseError" ? error.response.status : 0
 
 /**
  * Parses JSON text without throwing.

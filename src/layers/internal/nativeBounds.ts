@@ -1,39 +1,27 @@
 /**
- * Request bounds (a total deadline and a response size limit) enforced inside the client
- * for clients built by `NodeHttpClientPooled`, instead of by `Effect.timeoutFail` and a
- * counting stream around it.
+ * Request bounds (a deadline and a response size limit) that travel with the request in the
+ * fiber's `Context`, so that they reach the client however the host has wrapped it.
  *
- * Why: `Effect.timeoutFail` races two fibers per request (two fibers started and joined),
- * and the live stack makes five requests per delegation. In two
- * runs of `npm run bench` at N = 10,000 with the concurrency bound, the library made 384 and
- * 406 delegations/s with timers in the client, 262 and 270 with an `Effect.timeoutFail` per
- * request: 47 % and 50 % more; in a later run on a quiet VM, 468 against 327: 43 % more
- * (bench/README.md, "Request timeouts").
+ * A client that honours them itself (`NodeHttpClientPooled`, which says so by providing
+ * `NativeRequestBounds` beside its `HttpClient`) runs one timer per request from the moment the
+ * request is written to a socket - waiting for a connection or for the platform's rate limit
+ * does not count - and counts the body's bytes, aborting past the limit without buffering the
+ * rest. Any other client is wrapped by `boundedClient`, which bounds the request and its body
+ * with `Effect.timeoutFail` and a counting read, and hands the caller the body read within the
+ * bounds. Both fail the same way (a `RequestError`/`ResponseError` whose cause has
+ * `DEADLINE_CODE` or `TOO_LARGE_CODE`).
  *
- * How: `NodeHttpClientPooled.make` registers, for the client it returns, how to make a
- * variant of it whose requests carry the bounds: one `setTimeout` per request from its start
- * (waiting for a socket, headers and body all count; the body is not an idle timer that a
- * drip-fed reply keeps restarting), and a byte count that aborts the request past the limit
- * without buffering the rest. The live layers ask for such a variant once, when they are
- * built; any other client (a pooled client transformed by the host included) gets
- * `Effect.timeoutFail` and a bounded read. Nothing here depends on how Effect works inside.
+ * Why not always Effect: `Effect.timeoutFail` races two fibers per request, and the live stack
+ * makes several requests per delegation. In `npm run bench` at N = 10,000 the library made
+ * 384 and 406 delegations/s with timers in the client, 262 and 270 with an `Effect.timeoutFail`
+ * per request; on a quiet VM, 468 against 327: 43 % more (bench/README.md, "Request timeouts").
  *
  * @internal
  */
-import type { HttpClient } from "@effect/platform"
-import { Duration } from "effect"
-
-/**
- * What one request may take.
- *
- * @internal
- */
-export interface Bounds {
-  /** From the start of the request to the last byte of its body. */
-  readonly timeout: Duration.Duration
-  /** Bytes of response body read at most. */
-  readonly maxBytes: number
-}
+import type { HttpClientRequest } from "@effect/platform"
+import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
+import { Duration, Effect, Option, Stream } from "effect"
+import { RequestBounds } from "../../services/RequestBounds.js"
 
 /**
  * The `code` of the error a bounded request fails with when its deadline passes.
@@ -56,31 +44,94 @@ export const TOO_LARGE_CODE = "EA2A_RESPONSE_TOO_LARGE"
  */
 export const codedError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
 
-const boundedVariants = new WeakMap<HttpClient.HttpClient, (bounds: Bounds) => HttpClient.HttpClient>()
-
 // Tests drive short bounds with the TestClock, which a timer inside the client does not follow.
 const MIN_NATIVE_TIMEOUT = Duration.seconds(2)
 
 /**
- * Records how to bound `client`'s requests natively; returns `client`.
+ * `client` as the live layers use it: each request within the fiber's `RequestBounds`, by the
+ * client itself when it honours them (`native`) and the deadline is long enough for a real timer,
+ * else by Effect.
  *
  * @internal
  */
-export const registerBoundedVariant = (
-  client: HttpClient.HttpClient,
-  bounded: (bounds: Bounds) => HttpClient.HttpClient
-): HttpClient.HttpClient => {
-  boundedVariants.set(client, bounded)
-  return client
-}
+export const boundedClient = (client: HttpClient.HttpClient, native: boolean): HttpClient.HttpClient =>
+  HttpClient.transform(client, (execute, request) =>
+    Effect.flatMap(RequestBounds, (bounds) => {
+      if (bounds === undefined || (native && Duration.greaterThanOrEqualTo(bounds.timeout, MIN_NATIVE_TIMEOUT))) {
+        return execute
+      }
+      // The client below must not run a timer of its own that the TestClock cannot drive.
+      const read = Effect.flatMap(
+        Effect.provideService(execute, RequestBounds, undefined),
+        (response) => readWithin(request, response, bounds.maxBytes)
+      )
+      return Effect.timeoutFail(read, {
+        duration: bounds.timeout,
+        onTimeout: () =>
+          new HttpClientError.RequestError({
+            request,
+            reason: "Transport",
+            cause: codedError(DEADLINE_CODE, `no complete answer within ${Duration.format(bounds.timeout)}`)
+          })
+      })
+    }))
 
 /**
- * A variant of `client` that fails a request past `bounds` (with an error whose cause has
- * `DEADLINE_CODE` or `TOO_LARGE_CODE`), or `undefined` when the bounds are left to Effect.
- *
- * @internal
+ * The response with its body read (at most `maxBytes`), as a response whose body is that text. A
+ * declared length is trusted to say it is too large at once; otherwise the body is streamed and
+ * counted, and the stream's end aborts the request, so nothing past the limit is buffered.
  */
-export const boundedVariant = (client: HttpClient.HttpClient, bounds: Bounds): HttpClient.HttpClient | undefined => {
-  if (Duration.lessThan(bounds.timeout, MIN_NATIVE_TIMEOUT)) return undefined
-  return boundedVariants.get(client)?.(bounds)
+const readWithin = (
+  request: HttpClientRequest.HttpClientRequest,
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number
+): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.ResponseError> => {
+  const tooLarge = () =>
+    Effect.fail(
+      new HttpClientError.ResponseError({
+        request,
+        response,
+        reason: "Decode",
+        cause: codedError(TOO_LARGE_CODE, `the response body is larger than ${maxBytes} bytes`)
+      })
+    )
+  const declared = response.headers["content-length"]
+  const bytes: Effect.Effect<Option.Option<Uint8Array>, HttpClientError.ResponseError> =
+    declared !== undefined && /^\d+$/.test(declared) && Number(declared) > maxBytes
+      // Too large: the stream's end aborts the request (a dropped response is only aborted once collected).
+      ? Effect.as(Stream.runDrain(Stream.take(response.stream, 1)), Option.none())
+      : Effect.map(
+        Stream.runFoldWhile(
+          response.stream,
+          { received: 0, chunks: [] as Array<Uint8Array> },
+          (read) => read.received <= maxBytes,
+          (read, chunk) => {
+            read.chunks.push(chunk)
+            return { received: read.received + chunk.length, chunks: read.chunks }
+          }
+        ),
+        ({ chunks, received }) => received > maxBytes ? Option.none() : Option.some(concat(chunks, received))
+      )
+  return Effect.flatMap(bytes, Option.match({
+    onNone: tooLarge,
+    onSome: (body) =>
+      Effect.succeed(HttpClientResponse.fromWeb(
+        request,
+        new Response(response.status === 204 || response.status === 304 ? null : (body as Uint8Array<ArrayBuffer>), {
+          status: response.status,
+          headers: response.headers
+        })
+      ))
+  }))
+}
+
+const concat = (chunks: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
+  if (chunks.length === 1) return chunks[0]!
+  const bytes = new Uint8Array(length)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.length
+  }
+  return bytes
 }

@@ -1,0 +1,173 @@
+/**
+ * The platform's API as one `HttpClient`, shared by every platform call of a layer (discovery,
+ * the mirror, the A2A proxy), made of combinators over the host's client:
+ * - paths relative to `PLATFORM_URL`, with the bearer (`PLATFORM_TOKEN`) and the org header;
+ * - each request within the bounds its caller gives (`RequestBounds`);
+ * - paced by the platform's rate limit, learned from its answers (`X-RateLimit-*`): past the
+ *   budget, requests wait for a place in order (those that start or finish a delegation's
+ *   outcome first) instead of being sent to be refused; `PLATFORM_RATE_LIMIT` is a ceiling a host
+ *   may set lower;
+ * - a refusal before the platform acted on the request (429, 503 `platform_unavailable`) makes
+ *   every waiting request wait for its `Retry-After`, and the request is sent again.
+ *
+ * Build one per host: two of them would each think they have the platform's whole budget.
+ *
+ * @since 0.4.0
+ */
+import { HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
+import type { HttpClientResponse } from "@effect/platform"
+import { Clock, Context, Duration, Effect, Either, Exit, Layer, Option } from "effect"
+import type { Scope } from "effect"
+import * as Warnings from "../internal/warnings.js"
+import { NativeRequestBounds } from "../services/RequestBounds.js"
+import type { PlatformSettings } from "./internal/http.js"
+import { field, parseJson, platformHeaders, retryAfterMillis } from "./internal/http.js"
+import { boundedClient, codedError } from "./internal/nativeBounds.js"
+import * as RateGate from "./internal/rateGate.js"
+
+/**
+ * Where the platform is, who we are on it, and the host's own ceiling on its requests.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Options extends PlatformSettings {
+  /**
+   * `PLATFORM_RATE_LIMIT`: at most `limit` requests per `interval`, even when the platform would
+   * allow more. The platform's own limit is followed without it.
+   */
+  readonly rateLimit?: { readonly limit: number; readonly interval: Duration.DurationInput } | undefined
+}
+
+/**
+ * The platform client of a layer.
+ *
+ * @since 0.4.0
+ * @category tags
+ */
+export class PlatformHttpClient extends Context.Tag("effect-a2a-delegation/PlatformHttpClient")<PlatformHttpClient, {
+  /** Takes paths relative to `PLATFORM_URL`; adds the credentials, paces, and re-sends refused requests. */
+  readonly client: HttpClient.HttpClient
+  readonly settings: PlatformSettings
+  /** Requests waiting for a place under the rate limit. */
+  readonly waiting: Effect.Effect<number>
+}>() {}
+
+/**
+ * The `code` of the cause of a request that found no place under the rate limit within its wait.
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const RATE_LIMIT_WAIT_CODE = "EA2A_RATE_LIMIT_WAIT"
+
+/** The wait before sending a refused request again when the platform names none. */
+const DEFAULT_REFUSAL_MILLIS = 1000
+
+/**
+ * Builds the client over the host's `HttpClient`; its pacing lives in the current scope.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<PlatformHttpClient["Type"], never, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const host = yield* HttpClient.HttpClient
+    const native = Option.isSome(yield* Effect.serviceOption(NativeRequestBounds))
+    const warnings = yield* Warnings.make()
+    const gate = yield* RateGate.make({
+      ceiling: options.rateLimit === undefined
+        ? undefined
+        : { limit: options.rateLimit.limit, interval: Duration.decode(options.rateLimit.interval) },
+      onWait: ({ limit, millis, refused, waiting }) =>
+        warnings.warn(
+          "platform rate limit",
+          `${refused ? "the platform refused a request (rate limit)" : "the platform's rate limit is reached"}` +
+            `${limit === undefined ? "" : ` (${limit} requests)`}: ${waiting} request(s) wait for a place, ` +
+            `the next in ${Math.ceil(millis / 1000)}s; nothing is dropped`
+        )
+    })
+    const base = options.platformUrl.replace(/\/+$/, "")
+    const headers = platformHeaders(options)
+    const client = boundedClient(host, native).pipe(
+      (bounded) => HttpClient.transform(bounded, (execute, request) => paced(gate, execute, request)),
+      HttpClient.mapRequest(HttpClientRequest.prependUrl(base)),
+      HttpClient.mapRequest(HttpClientRequest.setHeaders(headers))
+    )
+    const { orgId, platformToken, platformUrlIsDefault, workspaceId } = options
+    return PlatformHttpClient.of({
+      client,
+      settings: { orgId, platformToken, platformUrl: base, platformUrlIsDefault, workspaceId },
+      waiting: gate.waiting
+    })
+  })
+
+/**
+ * The platform client as a layer, over the host's `HttpClient`.
+ *
+ * @since 0.4.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<PlatformHttpClient, never, HttpClient.HttpClient> =>
+  Layer.scoped(PlatformHttpClient, make(options))
+
+/**
+ * Runs the platform requests of `effect` at `priority`, each waiting at most `maxWait` for a place.
+ *
+ * @internal
+ */
+export const withPriority = (priority: RateGate.Priority, maxWait?: Duration.Duration) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, RateGate.PlatformRequestOptions, { priority, maxWait })
+
+/** One request through the gate: a place, the answer, and again while the platform refuses it before acting on it. */
+const paced = (
+  gate: RateGate.RateGate,
+  execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>,
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
+  Effect.flatMap(RateGate.PlatformRequestOptions, ({ maxWait, priority }) =>
+    Effect.flatMap(Clock.currentTimeMillis, (start) => {
+      const deadline = maxWait === undefined ? undefined : start + Duration.toMillis(maxWait)
+      const attempt: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> = Effect.gen(
+        function*() {
+          const now = yield* Clock.currentTimeMillis
+          const left = deadline === undefined ? undefined : Duration.millis(Math.max(0, deadline - now))
+          const ticket = yield* gate.take(priority, left)
+          if (ticket === undefined) return yield* Effect.fail(waitedTooLong(request, maxWait))
+          const exit = yield* Effect.exit(execute)
+          if (Exit.isFailure(exit)) {
+            yield* gate.unanswered(ticket)
+            return yield* exit
+          }
+          const response = exit.value
+          const refusedFor = yield* refusal(response)
+          yield* gate.answered(ticket, { headers: response.headers, refusedForMillis: refusedFor })
+          return refusedFor === undefined ? response : yield* attempt
+        }
+      )
+      return attempt
+    }))
+
+/** How long the platform asks to wait when it refused the request before acting on it, else `undefined`. */
+const refusal = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<number | undefined> => {
+  if (response.status !== 429 && response.status !== 503) return Effect.succeed(undefined)
+  return Effect.flatMap(Effect.orElseSucceed(response.text, () => ""), (text) => {
+    const json = Either.getOrUndefined(parseJson(text))
+    // A 503 is a refusal only when it is the token store's "retry shortly"; a busy peer behind the proxy is not.
+    if (response.status === 503 && field(json, "code") !== "platform_unavailable") return Effect.succeed(undefined)
+    return Effect.map(retryAfterMillis(response.headers, json), (millis) => millis ?? DEFAULT_REFUSAL_MILLIS)
+  })
+}
+
+const waitedTooLong = (request: HttpClientRequest.HttpClientRequest, maxWait: Duration.Duration | undefined) =>
+  new HttpClientError.RequestError({
+    request,
+    reason: "Transport",
+    cause: codedError(
+      RATE_LIMIT_WAIT_CODE,
+      `no place under the platform's rate limit within ${maxWait === undefined ? "the wait" : Duration.format(maxWait)}`
+    )
+  })
