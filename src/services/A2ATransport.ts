@@ -25,10 +25,11 @@ export interface PeerProtocol {
   readonly url: string
   /**
    * How the version was chosen: `pinned` (`A2A_PROTOCOL`), `card` (the peer's agent card),
-   * `learned` (the peer's answer to an earlier delegation) or `guess` (nothing known: 1.0 first).
+   * `learned` (the peer's answer to an earlier delegation), `guess` (nothing known: 1.0 first) or
+   * `proxy` (in `auto`, a peer behind the platform's proxy: 0.3, the only version the proxy carries).
    * Only a `guess` or a `learned` version is switched on a version answer.
    */
-  readonly source: "pinned" | "card" | "learned" | "guess"
+  readonly source: "pinned" | "card" | "learned" | "guess" | "proxy"
 }
 
 /**
