@@ -297,8 +297,8 @@ export interface CancelTask {
 export class A2ATransport extends Context.Tag("effect-a2a-delegation/A2ATransport")<A2ATransport, {
   /**
    * Which version and URL to use for a peer: pinned, read from its agent card, learned from an
-   * earlier answer, or 1.0 as a guess. Cached per peer; never fails (a card that cannot be read
-   * leaves the guess).
+   * earlier answer, 0.3 behind the platform's proxy, or 1.0 as a guess. Cached per peer; never
+   * fails (a card that cannot be read leaves the guess).
    */
   readonly protocolFor: (endpoint: PeerEndpoint) => Effect.Effect<PeerProtocol>
   /** Remembers the version a peer accepts, for later delegations to it (after a version answer). */
