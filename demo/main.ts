@@ -210,14 +210,13 @@ const program = Effect.gen(function*() {
     DELEGATION_RECONCILE_INTERVAL: "0.25",
     DELEGATION_RECONCILE_MAX_INTERVAL: "1"
   })
-  // Proxy dispatch, so a busy peer's overflow is queued; pinned to 0.3 because the proxy drops `A2A-Version`.
+  // Proxy dispatch, so a busy peer's overflow is queued; auto speaks 0.3 there, as the proxy drops `A2A-Version`.
   // Nothing brings a proxied request's reply back to a queued delegation, so a short deadline ends it.
   const dispatcher = yield* host({
     ...common,
     WORKSPACE_ID: "ws-dispatcher",
     PLATFORM_TOKEN: dispatcherToken,
     DELEGATION_DISPATCH: "proxy",
-    A2A_PROTOCOL: "0.3",
     DELEGATION_QUEUED_TIMEOUT: "10",
     DELEGATION_RECONCILE_INTERVAL: "0.25",
     DELEGATION_RECONCILE_MAX_INTERVAL: "1"
@@ -305,7 +304,7 @@ const program = Effect.gen(function*() {
       "and three workspaces that delegate to them:",
       "  orchestrator  directly to fast, legacy and broken, A2A_PROTOCOL=auto",
       "  scheduler     to busy by the platform (DELEGATION_DISPATCH=platform): queued, then read from its list",
-      "  dispatcher    to busy through the platform proxy (DELEGATION_DISPATCH=proxy, A2A_PROTOCOL=0.3)",
+      "  dispatcher    to busy through the platform proxy (DELEGATION_DISPATCH=proxy, so 0.3)",
       "  intern        a workspace whose role (read-only) may not delegate",
       ""
     ])

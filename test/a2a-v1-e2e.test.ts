@@ -9,7 +9,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { LocalPeer } from "effect-a2a-delegation/testing"
 import { Effect } from "effect"
-import { eventually, field, makeWorld, workspace } from "./fixtures/e2e.js"
+import { eventually, field, makeWorld, SELF, workspace } from "./fixtures/e2e.js"
 import { v03Peer, v1Peer } from "./fixtures/sdkPeers.js"
 
 /** The peers, as workspace UUIDs. */
@@ -156,11 +156,11 @@ describe("direct dispatch in auto", () => {
 })
 
 describe("through the platform's proxy, which does not forward A2A-Version", () => {
-  it.scopedLive("a strict 1.0 peer: 1.0 arrives without the header (-32009), the 0.3 resend too: failed, naming the version problem", () =>
+  it.scopedLive("a strict 1.0 peer: auto sends 0.3 (the proxy cannot carry 1.0), answered -32009 and not switched: failed, naming the version problem", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
       const peer = yield* world.peer(WS_STRICT, {}, 4, "1.0")
-      const host = yield* world.host({ viaPlatformProxy: true, protocol: "auto" })
+      const host = yield* world.host({ viaPlatformProxy: true })
       const done = yield* Effect.flatMap(host.delegate({ workspaceId: WS_STRICT, task: "hi" }), host.awaitSettled)
       expect(done.status).toBe("failed")
       expect(done.attempts).toBe(1)
@@ -168,37 +168,77 @@ describe("through the platform's proxy, which does not forward A2A-Version", () 
       expect(done.cause).toMatchObject({ _tag: "JsonRpcError", code: -32009, reason: "VERSION_NOT_SUPPORTED" })
       expect(done.error).toContain("The requested A2A protocol version '0.3' is not supported")
       expect(done.error).toContain("a proxy that does not forward the header")
-      // The host sent the header; the proxy dropped it.
+      // One request, in 0.3 from the host on: no 1.0 guess, no resend.
       const proxied = (yield* world.platform.requests).filter((r) => r.path === `/workspaces/${WS_STRICT}/a2a`)
-      expect(proxied.map((r) => r.headers["a2a-version"])).toEqual(["1.0", undefined])
-      expect((yield* peer.requests).map((r) => `${r.method} ${r.headers["a2a-version"]}`)).toEqual([
-        "SendMessage undefined",
-        "message/send undefined"
-      ])
+      expect(proxied.map((r) => r.headers["a2a-version"])).toEqual([undefined])
+      expect((yield* peer.requests).map((r) => `${r.method} ${r.headers["a2a-version"]}`)).toEqual(["message/send undefined"])
     }))
 
-  it.scopedLive("a 0.3 peer: one fallback for the first delegation, then 0.3 straight away", () =>
+  it.scopedLive("a 0.3 peer: 0.3 from the first delegation on, no fallback", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
       const peer = yield* world.peer(WS_OLD, {}, 4, "0.3")
-      const host = yield* world.host({ viaPlatformProxy: true, protocol: "auto" })
+      const host = yield* world.host({ viaPlatformProxy: true })
       const first = yield* Effect.flatMap(host.delegate({ workspaceId: WS_OLD, task: "one" }), host.awaitSettled)
       const second = yield* Effect.flatMap(host.delegate({ workspaceId: WS_OLD, task: "two" }), host.awaitSettled)
       expect([first.status, first.protocolVersion, first.attempts, first.result]).toEqual(["completed", "0.3", 1, "done: one"])
       expect([second.status, second.protocolVersion, second.attempts]).toEqual(["completed", "0.3", 1])
-      expect((yield* peer.requests).map((r) => r.method)).toEqual(["SendMessage", "message/send", "message/send"])
+      expect((yield* peer.requests).map((r) => r.method)).toEqual(["message/send", "message/send"])
       expect((yield* peer.cardRequests).length).toBe(0)
     }))
 
-  it.scopedLive("a compatible peer answers in 0.3 (no header reaches it), after one fallback", () =>
+  it.scopedLive("a compatible peer answers in 0.3 (no header reaches it), with no fallback", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
       const peer = yield* world.peer(WS_BOTH, {}, 4, "both")
-      const host = yield* world.host({ viaPlatformProxy: true, protocol: "auto" })
+      const host = yield* world.host({ viaPlatformProxy: true })
       const done = yield* Effect.flatMap(host.delegate({ workspaceId: WS_BOTH, task: "hi" }), host.awaitSettled)
       expect([done.status, done.protocolVersion, done.result]).toEqual(["completed", "0.3", "done: hi"])
       const answers = yield* peer.requests
-      expect(answers.map((r) => r.method)).toEqual(["SendMessage", "message/send"])
+      expect(answers.map((r) => r.method)).toEqual(["message/send"])
+    }))
+
+  it.scopedLive("in auto (A2A_PROTOCOL unset), a busy 0.3 peer's overflow is queued in 0.3 and the peer accepts it when the drain delivers it", () =>
+    Effect.gen(function*() {
+      const world = yield* makeWorld
+      const busy = yield* world.peer(WS_BUSY, { latency: "300 millis" }, 1, "0.3")
+      // The default configuration: no A2A_PROTOCOL, proxy dispatch.
+      const env = {
+        PLATFORM_URL: world.platform.url,
+        WORKSPACE_ID: SELF,
+        PLATFORM_TOKEN: world.selfToken,
+        DELEGATION_DISPATCH: "proxy",
+        DELEGATION_RETRY_DELAY: "0.05",
+        DELEGATION_TIMEOUT: "5"
+      }
+      const host = yield* world.hostFromEnv(env)
+      // The queued request is the first a host sends the peer, before any answer could teach it the
+      // peer's version (here a second host of the workspace, as after a restart).
+      const fresh = yield* world.hostFromEnv(env)
+      const first = yield* host.delegate({ workspaceId: WS_BUSY, task: "first" })
+      yield* eventually(busy.active, (active) => active === 1, "the first request to reach the peer")
+      const second = yield* fresh.delegate({ workspaceId: WS_BUSY, task: "second" })
+      const queued = yield* fresh.awaitSettled(second)
+      expect([queued.status, queued.protocolVersion, queued.attempts]).toEqual(["queued", "0.3", 1])
+      const done = yield* host.awaitSettled(first)
+      expect([done.status, done.protocolVersion, done.attempts, done.result]).toEqual(["completed", "0.3", 1, "done: first"])
+
+      // once the peer is free, its heartbeat drains the queued body, as it was sent
+      yield* world.platform.heartbeat(WS_BUSY)
+      const messageIdOf = (body: unknown) => field(body, "params", "message", "messageId")
+      const requests = yield* eventually(busy.requests, (all) => all.some((r) => messageIdOf(r.body) === second), "the drain")
+      const answers = yield* eventually(busy.answers, (all) => all.length === requests.length, "the peer to answer it")
+      expect(requests.map((r) => [r.method, messageIdOf(r.body), r.headers["a2a-version"]])).toEqual([
+        ["message/send", first, undefined],
+        ["message/send", second, undefined]
+      ])
+      // the peer accepted it: a result, not a version error such as -32601
+      const drained = answers.find((answer) => answer.id === field(requests[1]!.body, "id"))
+      expect([drained?.method, drained?.status, field(drained?.body, "error")]).toEqual(["message/send", 200, undefined])
+      expect(field(drained?.body, "result", "parts")).toEqual([{ kind: "text", text: "done: second" }])
+      yield* eventually(world.platform.queue, (items) => items.every((item) => item.status === "completed"), "the drain")
+      // through the proxy nothing brings the reply back (contract 1.9)
+      expect((yield* fresh.status(second)).status).toBe("queued")
     }))
 
   it.scopedLive("pinned to 0.3, a busy 0.3 peer's overflow is queued once and delivered in 0.3 by the drain (its reply stays on the platform)", () =>

@@ -17,11 +17,12 @@ import {
   DiscoveryTest,
   PeerEndpoint,
   PlatformMirrorTest,
-  RbacTest,
-  PlatformHttpClient
+  PlatformHttpClient,
+  ProtocolChoice,
+  RbacTest
 } from "effect-a2a-delegation"
 import type { A2A, PeerProtocol, SendMessage, SendReply } from "effect-a2a-delegation"
-import { Chunk, ConfigError, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import { Cause, Chunk, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 import * as Http from "./fixtures/http.js"
 import type { Handler, Recorded, Step } from "./fixtures/http.js"
 import { PEER, PEER_URL, SELF, settings } from "./fixtures/layers.js"
@@ -238,17 +239,21 @@ describe("A2ATransportHttp speaking A2A 1.0", () => {
       Effect.succeed(rpc(request, { error: { code: -32001, message: "Task not found: nope", data: ERROR_INFO("TASK_NOT_FOUND") } }))
     ))))
 
-  it.effect("through the platform's proxy a 1.0 request carries the platform bearer and A2A-Version: 1.0", () =>
+  it.effect("through the platform's proxy auto chooses 0.3 without a card: message/send with the platform bearer and no A2A-Version", () =>
     Effect.gen(function*() {
       const proxy = new PeerEndpoint({ id: PEER, url: `${PLATFORM}/workspaces/${PEER}/a2a`, viaPlatform: true })
       const transport = yield* A2ATransport
       const protocol = yield* transport.protocolFor(proxy)
-      expect(protocol).toEqual({ version: "1.0", url: proxy.url, source: "guess" })
+      expect(protocol).toEqual({ version: "0.3", url: proxy.url, source: "proxy" })
       yield* transport.send({ ...sendMessage(protocol), endpoint: proxy })
+      // A 1.0 request (as a core stack pinned to 1.0 would send) still gets the header and the bearer.
+      yield* transport.send({ ...sendMessage({ ...protocol, version: "1.0", source: "pinned" }), endpoint: proxy })
       const all = yield* Http.requests
-      expect(all).toHaveLength(1) // no card is read through the proxy
-      expect(all[0]!.headers["authorization"]).toBe("Bearer tok")
-      expect(all[0]!.headers["a2a-version"]).toBe("1.0")
+      expect(all).toHaveLength(2) // no card is read through the proxy
+      expect(all.map((r) => [get(r.body, "method"), r.headers["a2a-version"], r.headers["authorization"]])).toEqual([
+        ["message/send", undefined, "Bearer tok"],
+        ["SendMessage", "1.0", "Bearer tok"]
+      ])
     }).pipe(Effect.provide(
       A2ATransportHttp.layer({ workspaceId: SELF, timeout: "30 seconds" }).pipe(
         Layer.provide(PlatformHttpClient.layer({
@@ -257,9 +262,35 @@ describe("A2ATransportHttp speaking A2A 1.0", () => {
           platformToken: Option.some(Redacted.make("tok")),
           orgId: Option.none()
         })),
-        Layer.provideMerge(Http.layer((request) => Effect.succeed(rpc(request, { result: { message: v1Message("ok") } }))))
+        Layer.provideMerge(Http.layer((request) =>
+          Effect.succeed(rpc(request, {
+            result: get(request.body, "method") === "SendMessage" ? { message: v1Message("ok") } : v03Message("ok")
+          }))
+        ))
       )
     )))
+})
+
+describe("ProtocolChoice in auto, for a peer behind the platform's proxy", () => {
+  it.effect("0.3 with source proxy: no card read, nothing remembered, never switched", () =>
+    Effect.gen(function*() {
+      const cardReads: Array<string> = []
+      const choice = yield* ProtocolChoice.makeProtocolChoice({
+        setting: "auto",
+        readCard: (url) => Effect.sync(() => cardReads.push(url)).pipe(Effect.as({ version: "1.0" as const })),
+        capacity: 10,
+        timeToLive: "1 hour"
+      })
+      const proxy = new PeerEndpoint({ id: PEER, url: `${PLATFORM}/workspaces/${PEER}/a2a`, viaPlatform: true })
+      const chosen = yield* choice.protocolFor(proxy)
+      expect(chosen).toEqual({ version: "0.3", url: proxy.url, source: "proxy" })
+      expect(ProtocolChoice.canFallBack(chosen)).toBe(false)
+      yield* choice.rememberProtocol(proxy, { version: "1.0", url: proxy.url, source: "learned" })
+      expect(yield* choice.protocolFor(proxy)).toEqual(chosen)
+      expect(cardReads).toEqual([])
+      // the same URL reached directly is still chosen from its card
+      expect((yield* choice.protocolFor(new PeerEndpoint({ id: PEER, url: proxy.url }))).source).toBe("card")
+    }))
 })
 
 // --- the choice per peer -------------------------------------------------------------------------
@@ -484,6 +515,72 @@ describe("A2A_PROTOCOL from Config", () => {
       expect(ConfigError.isConfigError(error)).toBe(true)
       expect(error).toMatchObject({ path: ["A2A_PROTOCOL"] })
     }))
+
+  it.effect("pinned to 1.0 with proxy dispatch: a ConfigError on A2A_PROTOCOL saying why; 0.3 with proxy builds", () =>
+    Effect.gen(function*() {
+      const build = (env: Record<string, string>) =>
+        Effect.exit(Effect.asVoid(Delegations).pipe(Effect.provide(DelegationsLive.pipe(
+          Layer.provide(Http.layer(always(Http.reply(200, {})))),
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({
+            WORKSPACE_ID: SELF,
+            PLATFORM_URL: PLATFORM,
+            ...env
+          })))))
+        ))))
+      for (const dispatch of [{ DELEGATION_DISPATCH: "proxy" }, { A2A_VIA_PLATFORM_PROXY: "true" }]) {
+        const exit = yield* build({ ...dispatch, A2A_PROTOCOL: "1.0" })
+        const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+        expect(Option.getOrUndefined(error)).toMatchObject({ _op: "InvalidData", path: ["A2A_PROTOCOL"] })
+        const message = String(Option.getOrUndefined(error))
+        expect(message).toContain("forwards no A2A-Version header")
+        expect(message).toContain("a queued one is delivered later as it was sent")
+        expect(Exit.isSuccess(yield* build({ ...dispatch, A2A_PROTOCOL: "0.3" }))).toBe(true)
+      }
+      // direct and platform dispatch keep a pinned 1.0
+      expect(Exit.isSuccess(yield* build({ A2A_PROTOCOL: "1.0" }))).toBe(true)
+      expect(Exit.isSuccess(yield* build({ A2A_PROTOCOL: "1.0", DELEGATION_DISPATCH: "platform" }))).toBe(true)
+    }))
+
+  it.effect("auto with proxy dispatch: no 1.0 on the wire (no A2A-Version, message/send, tasks/get), no card read", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(delegate("hi"))
+      yield* TestClock.adjust("1 second") // the first poll
+      const done = yield* Fiber.join(fiber)
+      expect([done.status, done.protocolVersion, done.attempts, done.dispatch]).toEqual(["completed", "0.3", 1, "proxy"])
+      const proxied = (yield* Http.requests).filter((r) => r.url === `${PLATFORM}/workspaces/${PEER}/a2a`)
+      expect(proxied.map((r) => [get(r.body, "method"), r.headers["a2a-version"]])).toEqual([
+        ["message/send", undefined],
+        ["tasks/get", undefined]
+      ])
+      expect(yield* peerRequests).toEqual([])
+    }).pipe(Effect.provide(DelegationsLive.pipe(
+      Layer.provideMerge(Http.layer((request) => {
+        // The proxy answers as a v0.3 peer would: a working task, then the task completed.
+        if (request.url !== `${PLATFORM}/workspaces/${PEER}/a2a`) return Effect.succeed(Http.reply(200, { status: "ok" }))
+        const method = get(request.body, "method")
+        if (method === "message/send") {
+          return Effect.succeed(rpc(request, { result: { kind: "task", id: "T", contextId: "C", status: { state: "working" } } }))
+        }
+        if (method === "tasks/get") {
+          return Effect.succeed(rpc(request, {
+            result: {
+              kind: "task",
+              id: "T",
+              contextId: "C",
+              status: { state: "completed" },
+              artifacts: [{ artifactId: "a", parts: [{ kind: "text", text: "done" }] }]
+            }
+          }))
+        }
+        return Effect.succeed(rpc(request, { error: { code: -32601, message: `Method not found: ${String(method)}` } }))
+      })),
+      Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
+        ["WORKSPACE_ID", SELF],
+        ["PLATFORM_URL", PLATFORM],
+        ["PLATFORM_TOKEN", "tok"],
+        ["DELEGATION_DISPATCH", "proxy"]
+      ]))))
+    ))))
 
   it.effect("the options object checks the value too", () =>
     Effect.gen(function*() {

@@ -70,7 +70,10 @@ export interface Options {
   readonly timeout: Duration.DurationInput
   /** Bytes of a response body read at most (`DELEGATION_MAX_RESPONSE_BYTES`, default 10 MiB); past it the request fails. */
   readonly maxResponseBytes?: number | undefined
-  /** `A2A_PROTOCOL`: `auto` (default) chooses per peer; `1.0` or `0.3` pins the version for every peer. */
+  /**
+   * `A2A_PROTOCOL`: `auto` (default) chooses per peer (0.3 for a `viaPlatform` endpoint: the proxy
+   * forwards no `A2A-Version`); `1.0` or `0.3` pins the version for every peer.
+   */
   readonly protocol?: ProtocolSetting | undefined
   /** How many peers' versions `auto` keeps (1,000) and for how long (1 hour). */
   readonly protocolCache?: {

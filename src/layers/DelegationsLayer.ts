@@ -276,6 +276,8 @@ export interface Options {
   /**
    * `A2A_PROTOCOL`: the A2A version spoken to peers. `auto` (default) chooses per peer from its
    * agent card, else tries 1.0 and switches once to 0.3 on a version answer; `1.0` or `0.3` pins it.
+   * With proxy dispatch `auto` means 0.3, and `1.0` is a `ConfigError`: the platform's proxy forwards
+   * no `A2A-Version` header.
    */
   readonly protocol?: ProtocolSetting | undefined
   /**
@@ -526,6 +528,16 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       Option.map((t) => (typeof t === "string" ? Redacted.make(t) : t)),
       Option.filter((t) => Redacted.value(t) !== "")
     )
+    const dispatch = options.dispatch ?? (options.viaPlatformProxy === true ? "proxy" : "direct")
+    if (dispatch === "proxy" && protocol === "1.0") {
+      return yield* invalid(
+        "A2A_PROTOCOL",
+        "1.0 cannot be used with proxy dispatch (DELEGATION_DISPATCH=proxy or A2A_VIA_PLATFORM_PROXY=true): the " +
+          "platform's proxy forwards no A2A-Version header, so a 1.0 request would reach the peer as 0.3, and a " +
+          "queued one is delivered later as it was sent; use auto or 0.3 (auto means 0.3 through the proxy), or " +
+          "dispatch directly"
+      )
+    }
     return yield* checkSettings<ResolvedOptions>({
       workspaceId: options.workspaceId,
       history: options.history ?? 100,
@@ -548,10 +560,11 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       platformTimeout,
       maxResponseBytes,
       platformRateLimit,
-      dispatch: options.dispatch ?? (options.viaPlatformProxy === true ? "proxy" : "direct"),
+      dispatch,
       queuedTimeout,
       reconcileInterval: { initial: reconcileInitial, max: reconcileMax },
-      protocol,
+      // The proxy carries only 0.3 (see above): `auto` has nothing to choose between.
+      protocol: dispatch === "proxy" && protocol === "auto" ? "0.3" : protocol,
       auditLogPath: options.auditLogPath === "" ? undefined : options.auditLogPath,
       auditLogLevel: options.auditLogLevel ?? LogLevel.Debug,
       roles: options.roles ?? ["operator"],

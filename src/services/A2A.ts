@@ -236,7 +236,7 @@ export type ProtocolVersion = typeof ProtocolVersion.Type
 
 /**
  * Which version to speak: `auto` chooses per peer (agent card, then 1.0 with one
- * fallback); `1.0` or `0.3` pins it for every peer.
+ * fallback; 0.3 through the platform's proxy); `1.0` or `0.3` pins it for every peer.
  *
  * @since 0.2.0
  * @category schemas

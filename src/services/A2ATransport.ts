@@ -25,10 +25,11 @@ export interface PeerProtocol {
   readonly url: string
   /**
    * How the version was chosen: `pinned` (`A2A_PROTOCOL`), `card` (the peer's agent card),
-   * `learned` (the peer's answer to an earlier delegation) or `guess` (nothing known: 1.0 first).
+   * `learned` (the peer's answer to an earlier delegation), `guess` (nothing known: 1.0 first) or
+   * `proxy` (in `auto`, a peer behind the platform's proxy: 0.3, the only version the proxy carries).
    * Only a `guess` or a `learned` version is switched on a version answer.
    */
-  readonly source: "pinned" | "card" | "learned" | "guess"
+  readonly source: "pinned" | "card" | "learned" | "guess" | "proxy"
 }
 
 /**
@@ -296,8 +297,8 @@ export interface CancelTask {
 export class A2ATransport extends Context.Tag("effect-a2a-delegation/A2ATransport")<A2ATransport, {
   /**
    * Which version and URL to use for a peer: pinned, read from its agent card, learned from an
-   * earlier answer, or 1.0 as a guess. Cached per peer; never fails (a card that cannot be read
-   * leaves the guess).
+   * earlier answer, 0.3 behind the platform's proxy, or 1.0 as a guess. Cached per peer; never
+   * fails (a card that cannot be read leaves the guess).
    */
   readonly protocolFor: (endpoint: PeerEndpoint) => Effect.Effect<PeerProtocol>
   /** Remembers the version a peer accepts, for later delegations to it (after a version answer). */

@@ -1,10 +1,12 @@
 /**
  * The per-peer choice of A2A version (`A2A_PROTOCOL`), shared by the transports.
  *
- * Pinned, every peer gets the pinned version at its discovered URL. In `auto`, the
- * choice is an Effect `Cache` keyed by the peer's URL (one for direct peers, one for
- * peers behind the platform's proxy), built once per transport layer: the first lookup
- * reads the peer's agent card (never through the proxy), later ones are cache hits
+ * Pinned, every peer gets the pinned version at its discovered URL. In `auto`, a peer
+ * behind the platform's proxy (`PeerEndpoint.viaPlatform`) gets 0.3, never switched: the
+ * proxy forwards no `A2A-Version` header, so a 1.0 request would reach the peer as 0.3,
+ * and a request it queues is delivered later exactly as it was sent. For a direct peer
+ * the choice is an Effect `Cache` keyed by the peer's URL, built once per transport
+ * layer: the first lookup reads the peer's agent card, later ones are cache hits
  * until the entry's time to live has passed (on the `Clock`, so `TestClock` drives it).
  * Concurrent first lookups of a peer share one card read. A version learned from a
  * peer's answer replaces the entry (and its time to live starts again).
@@ -69,7 +71,7 @@ export const otherVersion = (version: ProtocolVersion): ProtocolVersion => (vers
 
 /**
  * True when a version answer to this choice may be answered by switching version:
- * only a guess or a learned version, never a pinned one or the card's.
+ * only a guess or a learned version, never a pinned one, the card's or the proxy's.
  *
  * @since 0.2.0
  * @category utils
@@ -81,6 +83,9 @@ const guess = (url: string): PeerProtocol => ({ version: "1.0", url, source: "gu
 
 const fromCard = (url: string, card: CardProtocol | undefined): PeerProtocol =>
   card === undefined ? guess(url) : { version: card.version, url: card.url ?? url, source: "card" }
+
+// A body the proxy queues is delivered later as it was sent, so no version answer can correct it then.
+const throughProxy = (url: string): PeerProtocol => ({ version: "0.3", url, source: "proxy" })
 
 const pinned = (version: ProtocolVersion): ProtocolChoice => ({
   protocolFor: (endpoint) => Effect.succeed({ version, url: endpoint.url, source: "pinned" }),
@@ -97,19 +102,16 @@ export const makeProtocolChoice = (options: ProtocolOptions): Effect.Effect<Prot
   if (options.setting !== "auto") return Effect.succeed(pinned(options.setting))
   const { capacity, timeToLive } = options
   return Effect.map(
-    Effect.all([
-      // Keyed by URL (a string key keeps the hit cheap: this runs once per delegation).
-      Cache.make({ capacity, timeToLive, lookup: (url: string) => Effect.map(options.readCard(url), (card) => fromCard(url, card)) }),
-      // The platform's proxy has no card of the peer behind it: 1.0 first, then the fallback.
-      Cache.make({ capacity, timeToLive, lookup: (url: string) => Effect.succeed(guess(url)) })
-    ]),
-    ([direct, proxied]): ProtocolChoice => {
-      const cacheOf = (endpoint: PeerEndpoint) => (endpoint.viaPlatform === true ? proxied : direct)
-      return {
-        protocolFor: (endpoint) => cacheOf(endpoint).get(endpoint.url),
-        rememberProtocol: (endpoint, protocol) =>
-          cacheOf(endpoint).set(endpoint.url, { version: protocol.version, url: protocol.url, source: "learned" })
-      }
-    }
+    // Keyed by URL (a string key keeps the hit cheap: this runs once per delegation).
+    Cache.make({ capacity, timeToLive, lookup: (url: string) => Effect.map(options.readCard(url), (card) => fromCard(url, card)) }),
+    (direct): ProtocolChoice => ({
+      protocolFor: (endpoint) =>
+        endpoint.viaPlatform === true ? Effect.succeed(throughProxy(endpoint.url)) : direct.get(endpoint.url),
+      // Nothing is learned through the proxy: its version is never switched.
+      rememberProtocol: (endpoint, protocol) =>
+        endpoint.viaPlatform === true
+          ? Effect.void
+          : direct.set(endpoint.url, { version: protocol.version, url: protocol.url, source: "learned" })
+    })
   )
 }

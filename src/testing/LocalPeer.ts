@@ -66,6 +66,22 @@ export interface PeerRequest {
 }
 
 /**
+ * What the peer answered to a JSON-RPC request.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PeerAnswer {
+  /** The method of the request it answers. */
+  readonly method: string
+  /** The JSON-RPC `id` of that request. */
+  readonly id: unknown
+  readonly status: number
+  /** The JSON body (a JSON-RPC result or error, or `{"error": ...}` with an HTTP status); `undefined` when there is none. */
+  readonly body: unknown
+}
+
+/**
  * A running local peer.
  *
  * @since 0.1.0
@@ -80,6 +96,8 @@ export interface LocalPeer {
   readonly setBehaviour: (behaviour: Behaviour | ((call: number) => Behaviour)) => Effect.Effect<void>
   /** Every JSON-RPC request received, in order, including those answered with a version error. */
   readonly requests: Effect.Effect<ReadonlyArray<PeerRequest>>
+  /** Its answers to those requests, in the order it gave them (a request still being served has none yet). */
+  readonly answers: Effect.Effect<ReadonlyArray<PeerAnswer>>
   /** Every request for its agent card (`GET /.well-known/agent-card.json`), in order. */
   readonly cardRequests: Effect.Effect<ReadonlyArray<PeerRequest>>
   /** Requests being served right now. */
@@ -212,6 +230,12 @@ const messageJson = (version: ProtocolVersion, messageId: string, text: string) 
 const sendResult = (version: ProtocolVersion, kind: "message" | "task", value: unknown): unknown =>
   version === "1.0" ? { [kind]: value } : value
 
+// Every answer is built with `unsafeJson` (a byte body); a dropped connection's empty one has none.
+const jsonOf = (response: HttpServerResponse.HttpServerResponse): unknown =>
+  response.body._tag === "Uint8Array"
+    ? Either.getOrUndefined(parseAny(new TextDecoder().decode(response.body.body)))
+    : undefined
+
 const stateOf = (task: PeerTask, now: number): TaskState =>
   task.canceled ? "canceled" : now >= task.doneAt ? "completed" : "working"
 
@@ -231,6 +255,7 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
     const tasks = yield* Ref.make(HashMap.empty<string, PeerTask>())
     const requests = yield* Ref.make(Chunk.empty<PeerRequest>())
     const cardRequests = yield* Ref.make(Chunk.empty<PeerRequest>())
+    const answers = yield* Ref.make(Chunk.empty<PeerAnswer>())
 
     // Beyond `capacity`, nothing is taken; the check and the count are one step.
     const enter = (capacity: number | undefined) =>
@@ -330,10 +355,13 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
       const call = decoded.right
       const seen = { method: call.method, headers: request.headers, body: Either.getOrUndefined(parseAny(raw)) }
       yield* Ref.update(requests, Chunk.append(seen))
-      return yield* Either.match(dialectOf(protocol, request.headers[VERSION_HEADER]), {
+      const response = yield* Either.match(dialectOf(protocol, request.headers[VERSION_HEADER]), {
         onLeft: (rejected) => Effect.succeed(rpc(call.id, rejected)),
         onRight: (version) => dispatch(version, call, request)
       })
+      const answer = { method: call.method, id: call.id, status: response.status, body: jsonOf(response) }
+      yield* Ref.update(answers, Chunk.append(answer))
+      return response
     })
 
     const interfaceOf = (version: ProtocolVersion) => ({
@@ -399,12 +427,13 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
     yield* server.serve(router)
     const base = `http://127.0.0.1:${(server.address as HttpServer.TcpAddress).port}`
 
-    const readAll = (log: Ref.Ref<Chunk.Chunk<PeerRequest>>) => Effect.map(Ref.get(log), Chunk.toReadonlyArray)
+    const readAll = <A>(log: Ref.Ref<Chunk.Chunk<A>>) => Effect.map(Ref.get(log), Chunk.toReadonlyArray)
     return {
       url: `${base}/a2a`,
       protocol,
       setBehaviour: (behaviour) => Ref.set(behaviourOf, typeof behaviour === "function" ? behaviour : () => behaviour),
       requests: readAll(requests),
+      answers: readAll(answers),
       cardRequests: readAll(cardRequests),
       active: Ref.get(active)
     }
