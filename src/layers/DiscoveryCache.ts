@@ -10,8 +10,8 @@
  *
  * @since 0.4.0
  */
-import { Cache, Duration, Effect, Exit, Fiber, Layer } from "effect"
-import type { Scope } from "effect"
+import { Cache, Duration, Effect, Equal, Exit, Fiber, Hash, Layer, Option } from "effect"
+import type { Scope, Tracer } from "effect"
 import { Discovery } from "../services/Discovery.js"
 
 /**
@@ -44,6 +44,27 @@ export const DEFAULT_CAPACITY = 1000
 export const DEFAULT_TIME_TO_LIVE: Duration.Duration = Duration.seconds(30)
 
 /**
+ * A cache key: the target, with the span of the discovery that looks it up. Effect's `Cache` runs a
+ * lookup in the context the cache was built in, so the span is carried here to keep the request in
+ * the delegation's trace; only the target counts as the key.
+ */
+class Target implements Equal.Equal {
+  constructor(readonly workspaceId: string, readonly parent: Option.Option<Tracer.AnySpan>) {}
+  [Equal.symbol](that: Equal.Equal): boolean {
+    return that instanceof Target && that.workspaceId === this.workspaceId
+  }
+  [Hash.symbol](): number {
+    return Hash.string(this.workspaceId)
+  }
+}
+
+const lookupWith = (underlying: Discovery["Type"]) => (target: Target) =>
+  Option.match(target.parent, {
+    onNone: () => underlying.resolve(target.workspaceId),
+    onSome: (span) => Effect.withParentSpan(underlying.resolve(target.workspaceId), span)
+  })
+
+/**
  * Wraps `underlying` with the cache; its lookups run in the scope, so closing it interrupts them.
  * A zero time to live returns `underlying` as it is.
  *
@@ -61,20 +82,22 @@ export const make = (
     const scope = yield* Effect.scope
     const cache = yield* Cache.makeWith({
       capacity: options.capacity ?? DEFAULT_CAPACITY,
-      lookup: underlying.resolve,
+      lookup: lookupWith(underlying),
       timeToLive: Exit.match({ onFailure: () => Duration.zero, onSuccess: () => timeToLive })
     })
+    const forget = (workspaceId: string) => cache.invalidate(new Target(workspaceId, Option.none()))
     return Discovery.of({
       resolve: (workspaceId) =>
-        cache.get(workspaceId).pipe(
+        Effect.option(Effect.currentParentSpan).pipe(
+          Effect.flatMap((parent) => cache.get(new Target(workspaceId, parent))),
           // Expired at once is not gone at once (see above): drop a failure, so the next discovery asks again.
-          Effect.tapError(() => cache.invalidate(workspaceId)),
+          Effect.tapError(() => forget(workspaceId)),
           // The shared lookup runs in the first caller's fiber: forked into the scope, interrupting one
           // caller (a cancelled delegation) no longer interrupts the others waiting for it.
           Effect.forkIn(scope),
           Effect.flatMap(Fiber.join)
         ),
-      invalidate: (workspaceId) => cache.invalidate(workspaceId)
+      invalidate: forget
     })
   })
 
