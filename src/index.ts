@@ -90,6 +90,8 @@ export * as AuditMemory from "./layers/AuditMemory.js"
 export * as DelegationsLayer from "./layers/DelegationsLayer.js"
 /** The default `DelegationStore`: a `Ref` in memory with a bounded history. */
 export * as DelegationStoreMemory from "./layers/DelegationStoreMemory.js"
+/** A cache in front of any `Discovery` (`DISCOVERY_CACHE_TTL`): one lookup per peer per time to live. */
+export * as DiscoveryCache from "./layers/DiscoveryCache.js"
 /** Live discovery through the platform registry. */
 export * as DiscoveryHttp from "./layers/DiscoveryHttp.js"
 /** Discovery for proxy dispatch: every peer through the platform's A2A proxy. */

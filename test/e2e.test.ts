@@ -53,13 +53,14 @@ describe("e2e: direct dispatch (discovery, then straight to the peer)", () => {
       expect(done.map((d) => d.attempts)).toEqual([1, 1, 1])
       expect(done.map((d) => d.workspaceId)).toEqual([WS_FAST, WS_FAST, WS_FAST])
 
-      // record, discover, update and notify for each delegation, all with this workspace's bearer token
-      const requests = yield* eventually(world.platform.requests, (all) => all.length >= 12, "12 platform calls")
+      // record, update and notify for each delegation, and one discovery (the three to one peer share it,
+      // DISCOVERY_CACHE_TTL), all with this workspace's bearer token
+      const requests = yield* eventually(world.platform.requests, (all) => all.length >= 10, "10 platform calls")
       const calls = requests.map((r) => `${r.method} ${r.path}`)
       const count = (call: string) => calls.filter((c) => c === call).length
-      expect(requests).toHaveLength(12)
+      expect(requests).toHaveLength(10)
       expect(count("POST /workspaces/ws-self/delegations/record")).toBe(3)
-      expect(count(`GET /registry/discover/${WS_FAST}`)).toBe(3)
+      expect(count(`GET /registry/discover/${WS_FAST}`)).toBe(1)
       for (const id of ids) expect(count(`POST /workspaces/ws-self/delegations/${id}/update`)).toBe(1)
       expect(count("POST /workspaces/ws-self/notify")).toBe(3)
       for (const request of requests) expect(request.headers["authorization"]).toBe(`Bearer ${world.selfToken}`)
@@ -110,7 +111,8 @@ describe("e2e: the platform's rate limit", () => {
       // 8 requests a second, where the platform's default is 600 a minute: 4 delegations make 16 calls at once.
       const world = yield* makeWorldWith({ rateLimit: { requests: 8, per: "1 second" } })
       const fast = yield* world.peer(WS_FAST, { reply: (task) => `answer to "${task}"` })
-      const host = yield* world.host()
+      // A discovery per delegation (no cache), so that the four make four calls each.
+      const host = yield* world.host({ discoveryCacheTtl: 0 })
 
       const tasks = ["one", "two", "three", "four"]
       const ids = yield* Effect.forEach(tasks, (task) => host.delegate({ workspaceId: WS_FAST, task }))
@@ -133,7 +135,8 @@ describe("e2e: the platform's rate limit", () => {
       const world = yield* makeWorldWith({ rateLimit: { requests: 8, per: "1 second" } })
       const fast = yield* world.peer(WS_FAST, { reply: (task) => `answer to "${task}"` })
       // 7 a second, within the platform's 8: the host waits before the platform would refuse.
-      const host = yield* world.host({ platformRateLimit: { limit: 7, interval: "1 second" } })
+      // A discovery per delegation (no cache), so that the four make four calls each.
+      const host = yield* world.host({ platformRateLimit: { limit: 7, interval: "1 second" }, discoveryCacheTtl: 0 })
 
       const started = yield* Clock.currentTimeMillis
       const ids = yield* Effect.forEach(["one", "two", "three", "four"], (task) => host.delegate({ workspaceId: WS_FAST, task }))

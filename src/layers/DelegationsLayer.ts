@@ -35,6 +35,7 @@ import * as A2ATransportHttp from "./A2ATransportHttp.js"
 import * as AuditFile from "./AuditFile.js"
 import * as AuditLog from "./AuditLog.js"
 import * as DelegationStoreMemory from "./DelegationStoreMemory.js"
+import * as DiscoveryCache from "./DiscoveryCache.js"
 import * as DiscoveryHttp from "./DiscoveryHttp.js"
 import * as DiscoveryProxy from "./DiscoveryProxy.js"
 import * as PlatformHttpClient from "./PlatformHttpClient.js"
@@ -303,6 +304,11 @@ export interface Options {
    * notify of the delegations it interrupts (5 seconds); their local state is recorded first.
    */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /**
+   * `DISCOVERY_CACHE_TTL`: how long a peer's discovered endpoint is kept (30 seconds; 0 turns the
+   * cache off). It is dropped sooner when a request to the peer fails at the transport or it answers 404.
+   */
+  readonly discoveryCacheTtl?: Duration.DurationInput | undefined
 }
 
 /**
@@ -334,6 +340,7 @@ export const config: Config.Config<Options> = Config.all({
   timeout: optional(Config.number("DELEGATION_TIMEOUT")),
   retryAfterMax: optional(Config.number("DELEGATION_RETRY_AFTER_MAX")),
   shutdownTimeout: optional(Config.number("DELEGATION_SHUTDOWN_TIMEOUT")),
+  discoveryCacheTtl: optional(Config.number("DISCOVERY_CACHE_TTL")),
   history: optional(Config.integer("DELEGATION_HISTORY")),
   retention: optional(Config.number("DELEGATION_RETENTION")),
   historyCap: optional(Config.integer("DELEGATION_HISTORY_CAP")),
@@ -390,6 +397,8 @@ interface ResolvedOptions extends Settings {
   readonly maxResponseBytes: number
   /** Platform requests at most per interval; `undefined` for no pacing. */
   readonly platformRateLimit: { readonly limit: number; readonly interval: Duration.Duration } | undefined
+  /** How long the live discovery keeps a peer's endpoint; zero for no cache. */
+  readonly discoveryCacheTtl: Duration.Duration
   readonly dispatch: DispatchMode
   readonly protocol: ProtocolSetting
   readonly auditLogPath: string | undefined
@@ -486,6 +495,11 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       Math.max(30, Duration.toSeconds(reconcileInitial))
     )
     const retention = yield* durationOption("DELEGATION_RETENTION", options.retention, 3600)
+    const discoveryCacheTtl = yield* durationOption(
+      "DISCOVERY_CACHE_TTL",
+      options.discoveryCacheTtl,
+      Duration.toSeconds(DiscoveryCache.DEFAULT_TIME_TO_LIVE)
+    )
     const retryAttempts = options.retryAttempts ?? 3
     const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
     const protocol = options.protocol ?? "auto"
@@ -560,6 +574,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       platformTimeout,
       maxResponseBytes,
       platformRateLimit,
+      discoveryCacheTtl,
       dispatch,
       queuedTimeout,
       reconcileInterval: { initial: reconcileInitial, max: reconcileMax },
@@ -582,9 +597,7 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
 const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
   layerCore(options).pipe(
     Layer.provide(Layer.mergeAll(
-      options.dispatch === "proxy"
-        ? DiscoveryProxy.layer(options)
-        : DiscoveryHttp.layer({ timeout: options.timeout, maxResponseBytes: options.maxResponseBytes }),
+      discoveryLayer(options),
       A2ATransportHttp.layer({
         workspaceId: options.workspaceId,
         timeout: options.timeout,
@@ -597,6 +610,14 @@ const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never
     )),
     Layer.provide(PlatformHttpClient.layer({ ...options, rateLimit: options.platformRateLimit }))
   )
+
+/** The proxy's discovery makes no request; the registry's answers are kept for `discoveryCacheTtl`. */
+const discoveryLayer = (options: ResolvedOptions): Layer.Layer<Discovery, never, PlatformHttpClient.PlatformHttpClient> => {
+  if (options.dispatch === "proxy") return DiscoveryProxy.layer(options)
+  const http = DiscoveryHttp.layer({ timeout: options.timeout, maxResponseBytes: options.maxResponseBytes })
+  if (!Duration.greaterThan(options.discoveryCacheTtl, Duration.zero)) return http
+  return DiscoveryCache.layer({ timeToLive: options.discoveryCacheTtl }).pipe(Layer.provide(http))
+}
 
 /** The file sink when a path is configured and the environment has a `FileSystem`; the log otherwise. */
 const auditLayer = (options: ResolvedOptions): Layer.Layer<Audit> => {

@@ -62,9 +62,22 @@ export const sendWithRetry = Effect.fnUntraced(function*(
   const target: Target = { engine, input, endpoint, traceparent }
   const attempts = yield* Ref.make<Attempts>({ count: 0, protocol, mayFallBack: canFallBack(protocol) })
   return yield* sendAttempt(target, attempts).pipe(
+    Effect.tapError(forgetMovedPeer(target)),
     Effect.retry({ schedule: engine.retrySchedule, while: isTransportError })
   )
 })
+
+/**
+ * A peer that could not be reached, or that answered 404, may have moved: its kept discovery is
+ * dropped, so the next delegation to it discovers it again (this one keeps its endpoint).
+ */
+const forgetMovedPeer = ({ engine, input }: Target) => (error: A2AError): Effect.Effect<void> =>
+  engine.discovery.invalidate !== undefined && mayHaveMoved(error)
+    ? engine.discovery.invalidate(input.target)
+    : Effect.void
+
+const mayHaveMoved = (error: A2AError): boolean =>
+  isTransportError(error) || (error._tag === "A2AResponseError" && error.status === 404)
 
 /** One counted attempt: a POST in the current version, and the version fallback's resend if it is due. */
 const sendAttempt = (target: Target, attempts: Ref.Ref<Attempts>): Effect.Effect<Sent, A2AError> =>

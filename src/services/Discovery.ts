@@ -83,6 +83,8 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>("effect-a
 export class Discovery extends Context.Tag("effect-a2a-delegation/Discovery")<Discovery, {
   /** Looks the peer up; never retried by the delegation program. */
   readonly resolve: (workspaceId: string) => Effect.Effect<PeerEndpoint, DiscoveryError>
+  /** Forgets what is kept about the peer (it may have moved), so its next `resolve` looks it up. Optional. */
+  readonly invalidate?: ((workspaceId: string) => Effect.Effect<void>) | undefined
 }>() {}
 
 /**
