@@ -21,6 +21,8 @@
  * - effect-http and engine (N = 10,000, two rounds), which split the library's cost: the
  *   floor's five requests through `HttpClient` over the recommended client with its spans
  *   and no engine, and the live core over in-process services that answer at once.
+ * Every side but the engine also reports its requests per measured delegation (platform and peer, and
+ * by route), which the server counts and each round reads before and after its measured part.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the
  * time of `status(id)` and `list` at that size.
  *
@@ -42,7 +44,7 @@ import { spawn } from "node:child_process"
 import * as Os from "node:os"
 import * as Readline from "node:readline"
 import type { RoundResult } from "./shared.js"
-import { PEER, POOL, SELF } from "./shared.js"
+import { PEER, PEER_ROUTES, PLATFORM_ROUTES, POOL, ROUTES, SELF } from "./shared.js"
 
 const jsonOutput = process.argv.includes("--json")
 const quick = process.argv.includes("--quick")
@@ -103,6 +105,29 @@ const median = (values: ReadonlyArray<number>) => {
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
+
+// --- requests per delegation ---------------------------------------------------------------------------------
+
+/**
+ * The rounds' requests, medians route by route: per measured delegation, and the warm-up's totals (where
+ * a request made once per layer, such as the agent-card read, lands). Without a retry the counts are the
+ * same in every round; undefined for a side that makes no HTTP request.
+ */
+const requestSummary = (all: ReadonlyArray<RoundResult>) => {
+  const figures = all.flatMap((x) => x.requests === undefined ? [] : [x.requests])
+  if (figures.length === 0) return undefined
+  // Four decimals: a request saved in all but one delegation of 1,000 still shows.
+  const perDelegation = (pick: (f: (typeof figures)[number]) => number) => +median(figures.map(pick)).toFixed(4)
+  return {
+    platform_per_delegation: perDelegation((f) => f.platform),
+    peer_per_delegation: perDelegation((f) => f.peer),
+    by_route: Object.fromEntries(ROUTES.map((route) => [route, perDelegation((f) => f.byRoute[route])])),
+    warm_up: Object.fromEntries(ROUTES.map((route) => [route, median(figures.map((f) => f.warmUp[route]))]))
+  }
+}
+
+/** A request figure for the report: at most three decimals, no trailing zeros, a dash for none. */
+const requestsText = (value: number | undefined) => value === undefined ? "–" : String(+value.toFixed(3))
 
 // --- the store at 100,000 finished delegations ---------------------------------------------------------------
 
@@ -183,6 +208,30 @@ const storeFigures = () =>
     }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
   )
 
+/**
+ * Requests per measured delegation by route, one row per side that makes requests, and the library's
+ * warm-up totals, where the requests it makes once per layer land.
+ */
+const logRequestsByRoute = (
+  rows: ReadonlyArray<readonly [string, { readonly requests: ReturnType<typeof requestSummary> }]>,
+  library: { readonly requests: ReturnType<typeof requestSummary> }
+) => {
+  const cell = (text: string, route: string) => text.padStart(Math.max(route.length, 5))
+  const line = (name: string, values: (route: string) => string) =>
+    log(
+      `  ${name.padEnd(30)}${PLATFORM_ROUTES.map((route) => ` ${cell(values(route), route)}`).join("")}  |` +
+        `${PEER_ROUTES.map((route) => ` ${cell(values(route), route)}`).join("")}  | ${values("other")}`
+    )
+  log(`  requests per measured delegation, by route (counted by the server; the warm-up's are not in them):`)
+  line("", (route) => route)
+  for (const [name, s] of rows) {
+    if (s.requests !== undefined) line(name, (route) => requestsText(s.requests!.by_route[route]))
+  }
+  if (library.requests !== undefined) {
+    line(`library warm-up (${WARM_UP.toLocaleString("en")}), totals`, (route) => String(library.requests!.warm_up[route]))
+  }
+}
+
 // --- the run -----------------------------------------------------------------------------------------------------
 
 const main = async () => {
@@ -191,7 +240,10 @@ const main = async () => {
   const cpus = Os.cpus()
   const machine = { cores: cpus.length, cpu: cpus[0]?.model ?? "unknown", node: process.version }
   log(`effect-a2a-delegation bench: ${machine.cores} cores (${machine.cpu}), Node ${machine.node}`)
-  log(`server: a separate process on 127.0.0.1:${server.port}; 5 requests per delegation; pools of ${POOL} connections`)
+  log(
+    `server: a separate process on 127.0.0.1:${server.port}, counting the requests it gets by route; ` +
+      `the floor makes 5 requests per delegation; pools of ${POOL} connections`
+  )
   log(`each round runs in a fresh process after a ${WARM_UP.toLocaleString("en")}-delegation warm-up; sides alternate`)
   log(`latency: floor to its fifth response; library from delegate() to the completed state (its own timestamps)`)
   log(`library: concurrency ${POOL} (delegations running at once; the others wait, pending, in order)`)
@@ -224,7 +276,8 @@ const main = async () => {
         peak_rss_mb: Math.round(Math.max(...all.map((x) => x.peakRss)) / 2 ** 20),
         failed: all.reduce((sum, x) => sum + x.failed, 0),
         cpu_us: Math.round(median(all.map((x) => x.cpuMicros))),
-        rounds: all.map((x) => Math.round(x.perSecond))
+        rounds: all.map((x) => Math.round(x.perSecond)),
+        requests: requestSummary(all)
       })
       const floor = summary(rounds["floor"]!)
       const library = summary(rounds["library"]!)
@@ -281,7 +334,10 @@ const main = async () => {
       if (http !== undefined) {
         log(`  Effect's HTTP stack alone (effect-http, no engine)/floor = ${ratioOf(http)}`)
       }
-      log(`                          deleg/s  CPU µs/deleg   p50 ms   p99 ms   peak RSS   failed   rounds (deleg/s)`)
+      log(
+        `                          deleg/s  CPU µs/deleg   p50 ms   p99 ms   peak RSS   failed  ` +
+          ` platform req/deleg  peer req/deleg   rounds (deleg/s)`
+      )
       const rows = [
         ["floor", floor],
         ["library", library],
@@ -298,9 +354,12 @@ const main = async () => {
             String(s.p50_ms).padStart(7)
           }  ${
             String(s.p99_ms).padStart(7)
-          }  ${`${s.peak_rss_mb} MB`.padStart(9)}  ${String(s.failed).padStart(6)}   ${s.rounds.join(" ")}`
+          }  ${`${s.peak_rss_mb} MB`.padStart(9)}  ${String(s.failed).padStart(6)}   ${
+            requestsText(s.requests?.platform_per_delegation).padStart(18)
+          }  ${requestsText(s.requests?.peer_per_delegation).padStart(14)}   ${s.rounds.join(" ")}`
         )
       }
+      logRequestsByRoute(rows, library)
       log(
         `  library: FiberMap size after every round ${Math.max(...lib.map((x) => x.runningAfter ?? 0))}; ` +
           `active handles before/after ${lib.map((x) => `${x.handlesBefore}/${x.handlesAfter}`).join(" ")}`

@@ -35,9 +35,20 @@ import {
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
-import type { RoundResult } from "./shared.js"
-import { delegationRequests, PEER, POOL, replyText, SELF, TOKEN } from "./shared.js"
-
+import type { RequestFigures, RoundResult, RouteCounts } from "./shared.js"
+import {
+  COUNTS_PATH,
+  countsBetween,
+  delegationRequests,
+  PEER,
+  PEER_ROUTES,
+  PLATFORM_ROUTES,
+  POOL,
+  replyText,
+  SELF,
+  sumOf,
+  TOKEN
+} from "./shared.js"
 
 /** CPU time of this process (all its threads, GC included) since `since`, in µs. */
 const cpuMicros = (since: NodeJS.CpuUsage) => {
@@ -47,9 +58,47 @@ const cpuMicros = (since: NodeJS.CpuUsage) => {
 
 const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
+// --- requests per delegation ----------------------------------------------------------------------------------
+
+/** The bench server's request counts, over a connection of its own (no agent), so no side's pool is touched. */
+const requestCounts = (port: number) =>
+  new Promise<RouteCounts>((resolve, reject) => {
+    Http.get({ host: "127.0.0.1", port, path: COUNTS_PATH, agent: false }, (response) => {
+      const chunks: Array<Buffer> = []
+      response.on("data", (chunk: Buffer) => chunks.push(chunk))
+      response.on("end", () => resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")) as RouteCounts))
+      response.on("error", reject)
+    }).on("error", reject)
+  })
+
+/**
+ * Reads the server's counts at the start of a round, at the end of its warm-up and at the end of its
+ * measured part, outside the measured time, each once the side has no request left in flight: the
+ * difference of the last two, over N, is what a measured delegation costs in requests.
+ */
+const requestCounter = (port: number) => {
+  const marks: Array<RouteCounts> = []
+  return {
+    mark: () => requestCounts(port).then((counts) => void marks.push(counts)),
+    figures: (n: number): RequestFigures => {
+      const [start, warm, end] = marks
+      if (start === undefined || warm === undefined || end === undefined) throw new Error("three marks expected")
+      const byRoute = countsBetween(warm, end, n)
+      return {
+        platform: sumOf(byRoute, PLATFORM_ROUTES),
+        peer: sumOf(byRoute, PEER_ROUTES),
+        byRoute,
+        warmUp: countsBetween(start, warm, 1)
+      }
+    }
+  }
+}
+
+type RequestCounter = ReturnType<typeof requestCounter>
+
 // --- floor ------------------------------------------------------------------------------------------------
 
-const floor = async (port: number, n: number, warmUp: number) => {
+const floor = async (port: number, n: number, warmUp: number, counter: RequestCounter) => {
   const agent = new Http.Agent({ keepAlive: true, maxSockets: POOL })
   const call = (method: string, path: string, headers: Record<string, string>, body?: unknown) =>
     new Promise<{ readonly status: number; readonly body: unknown }>((resolve, reject) => {
@@ -102,9 +151,13 @@ const floor = async (port: number, n: number, warmUp: number) => {
     }))
     return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
   }
+  // Every request of a part has been answered once its Promise.all settles: the counts can be read at once.
+  await counter.mark()
   await run(warmUp)
+  await counter.mark()
   const latencies = new Float64Array(n)
   const { cpu, elapsed, failed } = await run(n, latencies)
+  await counter.mark()
   agent.destroy()
   return { elapsed, failed, latencies, cpu }
 }
@@ -191,11 +244,14 @@ const library = async <E>(
   n: number,
   warmUp: number,
   layer: Layer.Layer<Delegations, E>,
+  counter: RequestCounter | undefined,
   around: <A, E2>(effect: Effect.Effect<A, E2>) => Effect.Effect<A, E2> = (effect) => effect
 ) => {
   const handlesBefore = activeHandles()
+  const mark = counter === undefined ? Effect.void : Effect.promise(counter.mark)
   const result = await Effect.runPromise(
     Effect.gen(function*() {
+      yield* mark
       const delegations = yield* Effect.map(Layer.build(layer), Context.get(Delegations))
       // delegate() answers at once, so the ids are taken in a plain loop and then awaited in order: no
       // fiber per delegation on the caller's side (the floor's Promise.all has no such cost either).
@@ -214,9 +270,13 @@ const library = async <E>(
           }
           return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
         })
+      // `await` returns once the delegation's fiber is done, its platform update and notify included, so
+      // no request of a part is in flight once its last `await` has returned: the counts can be read at once.
       yield* run(warmUp)
+      yield* mark
       const latencies = new Float64Array(n)
       const measured = yield* run(n, latencies)
+      yield* mark
       return { ...measured, latencies, runningAfter: yield* delegations.running }
     }).pipe(Effect.scoped, Effect.orDie, Logger.withMinimumLogLevel(LogLevel.Warning), around)
   )
@@ -240,7 +300,7 @@ const untracedPlatform = (platformUrl: string) => <A, E>(effect: Effect.Effect<A
  * its spans and propagation, POOL delegations at a time: what any delegation engine on Effect's
  * HTTP client pays before it does anything of its own.
  */
-const effectHttp = (port: number, n: number, warmUp: number, traced: boolean) =>
+const effectHttp = (port: number, n: number, warmUp: number, traced: boolean, counter: RequestCounter) =>
   Effect.runPromise(
     Effect.gen(function*() {
       const client = yield* HttpClient.HttpClient
@@ -279,9 +339,15 @@ const effectHttp = (port: number, n: number, warmUp: number, traced: boolean) =>
           }, { concurrency: POOL, discard: true })
           return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
         })
+      // Every request of a part has been answered once its forEach returns: the counts can be read at once.
+      const mark = Effect.promise(counter.mark)
+      yield* mark
       yield* run(warmUp)
+      yield* mark
       const latencies = new Float64Array(n)
-      return { ...(yield* run(n, latencies)), latencies }
+      const measured = yield* run(n, latencies)
+      yield* mark
+      return { ...measured, latencies }
     }).pipe(
       Effect.provide(NodeHttpClientPooled.layer({ connections: POOL })),
       Effect.scoped,
@@ -311,14 +377,18 @@ const main = async () => {
       cpuMicros: outcome.cpu / n
     }
   }
+  // The sides' requests go to the bench server, which counts them.
+  const counter = requestCounter(port)
   let result: RoundResult
   if (side === "floor") {
-    result = summary(await floor(port, n, warmUp))
+    result = { ...summary(await floor(port, n, warmUp, counter)), requests: counter.figures(n) }
   } else if (side === "effect-http" || side === "effect-http-untraced") {
-    result = summary(await effectHttp(port, n, warmUp, side === "effect-http"))
+    result = { ...summary(await effectHttp(port, n, warmUp, side === "effect-http", counter)), requests: counter.figures(n) }
   } else {
     // The history holds a whole round, so a delegation that ended before its turn to be awaited is still there.
     const history = Math.max(n, warmUp)
+    // The engine makes no HTTP request: nothing to count.
+    const counted = side === "engine" ? undefined : counter
     const outcome = await library(
       n,
       warmUp,
@@ -326,13 +396,15 @@ const main = async () => {
         ? engineAlone(history)
         // As many delegations at once as the pool has connections: the others wait their turn, pending.
         : liveStack(port, history, clientFor(side), side === "library-unbounded" ? undefined : POOL),
+      counted,
       side === "library-untraced-platform" ? untracedPlatform(`http://127.0.0.1:${port}`) : undefined
     )
     result = {
       ...summary(outcome),
       runningAfter: outcome.runningAfter,
       handlesBefore: outcome.handlesBefore,
-      handlesAfter: outcome.handlesAfter
+      handlesAfter: outcome.handlesAfter,
+      ...(counted === undefined ? {} : { requests: counted.figures(n) })
     }
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
