@@ -176,8 +176,8 @@ const stockUndici: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndi
   ))
 )
 
-// `transformResponse` makes a new client that the live layers do not know as the pooled one, so they
-// bound its requests with Effect.timeoutFail; the identity adds no work of its own.
+// The pooled client without the `NativeRequestBounds` beside it (`Layer.provide` keeps it inside), so
+// the live layers bound its requests with Effect.timeoutFail; the identity adds no work of its own.
 const pooledWithEffectTimeouts: Layer.Layer<HttpClient.HttpClient> = Layer.effect(
   HttpClient.HttpClient,
   Effect.map(HttpClient.HttpClient, HttpClient.transformResponse((response) => response))
