@@ -5,10 +5,13 @@
  */
 import { Cause, Effect, Option, Ref } from "effect"
 import type { Duration } from "effect"
+import type { Warnings } from "./warnings.js"
 
 /**
- * Runs `effect` within `timeout` (when given); a failure or defect is logged as one warning
- * line (its full cause at Debug) and swallowed. Interruption still interrupts.
+ * Runs `effect` within `timeout` (when given); a failure or defect is swallowed and logged: at
+ * Debug with its full cause, and as a warning, one per `label` and interval when the layer's
+ * `warnings` are given (a burst of failures prints a line, not thousands). Interruption still
+ * interrupts.
  *
  * @internal
  */
@@ -18,6 +21,8 @@ export const bestEffort = (
     readonly timeout?: Duration.DurationInput | undefined
     /** Log annotations of the warning. */
     readonly annotations?: Readonly<Record<string, unknown>> | undefined
+    /** The layer's summarised warnings. */
+    readonly warnings?: Warnings | undefined
   } = {}
 ) =>
 <E, R>(effect: Effect.Effect<void, E, R>): Effect.Effect<void, never, R> =>
@@ -26,6 +31,9 @@ export const bestEffort = (
     (cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
       const message = `${label} failed; the delegation outcome is unchanged`
+      if (options.warnings !== undefined) {
+        return options.warnings.warn(label, `${message}: ${summary(cause)}`, { cause, annotations: options.annotations })
+      }
       return Effect.zipRight(
         Effect.logWarning(`${message}: ${summary(cause)}`),
         Effect.logDebug(message, cause)

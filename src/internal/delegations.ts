@@ -86,8 +86,10 @@ export const make = (
     // the bound's timer stops.
     const closing = yield* Closing.make(settings.shutdownTimeout)
     const changes = yield* Changes.make
-    const base = yield* makeEngine(settings, closing.abandonable)
-    const engine: Engine = { ...base, store: Changes.observe(base.store, changes) }
+    const engine = yield* makeEngine(settings, {
+      abandonable: closing.abandonable,
+      observe: (store) => Changes.observe(store, changes)
+    })
     // A restarted host follows again what it had handed to the platform.
     if (engine.dispatch === "platform") yield* retrack(engine)
     yield* Effect.addFinalizer(() => abortPending(engine, "the Delegations layer was closed before the delegation started"))
@@ -143,7 +145,7 @@ const delegate = Effect.fnUntraced(function*(rt: Runtime, request: DelegateReque
           outcome: "denied",
           traceId,
           extra: { attempted_action: denied.action, roles: denied.roles }
-        })).pipe(bestEffort("audit"))
+        })).pipe(bestEffort("audit", { warnings: engine.warnings }))
     )
   )
   const valid = yield* Effect.flatMap(copy, (c) => validate(c, engine.workspaceId))

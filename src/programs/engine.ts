@@ -5,8 +5,10 @@
  * @internal
  */
 import { DateTime, Deferred, Duration, Effect, MutableHashMap, MutableHashSet } from "effect"
-import type { Option, Schedule } from "effect"
+import type { Option, Schedule, Scope } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
+import * as Outbox from "../internal/mirrorOutbox.js"
+import * as Warnings from "../internal/warnings.js"
 import type { Settings } from "../layers/DelegationsLayer.js"
 import { QUEUED_TIMEOUT, RECONCILE_INTERVAL } from "../internal/waitDefaults.js"
 import type { A2AError, PeerProtocol } from "../services/A2ATransport.js"
@@ -43,6 +45,10 @@ export interface Engine {
   readonly discovery: Discovery["Type"]
   readonly transport: A2ATransport["Type"]
   readonly mirror: PlatformMirror["Type"]
+  /** Delivers the writes of the platform's rows (record, update) until the platform acknowledges them. */
+  readonly outbox: Outbox.Outbox
+  /** The layer's warnings, one line per kind and interval. */
+  readonly warnings: Warnings.Warnings
   readonly audit: Audit["Type"]
   /** The host's retry schedule with `Retry-After` and the retry events (see `retryPolicy`). */
   readonly retrySchedule: Schedule.Schedule<unknown, A2AError>
@@ -78,27 +84,43 @@ export interface FollowedTask {
 }
 
 /**
- * Resolves the services once.
+ * Resolves the services once, and starts the layer's outbox and warnings in the current scope.
+ * `observe` wraps the store (the service announces every write through it).
  *
  * @internal
  */
 export const makeEngine = (
   settings: ProgramSettings,
-  abandonable: Engine["abandonable"] = (effect) => effect
-): Effect.Effect<Engine, never, DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit> =>
+  options: {
+    readonly abandonable?: Engine["abandonable"] | undefined
+    readonly observe?: ((store: DelegationStore["Type"]) => DelegationStore["Type"]) | undefined
+  } = {}
+): Effect.Effect<Engine, never, Scope.Scope | DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit> =>
   Effect.gen(function*() {
+    const base = yield* DelegationStore
+    const store = options.observe === undefined ? base : options.observe(base)
+    const mirror = yield* PlatformMirror
+    const warnings = yield* Warnings.make()
+    const outbox = yield* Outbox.make({
+      mirror,
+      warnings,
+      timeout: settings.mirrorTimeout,
+      setPending: (id, pending) => setPending(store, id, pending)
+    })
     return {
       workspaceId: settings.workspaceId,
-      store: yield* DelegationStore,
+      store,
       discovery: yield* Discovery,
       transport: yield* A2ATransport,
-      mirror: yield* PlatformMirror,
+      mirror,
+      outbox,
+      warnings,
       audit: yield* Audit,
       retrySchedule: retryPolicy(settings.retrySchedule, retryAfterCap(settings)),
       pollSchedule: settings.pollSchedule,
       timeout: settings.timeout,
       mirrorTimeout: settings.mirrorTimeout,
-      abandonable,
+      abandonable: options.abandonable ?? ((effect) => effect),
       dispatch: settings.dispatch ?? "direct",
       queuedTimeout: settings.queuedTimeout ?? QUEUED_TIMEOUT,
       reconcileInterval: settings.reconcileInterval ?? RECONCILE_INTERVAL,
@@ -107,6 +129,14 @@ export const makeEngine = (
       finishing: MutableHashMap.empty()
     }
   })
+
+/** Notes whether the delegation owes the platform a write; its `updatedAt` (the time of its last state) stays. */
+const setPending = (store: DelegationStore["Type"], id: string, pending: boolean) =>
+  Effect.asVoid(store.update(id, (delegation) => {
+    if ((delegation.platformPending === true) === pending) return delegation
+    const { platformPending: _, ...rest } = delegation
+    return new Delegation(pending ? { ...rest, platformPending: true } : rest, { disableValidation: true })
+  }))
 
 /**
  * `Retry-After` is honoured up to `retryAfterMax` (60 s by default) and never past
@@ -176,7 +206,7 @@ export const auditDelegation = (
     traceId,
     delegationId: delegation.id,
     extra
-  }).pipe(bestEffort("audit", { annotations: logAnnotations(delegation) }))
+  }).pipe(bestEffort("audit", { annotations: logAnnotations(delegation), warnings: engine.warnings }))
 
 /**
  * How a best-effort platform call about one delegation is run: bounded by `mirrorTimeout`,
@@ -186,8 +216,24 @@ export const auditDelegation = (
  */
 export const mirrorOptions = (engine: Engine, delegation: { readonly id: string; readonly target: string }) => ({
   timeout: engine.mirrorTimeout,
-  annotations: logAnnotations(delegation)
+  annotations: logAnnotations(delegation),
+  warnings: engine.warnings
 })
+
+/**
+ * Delivers a write of the delegation's platform row (see ../internal/mirrorOutbox.ts), each attempt
+ * bounded by `mirrorTimeout` when the mirror does not bound its own calls; `background` leaves the
+ * sending to the outbox's fiber.
+ *
+ * @internal
+ */
+export const deliverWrite = (
+  engine: Engine,
+  delegation: { readonly id: string; readonly target: string },
+  write: Outbox.Write,
+  options: { readonly background?: boolean } = {}
+): Effect.Effect<void> =>
+  engine.outbox.deliver(delegation.id, write, { background: options.background, annotations: logAnnotations(delegation) })
 
 const logAnnotations = (delegation: { readonly id: string; readonly target: string }) => ({
   delegation_id: delegation.id,

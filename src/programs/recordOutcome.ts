@@ -10,7 +10,7 @@ import type { Delegation, DelegationFailure } from "../services/Delegations.js"
 import { DelegationAborted } from "../services/Delegations.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { DelegationChange, DelegationInput, Engine } from "./engine.js"
-import { auditDelegation, isUnfinished, mirrorOptions, updateDelegation } from "./engine.js"
+import { auditDelegation, deliverWrite, isUnfinished, mirrorOptions, updateDelegation } from "./engine.js"
 import type { Outcome } from "./settleAnswer.js"
 
 /**
@@ -121,11 +121,10 @@ const mirrorOutcome = (engine: Engine, delegation: Delegation, status: "complete
   const options = mirrorOptions(engine, { id, target })
   // In platform dispatch the platform's row is under its own id, and there is none before it accepted.
   const row = delegation.dispatch === "platform" ? delegation.platformDelegationId : id
-  const update = row === undefined
-    ? Effect.void
-    : engine.mirror.update({ delegationId: row, status, error, responsePreview: delegation.result ?? "" }).pipe(
-      bestEffort("platform update", options)
-    )
+  const update = row === undefined ? Effect.void : deliverWrite(engine, { id, target }, {
+    _tag: "update",
+    request: { delegationId: row, status, error, responsePreview: delegation.result ?? "" }
+  })
   return update.pipe(
     Effect.zipRight(
       engine.mirror.notify({

@@ -12,7 +12,7 @@ import type { Delegation } from "../services/Delegations.js"
 import { DelegationUnresolved, PeerTaskFailed } from "../services/Delegations.js"
 import type { PlatformDelegationRow } from "../services/PlatformMirror.js"
 import type { DelegationChange, Engine } from "./engine.js"
-import { auditDelegation, mirrorOptions, recordingOutside, updateDelegation } from "./engine.js"
+import { auditDelegation, deliverWrite, mirrorOptions, recordingOutside, updateDelegation } from "./engine.js"
 
 /**
  * Rows the platform's list returns at most (its newest).
@@ -233,9 +233,10 @@ const announce = (engine: Engine, delegation: Delegation, options: { readonly mi
     ),
     // Only a failure of our own making is mirrored: a resolution was read from the platform's rows.
     options.mirror
-      ? engine.mirror.update({ delegationId: platformId, status: "failed", error, responsePreview: "" }).pipe(
-        bestEffort("platform update", bestEffortOptions)
-      )
+      ? deliverWrite(engine, { id, target }, {
+        _tag: "update",
+        request: { delegationId: platformId, status: "failed", error, responsePreview: "" }
+      })
       : Effect.void,
     engine.mirror.notify({
       delegationId: id,

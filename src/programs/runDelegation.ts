@@ -5,13 +5,12 @@
  */
 import { Effect, Metric, Option } from "effect"
 import type { Tracer } from "effect"
-import { bestEffort } from "../internal/bestEffort.js"
 import { traceparentOf } from "../internal/tracing.js"
 import type { Delegation } from "../services/Delegations.js"
 import { PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { DelegationInput, Engine } from "./engine.js"
-import { auditDelegation, mirrorOptions, taskPreview, updateDelegation } from "./engine.js"
+import { auditDelegation, deliverWrite, taskPreview, updateDelegation } from "./engine.js"
 import { delegateOnPlatform } from "./delegateOnPlatform.js"
 import { recordOutcome } from "./recordOutcome.js"
 import { sendWithRetry } from "./sendWithRetry.js"
@@ -64,9 +63,12 @@ const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput,
   yield* auditDelegation(engine, input, "dispatched", span.traceId, { task_preview: taskPreview(input.task) })
   // The platform records, discovers and sends itself.
   if (engine.dispatch === "platform") return yield* delegateOnPlatform(engine, input)
-  yield* engine.mirror.record({ delegationId: input.id, targetId: input.target, task: input.task }).pipe(
-    bestEffort("platform record", mirrorOptions(engine, input))
-  )
+  // The row is the platform's view of the delegation: owed until the platform has it, never a reason to
+  // wait. The final update follows it, in order.
+  yield* deliverWrite(engine, input, {
+    _tag: "record",
+    request: { delegationId: input.id, targetId: input.target, task: input.task }
+  }, { background: true })
   const endpoint = withoutCredentials(yield* engine.discovery.resolve(input.target))
   yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
   // A proxy discovery provided to the core layer carries a delegation the proxy way, whatever the settings say.

@@ -231,6 +231,12 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   platformDelegationId: Schema.optional(Schema.String),
   /** The OpenTelemetry trace id of the delegation's `task_delegate` span. */
   traceId: Schema.optional(Schema.String),
+  /**
+   * True while the platform has not acknowledged a write its row of this delegation must show (the
+   * record, the final update): the write failed for a transient reason and is sent again until it
+   * lands. Absent once the platform is up to date.
+   */
+  platformPending: Schema.optional(Schema.Boolean),
   createdAt: Schema.DateTimeUtc,
   updatedAt: Schema.DateTimeUtc
 }) {

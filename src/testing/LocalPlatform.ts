@@ -113,6 +113,8 @@ export interface SeenRequest {
   readonly method: string
   readonly path: string
   readonly headers: Readonly<Record<string, string>>
+  /** The status it was answered with; `429` when the rate limit refused it (0 while unanswered). */
+  readonly status: number
 }
 
 /**
@@ -888,9 +890,7 @@ export const make = (
     const rateLimit = options.rateLimit ?? { requests: 600, per: "1 minute" }
     const take = rateLimit === false ? undefined : tokenBucket(rateLimit.requests, Duration.decode(rateLimit.per))
     const routed = router.pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(error(404, "not found"))))
-    const logged = Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      requests.push({ method: request.method, path: request.url, headers: request.headers })
+    const decided = Effect.gen(function*() {
       if (take === undefined) return yield* routed
       const decision = take(yield* Clock.currentTimeMillis)
       const response = decision.allowed
@@ -905,6 +905,15 @@ export const make = (
         "x-ratelimit-remaining": String(decision.remaining),
         "x-ratelimit-reset": String(decision.reset)
       })
+    })
+
+    const logged = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const seen = { method: request.method, path: request.url, headers: request.headers, status: 0 }
+      requests.push(seen)
+      const response = yield* decided
+      seen.status = response.status
+      return response
     })
 
     const server = yield* NodeHttpServer.make(() => Http.createServer(), { port: options.port ?? 0, host: "127.0.0.1" })

@@ -23,7 +23,7 @@ import type { Scope } from "effect"
 
 /**
  * Who waits first for a place: the calls that start or finish a delegation's outcome (discover,
- * record, update, send through the proxy, delegate), then the rest (the reconciler's list, notify).
+ * send through the proxy, delegate, update), then the rest (record, the reconciler's list, notify).
  *
  * @internal
  */

@@ -1,0 +1,224 @@
+/**
+ * Delivering the writes a delegation's platform row must show (record, then the final update):
+ * a write is sent at once from the delegation's own fiber; one that fails for a transient reason
+ * (no answer, a timeout, 408/429/5xx) is owed, and the outbox's fiber sends it again on a backoff
+ * until the platform acknowledges it, in order per delegation (an update never overtakes the
+ * record it updates). A write the platform rejects (400, 401, 404, ...) would be rejected again:
+ * it is dropped with a warning. What is still owed when the layer closes is logged once, with
+ * the count.
+ *
+ * While a delegation owes a write, its stored state says so (`platformPending`).
+ *
+ * @internal
+ */
+import { Cause, Duration, Effect, Exit, FiberSet, Option } from "effect"
+import type { Scope } from "effect"
+import type { PlatformError, PlatformMirror, RecordDelegation, UpdateDelegation } from "../services/PlatformMirror.js"
+import { PlatformError as PlatformErrorClass } from "../services/PlatformMirror.js"
+import type { Warnings } from "./warnings.js"
+
+/**
+ * One write of a platform row.
+ *
+ * @internal
+ */
+export type Write =
+  | { readonly _tag: "record"; readonly request: RecordDelegation }
+  | { readonly _tag: "update"; readonly request: UpdateDelegation }
+
+/**
+ * @internal
+ */
+export interface Outbox {
+  /**
+   * Sends `write` for delegation `id` - from the caller's fiber, or from the outbox's when
+   * `background` (the caller goes on at once) - unless earlier writes of it are still owed: then it
+   * waits behind them. A transient failure leaves it owed. Never fails.
+   */
+  readonly deliver: (
+    id: string,
+    write: Write,
+    options?: {
+      readonly background?: boolean | undefined
+      readonly annotations?: Readonly<Record<string, unknown>> | undefined
+    }
+  ) => Effect.Effect<void>
+  /** Writes owed now. */
+  readonly owed: Effect.Effect<number>
+}
+
+/**
+ * What the outbox needs of its layer.
+ *
+ * @internal
+ */
+export interface OutboxOptions {
+  readonly mirror: PlatformMirror["Type"]
+  readonly warnings: Warnings
+  /** Notes in the store whether delegation `id` owes the platform a write. */
+  readonly setPending: (id: string, pending: boolean) => Effect.Effect<void>
+  /** Upper bound of each attempt, when the mirror does not bound its own calls. */
+  readonly timeout?: Duration.Duration | undefined
+  /** The first wait before owed writes are sent again (1 s), doubling up to `max` (30 s). */
+  readonly backoff?: { readonly initial: Duration.Duration; readonly max: Duration.Duration } | undefined
+}
+
+/** The owed writes of one delegation, oldest first; `busy` while one of them is being sent. */
+interface Owed {
+  readonly writes: Array<Write>
+  readonly annotations: Readonly<Record<string, unknown>>
+  busy: boolean
+  /** Its stored state says it owes a write. */
+  pending: boolean
+}
+
+const DEFAULT_BACKOFF = { initial: Duration.seconds(1), max: Duration.seconds(30) }
+
+/** Owed delegations sent again at once. */
+const CONCURRENCY = 16
+
+/**
+ * True for a failure after which the same write may land: no answer, or an answer asking to come back.
+ *
+ * @internal
+ */
+export const isTransient = (error: PlatformError): boolean =>
+  error.reason === "Transport" || error.reason === "Timeout" ||
+  (error.reason === "Status" && error.status !== undefined &&
+    (error.status === 408 || error.status === 429 || error.status >= 500))
+
+/**
+ * Starts the outbox; its fiber, and the count of what is owed at close, belong to the current scope.
+ *
+ * @internal
+ */
+export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { mirror, setPending, warnings } = options
+    const backoff = options.backoff ?? DEFAULT_BACKOFF
+    const owed = new Map<string, Owed>()
+    const wake = yield* Effect.makeLatch(false)
+    // Writes sent in the background; closing the layer cuts them, and what they carried stays owed.
+    const sending = yield* FiberSet.make()
+
+    const timeout = options.timeout
+    const send = (write: Write): Effect.Effect<void, PlatformError> => {
+      const sent = write._tag === "record" ? mirror.record(write.request) : mirror.update(write.request)
+      return timeout === undefined ? sent : Effect.timeoutFail(sent, {
+        duration: timeout,
+        onTimeout: () =>
+          new PlatformErrorClass({ operation: write._tag, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
+      })
+    }
+
+    /** Sends the oldest owed write of `id`; true when the next one may follow at once. */
+    const sendHead = (id: string, entry: Owed): Effect.Effect<boolean> => {
+      const write = entry.writes[0]
+      if (write === undefined || entry.busy) return Effect.succeed(false)
+      entry.busy = true
+      // Cut short (a closing layer, a cancel): still owed, and left to the outbox's fiber.
+      const sent = Effect.onInterrupt(Effect.exit(send(write)), () =>
+        Effect.suspend(() => {
+          entry.busy = false
+          return wake.open
+        }))
+      return Effect.flatMap(sent, (exit) => {
+        entry.busy = false
+        if (Exit.isSuccess(exit)) return Effect.as(settle(id, entry), true)
+        const failure = Cause.failureOption(exit.cause)
+        if (Option.isSome(failure) && isTransient(failure.value)) {
+          return Effect.as(stillOwed(id, entry, failure.value), false)
+        }
+        return Effect.as(Effect.zipRight(rejected(write, exit.cause, entry), settle(id, entry)), true)
+      })
+    }
+
+    // The write landed (or can never land): the next one of the delegation, or nothing owed.
+    const settle = (id: string, entry: Owed): Effect.Effect<void> => {
+      entry.writes.shift()
+      if (entry.writes.length > 0) return wake.open
+      owed.delete(id)
+      return entry.pending ? setPending(id, false) : Effect.void
+    }
+
+    const stillOwed = (id: string, entry: Owed, error: PlatformError): Effect.Effect<void> => {
+      const note = warnings.warn(
+        `platform ${error.operation}`,
+        `${error.message}; it will be sent again until the platform acknowledges it`,
+        { annotations: entry.annotations }
+      )
+      const mark = entry.pending ? Effect.void : Effect.suspend(() => {
+        entry.pending = true
+        return setPending(id, true)
+      })
+      return Effect.all([note, mark, wake.open], { discard: true })
+    }
+
+    const rejected = (write: Write, cause: Cause.Cause<PlatformError>, entry: Owed) => {
+      const error = Cause.squash(cause)
+      return warnings.warn(
+        `platform ${write._tag}`,
+        `${error instanceof Error ? error.message : String(error)}; the platform rejected it, so it is not sent again`,
+        { cause, annotations: entry.annotations }
+      )
+    }
+
+    // Every owed delegation's writes in order, until one fails again.
+    const drain = (id: string): Effect.Effect<boolean> =>
+      Effect.suspend(() => {
+        const entry = owed.get(id)
+        if (entry === undefined) return Effect.succeed(false)
+        return Effect.flatMap(sendHead(id, entry), (next) => (next ? Effect.as(drain(id), true) : Effect.succeed(false)))
+      })
+
+    const round = Effect.flatMap(
+      Effect.forEach(Array.from(owed.keys()), drain, { concurrency: CONCURRENCY }),
+      (results) => Effect.succeed(results.some((delivered) => delivered))
+    )
+
+    // A round, then a wait that doubles while nothing lands; a newly owed write wakes it at the first wait.
+    const next = (wait: Duration.Duration): Effect.Effect<Duration.Duration> =>
+      Effect.gen(function*() {
+        yield* wake.close
+        if (owed.size === 0) {
+          yield* wake.await
+          return backoff.initial
+        }
+        yield* Effect.sleep(wait)
+        const delivered = yield* round
+        return delivered ? backoff.initial : Duration.min(Duration.times(wait, 2), backoff.max)
+      })
+    yield* Effect.forkScoped(Effect.iterate(backoff.initial, { while: () => true, body: next }))
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const writes = Array.from(owed.values()).reduce((sum, entry) => sum + entry.writes.length, 0)
+        return writes === 0 ? Effect.void : Effect.logWarning(
+          `the Delegations layer closed with ${writes} platform write(s) of ${owed.size} delegation(s) not ` +
+            "acknowledged by the platform; their rows on the platform are out of date"
+        )
+      })
+    )
+
+    // Behind an earlier write still owed: the delegation's row is now behind its state.
+    const behind = (id: string, entry: Owed, write: Write): Effect.Effect<void> => {
+      entry.writes.push(write)
+      const mark = entry.pending ? Effect.void : Effect.suspend(() => {
+        entry.pending = true
+        return setPending(id, true)
+      })
+      return entry.busy ? mark : Effect.zipRight(mark, wake.open)
+    }
+
+    return {
+      deliver: (id, write, deliverOptions = {}) =>
+        Effect.suspend(() => {
+          const existing = owed.get(id)
+          if (existing !== undefined) return behind(id, existing, write)
+          const entry: Owed = { writes: [write], annotations: deliverOptions.annotations ?? {}, busy: false, pending: false }
+          owed.set(id, entry)
+          return deliverOptions.background === true ? FiberSet.run(sending, drain(id), { propagateInterruption: false }).pipe(Effect.asVoid) : Effect.asVoid(drain(id))
+        }),
+      owed: Effect.sync(() => Array.from(owed.values()).reduce((sum, entry) => sum + entry.writes.length, 0))
+    }
+  })
