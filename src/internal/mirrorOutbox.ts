@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Cause, Duration, Effect, Exit, FiberSet, Option } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, FiberSet, Option } from "effect"
 import type { Scope } from "effect"
 import type { PlatformError, PlatformMirror, RecordDelegation, UpdateDelegation } from "../services/PlatformMirror.js"
 import { PlatformError as PlatformErrorClass } from "../services/PlatformMirror.js"
@@ -68,6 +68,8 @@ interface Owed {
   readonly writes: Array<Write>
   readonly annotations: Readonly<Record<string, unknown>>
   busy: boolean
+  /** The fiber sending its writes in the background, while it runs. */
+  sender: Fiber.RuntimeFiber<boolean> | undefined
   /** Its stored state says it owes a write. */
   pending: boolean
 }
@@ -210,15 +212,39 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
       return entry.busy ? mark : Effect.zipRight(mark, wake.open)
     }
 
-    return {
-      deliver: (id, write, deliverOptions = {}) =>
+    const deliver: Outbox["deliver"] = (id, write, deliverOptions = {}) =>
         Effect.suspend(() => {
           const existing = owed.get(id)
+          // The write before it is on its way: its answer decides whether this one goes now or waits.
+          if (existing?.sender !== undefined) {
+            return Effect.zipRight(Fiber.await(existing.sender), deliver(id, write, deliverOptions))
+          }
           if (existing !== undefined) return behind(id, existing, write)
-          const entry: Owed = { writes: [write], annotations: deliverOptions.annotations ?? {}, busy: false, pending: false }
+          const entry: Owed = {
+            writes: [write],
+            annotations: deliverOptions.annotations ?? {},
+            busy: false,
+            sender: undefined,
+            pending: false
+          }
           owed.set(id, entry)
-          return deliverOptions.background === true ? FiberSet.run(sending, drain(id), { propagateInterruption: false }).pipe(Effect.asVoid) : Effect.asVoid(drain(id))
-        }),
+          // Interruptible even when started from the recording of an outcome, so closing can cut it.
+          if (deliverOptions.background !== true) return Effect.asVoid(drain(id))
+          const done = Effect.sync(() => {
+            entry.sender = undefined
+          })
+          return Effect.flatMap(
+            FiberSet.run(sending, Effect.interruptible(Effect.ensuring(drain(id), done))),
+            (fiber) =>
+              Effect.sync(() => {
+                // It may have ended already (a write that needed no wait).
+                if (fiber.unsafePoll() === null) entry.sender = fiber
+              })
+          )
+        })
+
+    return {
+      deliver,
       owed: Effect.sync(() => Array.from(owed.values()).reduce((sum, entry) => sum + entry.writes.length, 0))
     }
   })

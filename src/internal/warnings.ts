@@ -79,8 +79,12 @@ export const make = (interval: Duration.Duration = DEFAULT_INTERVAL): Effect.Eff
             }
             const fresh: Kind = { held: 0, last: message }
             kinds.set(kind, fresh)
-            // The summary fiber carries none of this occurrence's annotations.
-            return Effect.zipRight(annotated(Effect.logWarning(message)), FiberSet.run(fibers, summarise(kind, fresh)))
+            // The summary fiber carries none of this occurrence's annotations, and stays interruptible
+            // even when forked from the uninterruptible recording of an outcome, so closing can stop it.
+            return Effect.zipRight(
+              annotated(Effect.logWarning(message)),
+              FiberSet.run(fibers, Effect.interruptible(summarise(kind, fresh)))
+            )
           })
         )
       }

@@ -56,6 +56,8 @@ const delegateTask = (engine: Engine, input: DelegationInput) =>
   )
 
 const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput, span: Tracer.Span) {
+  // `delegate` returns before any of the work starts, whichever fiber the scheduler runs first.
+  yield* Effect.yieldNow()
   const started = yield* updateDelegation(engine, input.id, { status: "in_progress", traceId: span.traceId }, isPending)
   // Cancelled before it started: nothing to do, and nothing to record.
   if (Option.isNone(started)) return yield* Effect.interrupt

@@ -115,6 +115,8 @@ export interface SeenRequest {
   readonly headers: Readonly<Record<string, string>>
   /** The status it was answered with; `429` when the rate limit refused it (0 while unanswered). */
   readonly status: number
+  /** When it arrived (epoch milliseconds, on the `Clock`). */
+  readonly at: number
 }
 
 /**
@@ -909,7 +911,13 @@ export const make = (
 
     const logged = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const seen = { method: request.method, path: request.url, headers: request.headers, status: 0 }
+      const seen = {
+        method: request.method,
+        path: request.url,
+        headers: request.headers,
+        status: 0,
+        at: yield* Clock.currentTimeMillis
+      }
       requests.push(seen)
       const response = yield* decided
       seen.status = response.status
