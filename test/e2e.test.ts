@@ -736,11 +736,12 @@ describe("e2e: a platform that is down", () => {
 
       // One line per tolerated failure: what failed, why, and which setting to check.
       const warnings = logs.lines.filter((line) => line.level === "WARN").map((line) => line.message).sort()
+      // The update waits behind the record it updates, which is owed: sent again until the platform is back.
       expect(warnings.map((warning) => warning.split(": ")[0])).toEqual([
         "platform notify failed; the delegation outcome is unchanged",
-        "platform record failed; the delegation outcome is unchanged",
-        "platform update failed; the delegation outcome is unchanged"
+        "platform record failed; it is sent again until the platform acknowledges it"
       ])
+      expect((yield* host.status(id)).platformPending).toBe(true)
       for (const warning of warnings) {
         expect(warning).toContain("connection refused")
         expect(warning).toContain(`check PLATFORM_URL (${platformUrl})`)

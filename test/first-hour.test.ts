@@ -271,8 +271,16 @@ describe("logging", () => {
       const logs = captureLogs()
       const done = yield* delegateOnce().pipe(Effect.provide(layer), Effect.provide(logs.layer))
       expect(done.status).toBe("completed")
+      // The record is owed (sent again until it lands), so closing the layer says what was left undelivered.
       expect(logs.lines.map((line) => [line.level, line.message])).toEqual([
-        ["WARN", "platform record failed; the delegation outcome is unchanged: Platform record failed (Status HTTP 500): database is down"]
+        [
+          "WARN",
+          "platform record failed; it is sent again until the platform acknowledges it: Platform record failed (Status HTTP 500): database is down"
+        ],
+        [
+          "WARN",
+          "the Delegations layer closed with 2 platform write(s) of 1 delegation(s) not acknowledged by the platform; their rows on the platform are out of date"
+        ]
       ])
       expect(logs.lines[0]!.message).not.toContain("\n")
 

@@ -1114,10 +1114,11 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(first)
       yield* Fiber.join(second)
+      // Once the wait is over, the update (it finishes an outcome) goes before the record.
       expect((yield* Http.requests).map((r) => new URL(r.url).pathname)).toEqual([
         "/workspaces/ws-self/delegations/record",
-        "/workspaces/ws-self/delegations/record",
-        "/workspaces/ws-self/delegations/del-2/update"
+        "/workspaces/ws-self/delegations/del-2/update",
+        "/workspaces/ws-self/delegations/record"
       ])
     }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(200, {}))))))
 

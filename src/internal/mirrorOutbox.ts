@@ -74,6 +74,8 @@ interface Owed {
   pending: boolean
 }
 
+const oneLine = (text: string): string => text.replace(/\s+/g, " ")
+
 const DEFAULT_BACKOFF = { initial: Duration.seconds(1), max: Duration.seconds(30) }
 
 /** Owed delegations sent again at once. */
@@ -146,8 +148,8 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
     const stillOwed = (id: string, entry: Owed, error: PlatformError): Effect.Effect<void> => {
       const note = warnings.warn(
         `platform ${error.operation}`,
-        `${error.message}; it will be sent again until the platform acknowledges it`,
-        { annotations: entry.annotations }
+        `platform ${error.operation} failed; it is sent again until the platform acknowledges it: ${oneLine(error.message)}`,
+        { cause: Cause.fail(error), annotations: entry.annotations }
       )
       const mark = entry.pending ? Effect.void : Effect.suspend(() => {
         entry.pending = true
@@ -160,7 +162,9 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
       const error = Cause.squash(cause)
       return warnings.warn(
         `platform ${write._tag}`,
-        `${error instanceof Error ? error.message : String(error)}; the platform rejected it, so it is not sent again`,
+        `platform ${write._tag} failed; the platform rejected it, so it is not sent again: ${
+          oneLine(error instanceof Error ? error.message : String(error))
+        }`,
         { cause, annotations: entry.annotations }
       )
     }
