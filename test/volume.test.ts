@@ -69,15 +69,15 @@ const slowPlatform = (latencyMillis: number) =>
 describe("10,000 delegations at once, default configuration", () => {
   it.scopedLive("a slow platform behind a small pool: every row ends completed, no mirror write is lost", () =>
     Effect.gen(function*() {
-      const platform = yield* slowPlatform(5)
+      const platform = yield* slowPlatform(10)
       const config = ConfigProvider.fromMap(new Map([
         ["WORKSPACE_ID", "ws-self"],
         ["PLATFORM_URL", platform.url],
         ["A2A_PROTOCOL", "0.3"]
       ]))
-      // 16 sockets for 30,000 platform requests of 5 ms each: most wait far longer than 10 s for a socket.
+      // 8 sockets for 30,000 platform requests of 10 ms each (800 a second): many wait longer than 10 s for one.
       const context = yield* Layer.build(DelegationsLive.pipe(
-        Layer.provide(NodeHttpClientPooled.layer({ connections: 16 })),
+        Layer.provide(NodeHttpClientPooled.layer({ connections: 8 })),
         Layer.provide(Layer.setConfigProvider(config))
       ))
       const delegations = Context.get(context, Delegations)
