@@ -490,7 +490,7 @@ describe("e2e: platform dispatch (POST /delegate, followed in the platform's lis
 
       yield* eventually(busy.active, (active) => active === 0, "the first to finish")
       yield* world.platform.heartbeat(BUSY)
-      const done = yield* after.await(platformId).pipe(Effect.timeout("5 seconds"))
+      const done = yield* after.await(platformId).pipe(Effect.timeout("15 seconds"))
       expect(done.status).toBe("completed")
       expect(done.result).toBe(`report on "second"`)
     }).pipe(quiet))

@@ -190,7 +190,8 @@ class Budget {
       const rate = (limit - remaining) / reset
       this.learnedPerMilli = Math.max(this.learnedPerMilli ?? 0, rate)
     }
-    const learned = this.learnedPerMilli ?? limit / DEFAULT_WINDOW_MILLIS
+    // The platform's limit is per minute: a reading made with few tokens spent says less than that.
+    const learned = Math.max(this.learnedPerMilli ?? 0, limit / DEFAULT_WINDOW_MILLIS)
     const ceiling = this.ceiling
     this.limit = ceiling === undefined ? limit : Math.min(limit, ceiling.limit)
     this.perMilli = ceiling === undefined
