@@ -15,6 +15,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     setupFiles: ["./test/setup.ts"],
+    // A throwaway PostgreSQL for the SQL tests, unless DELEGATION_TEST_DATABASE_URL names one (CI's).
+    globalSetup: ["./test/globalSetup.ts"],
     testTimeout: 20_000
   }
 })

@@ -47,6 +47,9 @@ const otel = [
   "@opentelemetry/sdk-trace-base",
   "@opentelemetry/sdk-metrics"
 ].map(pinned)
+/** The SQL engines' lines, for the durable stores (no entry point uses them yet). */
+const sqlPg = ["@effect/sql", "@effect/sql-pg"].map(pinned)
+const sqlLibsql = ["@effect/sql", "@effect/sql-libsql"].map(pinned)
 /** TypeScript without `skipLibCheck`: Node's types, and `ws`'s for `@effect/platform-node`'s declarations. */
 const types = ["@types/node@^20", "@types/ws@^8"]
 
@@ -240,6 +243,8 @@ describe("the packed library", () => {
 
   it("the README's Install section pins every package the test installs", () => {
     for (const spec of [...core, ...ai, ...node, ...otel, ...types]) expect(install).toContain(spec)
+    expect(install).toContain(`npm install ${sqlPg.join(" ")}\n`)
+    expect(install).toContain(`npm install ${sqlLibsql.join(" ")}\n`)
     expect(install).toContain("npm pack")
   })
 
@@ -265,6 +270,13 @@ describe("the packed library", () => {
       expect(loaded[`${manifest.name}/${path}`], path).toMatchObject({ code: "ERR_PACKAGE_PATH_NOT_EXPORTED" })
     }
     expect(loaded[`${manifest.name}/package.json`]).toHaveProperty("names", ["default"])
+
+    // The SQL engines' lines install beside the library (its optional peer ranges) and load.
+    await npmInstall(app, sqlPg)
+    await npmInstall(app, sqlLibsql)
+    const engines = await load(app, ["@effect/sql-pg", "@effect/sql-libsql"])
+    expect(engines["@effect/sql-pg"]).toHaveProperty("names", expect.arrayContaining(["PgClient"]))
+    expect(engines["@effect/sql-libsql"]).toHaveProperty("names", expect.arrayContaining(["LibsqlClient"]))
   }, 360_000)
 
   it.concurrent("'./otel' loads and type-checks with the core's and the OpenTelemetry Install lines only", async () => {
