@@ -9,7 +9,6 @@ import type { Option, Schedule, Scope } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import * as Outbox from "../internal/mirrorOutbox.js"
 import * as Warnings from "../internal/warnings.js"
-import type { Settings } from "../layers/DelegationsLayer.js"
 import { QUEUED_TIMEOUT, RECONCILE_INTERVAL } from "../internal/waitDefaults.js"
 import type { A2AError, PeerProtocol } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
@@ -22,6 +21,7 @@ import { Discovery } from "../services/Discovery.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
 import { DEFAULT_RETRY_AFTER_MAX, retryPolicy } from "./retryPolicy.js"
+import type { Settings } from "./settings.js"
 
 /**
  * The settings the delegation program reads.
