@@ -1,6 +1,6 @@
 /**
  * The settings of the `Delegations` service, read by the steps of the delegation program
- * (`./engine.ts`), by the service that runs them (`../internal/delegations.ts`), and by the layers
+ * (`./engine.ts`), by the service that runs them (`./service/delegations.ts`), and by the layers
  * that build it (`../layers/DelegationsLayer.ts`, which checks them and exports this type as
  * `DelegationsLayer.Settings`). It sits below all three so that none of them imports back up.
  *
