@@ -7,10 +7,8 @@
 import { DateTime, Deferred, Duration, Effect, MutableHashMap, MutableHashSet } from "effect"
 import type { Option, Schedule, Scope } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
-import * as Outbox from "../internal/mirrorOutbox.js"
-import * as Warnings from "../internal/warnings.js"
-import type { Settings } from "../layers/DelegationsLayer.js"
 import { QUEUED_TIMEOUT, RECONCILE_INTERVAL } from "../internal/waitDefaults.js"
+import * as Warnings from "../internal/warnings.js"
 import type { A2AError, PeerProtocol } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
@@ -21,7 +19,9 @@ import { DelegationStore } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
+import * as Outbox from "./mirrorOutbox.js"
 import { DEFAULT_RETRY_AFTER_MAX, retryPolicy } from "./retryPolicy.js"
+import type { Settings } from "./settings.js"
 
 /**
  * The settings the delegation program reads.
@@ -221,7 +221,7 @@ export const mirrorOptions = (engine: Engine, delegation: { readonly id: string;
 })
 
 /**
- * Delivers a write of the delegation's platform row (see ../internal/mirrorOutbox.ts), each attempt
+ * Delivers a write of the delegation's platform row (see ./mirrorOutbox.ts), each attempt
  * bounded by `mirrorTimeout` when the mirror does not bound its own calls; `background` leaves the
  * sending to the outbox's fiber.
  *

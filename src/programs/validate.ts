@@ -4,6 +4,7 @@
  * @internal
  */
 import { Effect, Either } from "effect"
+import { isDotSegment } from "../internal/dotSegment.js"
 import type { DelegateRequest } from "../services/Delegations.js"
 import { InvalidDelegation } from "../services/Delegations.js"
 
@@ -15,14 +16,6 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 256
 export const MAX_TASK_BYTES = 1024 * 1024
 
 const WORKSPACE_ID = /^[A-Za-z0-9._:-]+$/
-
-/**
- * `.` and `..`: a URL parser removes them from a path (`/registry/discover/..` is `/registry/`),
- * and no percent-encoding prevents it (`%2E` is a dot segment too), so they are never ids.
- *
- * @internal
- */
-export const isDotSegment = (value: string): boolean => value === "." || value === ".."
 
 /**
  * The two fields of a request, each read once; what is checked is this copy, and what runs is the

@@ -6,8 +6,8 @@
  */
 import type { HttpClient, HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { Clock, Effect, Either, Option, Redacted } from "effect"
+import { isDotSegment } from "../../internal/dotSegment.js"
 import { excerpt } from "../../internal/text.js"
-import { isDotSegment } from "../../programs/validate.js"
 import type { Bounds } from "../../services/RequestBounds.js"
 import { RequestBounds } from "../../services/RequestBounds.js"
 import { DEADLINE_CODE, TOO_LARGE_CODE } from "./nativeBounds.js"

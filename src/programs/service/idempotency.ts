@@ -5,7 +5,7 @@
  * @internal
  */
 import { Effect } from "effect"
-import type { DelegationId } from "../services/Delegations.js"
+import type { DelegationId } from "../../services/Delegations.js"
 
 /**
  * Keys remembered at most (the oldest are forgotten first).

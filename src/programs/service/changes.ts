@@ -12,8 +12,8 @@
  */
 import { Deferred, Effect, Exit, MutableHashMap, MutableRef, Option, PubSub } from "effect"
 import type { Scope } from "effect"
-import type { Delegation } from "../services/Delegations.js"
-import type { DelegationStore } from "../services/DelegationStore.js"
+import type { Delegation } from "../../services/Delegations.js"
+import type { DelegationStore } from "../../services/DelegationStore.js"
 
 /**
  * Changes a subscriber may fall behind by before it loses the oldest.

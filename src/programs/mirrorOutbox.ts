@@ -9,13 +9,16 @@
  *
  * While a delegation owes a write, its stored state says so (`platformPending`).
  *
+ * Part of the steps' engine: the steps reach it through `Engine.outbox` and `deliverWrite`
+ * (./engine.ts).
+ *
  * @internal
  */
 import { Cause, Duration, Effect, Exit, Fiber, FiberSet, Option } from "effect"
 import type { Scope } from "effect"
 import type { PlatformError, PlatformMirror, RecordDelegation, UpdateDelegation } from "../services/PlatformMirror.js"
 import { PlatformError as PlatformErrorClass } from "../services/PlatformMirror.js"
-import type { Warnings } from "./warnings.js"
+import type { Warnings } from "../internal/warnings.js"
 
 /**
  * One write of a platform row.

@@ -9,9 +9,9 @@
  */
 import { Cause, Clock, DateTime, Duration, Effect, Option } from "effect"
 import type { Scope } from "effect"
-import type { Engine } from "../programs/engine.js"
-import { refreshWaiting, unresolved } from "../programs/refreshQueued.js"
-import type { Delegation } from "../services/Delegations.js"
+import type { Delegation } from "../../services/Delegations.js"
+import type { Engine } from "../engine.js"
+import { refreshWaiting, unresolved } from "../refreshQueued.js"
 
 /**
  * The running reconciler.

@@ -7,22 +7,21 @@
  * bounded (`DELEGATION_SHUTDOWN_TIMEOUT`, see ./closing.ts). Delegations waiting on the platform
  * are resolved by the reconciler (./reconciler.ts).
  *
+ * `programs/service/` is the service's engine: this constructor and the parts only it uses
+ * (admission, changes, closing, idempotency keys, the reconciler). It sits above the steps of the
+ * delegation program (`../*.ts`) that it runs, and below the layers that build it
+ * (`../../layers/DelegationsLayer.ts`); nothing under `programs/` imports it back.
+ *
  * @internal
  */
 import { DateTime, Deferred, Duration, Effect, Exit, Fiber, FiberMap, MutableHashMap, MutableHashSet, Option, PubSub, Queue, Stream } from "effect"
 import type { Scope } from "effect"
-import type { Settings } from "../layers/DelegationsLayer.js"
-import { cancelAtPeer, cancelledChange } from "../programs/cancelDelegation.js"
-import type { DelegationInput, Engine } from "../programs/engine.js"
-import { makeEngine, taskPreview, updateDelegation } from "../programs/engine.js"
-import { announce, interrupted } from "../programs/recordOutcome.js"
-import { refreshQueued } from "../programs/refreshQueued.js"
-import { retrack } from "../programs/retrack.js"
-import { runDelegation } from "../programs/runDelegation.js"
-import { copyRequest, requestedTarget, validate } from "../programs/validate.js"
-import type { A2ATransport } from "../services/A2ATransport.js"
-import type { Audit } from "../services/Audit.js"
-import type { AwaitOptions, DelegateRequest, DelegationLookupError } from "../services/Delegations.js"
+import { bestEffort } from "../../internal/bestEffort.js"
+import { currentTraceId } from "../../internal/tracing.js"
+import { uuidV4 } from "../../internal/uuid.js"
+import type { A2ATransport } from "../../services/A2ATransport.js"
+import type { Audit } from "../../services/Audit.js"
+import type { AwaitOptions, DelegateRequest, DelegationLookupError } from "../../services/Delegations.js"
 import {
   AwaitTimeout,
   Delegation,
@@ -32,19 +31,25 @@ import {
   DelegationNotFound,
   Delegations,
   Overloaded
-} from "../services/Delegations.js"
-import type { DelegationStore } from "../services/DelegationStore.js"
-import type { Discovery } from "../services/Discovery.js"
-import type { PlatformMirror } from "../services/PlatformMirror.js"
-import { Rbac } from "../services/Rbac.js"
+} from "../../services/Delegations.js"
+import type { DelegationStore } from "../../services/DelegationStore.js"
+import type { Discovery } from "../../services/Discovery.js"
+import type { PlatformMirror } from "../../services/PlatformMirror.js"
+import { Rbac } from "../../services/Rbac.js"
+import { cancelAtPeer, cancelledChange } from "../cancelDelegation.js"
+import type { DelegationInput, Engine } from "../engine.js"
+import { makeEngine, taskPreview, updateDelegation } from "../engine.js"
+import { announce, interrupted } from "../recordOutcome.js"
+import { refreshQueued } from "../refreshQueued.js"
+import { retrack } from "../retrack.js"
+import { runDelegation } from "../runDelegation.js"
+import type { Settings } from "../settings.js"
+import { copyRequest, requestedTarget, validate } from "../validate.js"
 import * as Admission from "./admission.js"
-import { bestEffort } from "./bestEffort.js"
 import * as Changes from "./changes.js"
 import * as Closing from "./closing.js"
 import * as Keys from "./idempotency.js"
 import * as Reconciler from "./reconciler.js"
-import { currentTraceId } from "./tracing.js"
-import { uuidV4 } from "./uuid.js"
 
 type Fibers = FiberMap.FiberMap<string, Option.Option<Delegation>>
 
