@@ -55,7 +55,7 @@ import {
   textWithin
 } from "./internal/http.js"
 import { boundedClient } from "./internal/nativeBounds.js"
-import { PlatformHttpClient, withPriority } from "./PlatformHttpClient.js"
+import { PlatformHttpClient } from "./PlatformHttpClient.js"
 
 /**
  * Options of the live transport.
@@ -287,8 +287,7 @@ export const make = (options: Options) =>
     // credentials (never sent to a peer), and its pace, since the proxy counts against the rate limit.
     const platform = Option.getOrUndefined(yield* Effect.serviceOption(PlatformHttpClient))
     const proxyPrefix = platform === undefined ? undefined : `${platform.settings.platformUrl}/`
-    const throughPlatform = platform === undefined ? undefined : textWithin(platform.client, bounded)
-    const paced = withPriority("outcome", timeout)
+    const throughPlatform = platform === undefined ? undefined : textWithin(platform.withPriority("outcome", timeout), bounded)
     // A v0.3 request has no version header (a 1.0 server reads its absence as 0.3).
     const peerHeaders = { "x-workspace-id": options.workspaceId }
     const peerHeadersV1 = { ...peerHeaders, [VERSION_HEADER]: "1.0" }
@@ -335,7 +334,7 @@ export const make = (options: Options) =>
         HttpClientRequest.post(target, { headers: headersFor(version), body: HttpBody.unsafeJson(body) })
       const sent = via === "proxy" && throughPlatform !== undefined && proxyPrefix !== undefined &&
           url.startsWith(proxyPrefix)
-        ? paced(throughPlatform(request(url.slice(proxyPrefix.length - 1)), handle, bounds(url)))
+        ? throughPlatform(request(url.slice(proxyPrefix.length - 1)), handle, bounds(url))
         : execute(request(url), handle, bounds(url))
       return Effect.catchTags(sent, recover)
     }

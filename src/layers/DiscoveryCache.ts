@@ -86,9 +86,8 @@ export const make = (
       timeToLive: Exit.match({ onFailure: () => Duration.zero, onSuccess: () => timeToLive })
     })
     const forget = (workspaceId: string) => cache.invalidate(new Target(workspaceId, Option.none()))
-    return Discovery.of({
-      resolve: (workspaceId) =>
-        Effect.option(Effect.currentParentSpan).pipe(
+    const lookup = (workspaceId: string) =>
+      Effect.option(Effect.currentParentSpan).pipe(
           Effect.flatMap((parent) => cache.get(new Target(workspaceId, parent))),
           // Expired at once is not gone at once (see above): drop a failure, so the next discovery asks again.
           Effect.tapError(() => forget(workspaceId)),
@@ -96,6 +95,13 @@ export const make = (
           // caller (a cancelled delegation) no longer interrupts the others waiting for it.
           Effect.forkIn(scope),
           Effect.flatMap(Fiber.join)
+        )
+    return Discovery.of({
+      // A peer already found is answered at once, without forking the lookup (once per delegation).
+      resolve: (workspaceId) =>
+        Effect.flatMap(
+          cache.getOptionComplete(new Target(workspaceId, Option.none())),
+          Option.match({ onNone: () => lookup(workspaceId), onSome: Effect.succeed })
         ),
       invalidate: forget
     })

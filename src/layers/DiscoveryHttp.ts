@@ -18,7 +18,7 @@ import {
   platformHint,
   textWithin
 } from "./internal/http.js"
-import { PlatformHttpClient, RATE_LIMIT_WAIT_CODE, withPriority } from "./PlatformHttpClient.js"
+import { PlatformHttpClient, RATE_LIMIT_WAIT_CODE } from "./PlatformHttpClient.js"
 
 /**
  * Options of the live discovery.
@@ -55,12 +55,11 @@ export const make = (options: Options) =>
     const settings = platform.settings
     const callerHeader = { "x-workspace-id": settings.workspaceId }
     const timeout = Duration.decode(options.timeout)
-    const execute = textWithin(platform.client, {
+    // A delegation waits for the rate limit as long as it may wait for an answer, and no longer.
+    const execute = textWithin(platform.withPriority("outcome", timeout), {
       timeout,
       maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     })
-    // A delegation waits for the rate limit as long as it may wait for an answer, and no longer.
-    const paced = withPriority("outcome", timeout)
 
     const resolve = (workspaceId: string): Effect.Effect<PeerEndpoint, DiscoveryError> => {
       const fail = (
@@ -107,7 +106,6 @@ export const make = (options: Options) =>
             new DiscoveryError({ workspaceId, reason: "TooLarge", status, detail: `more than ${maxBytes} bytes` })
         }
       ).pipe(
-        paced,
         Effect.catchTags({
           RequestError: (error) =>
             error.reason === "InvalidUrl"

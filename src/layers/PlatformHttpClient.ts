@@ -46,12 +46,27 @@ export interface Options extends PlatformSettings {
  * @category tags
  */
 export class PlatformHttpClient extends Context.Tag("effect-a2a-delegation/PlatformHttpClient")<PlatformHttpClient, {
-  /** Takes paths relative to `PLATFORM_URL`; adds the credentials, paces, and re-sends refused requests. */
+  /**
+   * Takes paths relative to `PLATFORM_URL`; adds the credentials, paces, and re-sends refused
+   * requests. Its requests wait for a place as the calls that decide an outcome do, without bound.
+   */
   readonly client: HttpClient.HttpClient
+  /** The same client, its requests waiting for a place at `priority`, at most `maxWait` (then a `RequestError`). */
+  readonly withPriority: (priority: Priority, maxWait?: Duration.Duration) => HttpClient.HttpClient
   readonly settings: PlatformSettings
   /** Requests waiting for a place under the rate limit. */
   readonly waiting: Effect.Effect<number>
 }>() {}
+
+/**
+ * Who waits first for a place under the rate limit: the calls that decide or finish an outcome
+ * (`outcome`: discover, a send through the proxy, delegate, update), then the rest (`background`:
+ * record, the reconciler's list, notify).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type Priority = RateGate.Priority
 
 /**
  * The `code` of the cause of a request that found no place under the rate limit within its wait.
@@ -91,14 +106,17 @@ export const make = (
     })
     const base = options.platformUrl.replace(/\/+$/, "")
     const headers = platformHeaders(options)
-    const client = boundedClient(host, native).pipe(
-      (bounded) => HttpClient.transform(bounded, (execute, request) => paced(gate, execute, request)),
-      HttpClient.mapRequest(HttpClientRequest.prependUrl(base)),
-      HttpClient.mapRequest(HttpClientRequest.setHeaders(headers))
-    )
+    const bounded = boundedClient(host, native)
+    // The priority is the client's own, not a value in the request's context: no context copy per request.
+    const withPriority = (priority: Priority, maxWait?: Duration.Duration): HttpClient.HttpClient =>
+      bounded.pipe(
+        HttpClient.transform((execute, request) => paced(gate, execute, request, priority, maxWait)),
+        HttpClient.mapRequest((request) => HttpClientRequest.setHeaders(HttpClientRequest.prependUrl(request, base), headers))
+      )
     const { orgId, platformToken, platformUrlIsDefault, workspaceId } = options
     return PlatformHttpClient.of({
-      client,
+      client: withPriority("outcome"),
+      withPriority,
       settings: { orgId, platformToken, platformUrl: base, platformUrlIsDefault, workspaceId },
       waiting: gate.waiting
     })
@@ -114,42 +132,59 @@ export const layer = (options: Options): Layer.Layer<PlatformHttpClient, never, 
   Layer.scoped(PlatformHttpClient, make(options))
 
 /**
- * Runs the platform requests of `effect` at `priority`, each waiting at most `maxWait` for a place.
- *
- * @internal
+ * One request through the gate. While the platform has shown no limit and nobody waits, it is sent
+ * at once and its answer only looked at; otherwise it waits for a place, and is sent again while
+ * the platform refuses it before acting on it.
  */
-export const withPriority = (priority: RateGate.Priority, maxWait?: Duration.Duration) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.provideService(effect, RateGate.PlatformRequestOptions, { priority, maxWait })
-
-/** One request through the gate: a place, the answer, and again while the platform refuses it before acting on it. */
 const paced = (
   gate: RateGate.RateGate,
   execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>,
-  request: HttpClientRequest.HttpClientRequest
+  request: HttpClientRequest.HttpClientRequest,
+  priority: Priority,
+  maxWait: Duration.Duration | undefined
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
-  Effect.flatMap(RateGate.PlatformRequestOptions, ({ maxWait, priority }) =>
-    Effect.flatMap(Clock.currentTimeMillis, (start) => {
-      const deadline = maxWait === undefined ? undefined : start + Duration.toMillis(maxWait)
-      const attempt: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> = Effect.gen(
-        function*() {
-          const now = yield* Clock.currentTimeMillis
-          const left = deadline === undefined ? undefined : Duration.millis(Math.max(0, deadline - now))
-          const ticket = yield* gate.take(priority, left)
-          if (ticket === undefined) return yield* Effect.fail(waitedTooLong(request, maxWait))
-          const exit = yield* Effect.exit(execute)
-          if (Exit.isFailure(exit)) {
-            yield* gate.unanswered(ticket)
-            return yield* exit
-          }
-          const response = exit.value
-          const refusedFor = yield* refusal(response)
-          yield* gate.answered(ticket, { headers: response.headers, refusedForMillis: refusedFor })
-          return refusedFor === undefined ? response : yield* attempt
+  Effect.suspend(() => {
+    if (!gate.isOpen()) return queued(gate, execute, request, priority, maxWait)
+    return Effect.flatMap(execute, (response) => {
+      if (gate.plain(response.status, response.headers)) return Effect.succeed(response)
+      // The platform speaks of a limit (or refused): learn from it, and wait from now on.
+      return Effect.flatMap(refusal(response), (refusedFor) =>
+        Effect.zipRight(
+          gate.observed({ headers: response.headers, refusedForMillis: refusedFor }),
+          refusedFor === undefined ? Effect.succeed(response) : queued(gate, execute, request, priority, maxWait)
+        ))
+    })
+  })
+
+/** The request waits for a place, then again after each refusal. */
+const queued = (
+  gate: RateGate.RateGate,
+  execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>,
+  request: HttpClientRequest.HttpClientRequest,
+  priority: Priority,
+  maxWait: Duration.Duration | undefined
+): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    const deadline = maxWait === undefined ? undefined : start + Duration.toMillis(maxWait)
+    const attempt: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> = Effect.gen(
+      function*() {
+        const now = yield* Clock.currentTimeMillis
+        const left = deadline === undefined ? undefined : Duration.millis(Math.max(0, deadline - now))
+        const ticket = yield* gate.take(priority, left)
+        if (ticket === undefined) return yield* Effect.fail(waitedTooLong(request, maxWait))
+        const exit = yield* Effect.exit(execute)
+        if (Exit.isFailure(exit)) {
+          yield* gate.unanswered(ticket)
+          return yield* exit
         }
-      )
-      return attempt
-    }))
+        const response = exit.value
+        const refusedFor = yield* refusal(response)
+        yield* gate.answered(ticket, { headers: response.headers, refusedForMillis: refusedFor })
+        return refusedFor === undefined ? response : yield* attempt
+      }
+    )
+    return attempt
+  })
 
 /** How long the platform asks to wait when it refused the request before acting on it, else `undefined`. */
 const refusal = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<number | undefined> => {

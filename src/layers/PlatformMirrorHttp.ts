@@ -10,7 +10,6 @@ import type { PlatformDelegated } from "../services/PlatformMirror.js"
 import { PlatformDelegationRow, PlatformError, PlatformMirror, truncate } from "../services/PlatformMirror.js"
 
 import { formatStack } from "../internal/stack.js"
-import type { Priority } from "./internal/rateGate.js"
 import {
   DEFAULT_MAX_RESPONSE_BYTES,
   errorText,
@@ -20,7 +19,7 @@ import {
   platformHint,
   textWithin
 } from "./internal/http.js"
-import { PlatformHttpClient, withPriority } from "./PlatformHttpClient.js"
+import { PlatformHttpClient } from "./PlatformHttpClient.js"
 
 /**
  * Options of the live mirror.
@@ -59,10 +58,11 @@ export const make = (options: Options = {}) =>
     const platform = yield* PlatformHttpClient
     const settings = platform.settings
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
-    const execute = textWithin(platform.client, {
-      timeout,
-      maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
-    })
+    const bounds = { timeout, maxBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }
+    const byPriority = {
+      outcome: textWithin(platform.withPriority("outcome"), bounds),
+      background: textWithin(platform.withPriority("background"), bounds)
+    }
     const selfPath = pathOf`/workspaces/${settings.workspaceId}`
     if (Either.isLeft(selfPath)) {
       return yield* Effect.dieMessage(`workspace id ${JSON.stringify(settings.workspaceId)} cannot be a URL path segment`)
@@ -77,8 +77,7 @@ export const make = (options: Options = {}) =>
       name: PlatformError["operation"],
       onOk: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, PlatformError>
     ) => {
-      const priority: Priority = name === "update" || name === "delegate" ? "outcome" : "background"
-      const paced = withPriority(priority)
+      const execute = byPriority[name === "update" || name === "delegate" ? "outcome" : "background"]
       const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
         response.status >= 200 && response.status < 300
           ? onOk(response, text)
@@ -90,7 +89,7 @@ export const make = (options: Options = {}) =>
               detail: errorText(text) + platformHint(settings, response.status)
             })
           ))
-      const bounds = {
+      const onBounds = {
         onTimeout: () =>
           new PlatformError({ operation: name, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` }),
         onTooLarge: (maxBytes: number, status: number) =>
@@ -119,7 +118,7 @@ export const make = (options: Options = {}) =>
       }
       const recover = { RequestError: failed, ResponseError: failed }
       return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<A, PlatformError> =>
-        Effect.catchTags(paced(execute(request, handle, bounds)), recover)
+        Effect.catchTags(execute(request, handle, onBounds), recover)
     }
 
     const ok = () => Effect.void

@@ -44,27 +44,20 @@ export const TOO_LARGE_CODE = "EA2A_RESPONSE_TOO_LARGE"
  */
 export const codedError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
 
-// Tests drive short bounds with the TestClock, which a timer inside the client does not follow.
-const MIN_NATIVE_TIMEOUT = Duration.seconds(2)
-
 /**
- * `client` as the live layers use it: each request within the fiber's `RequestBounds`, by the
- * client itself when it honours them (`native`) and the deadline is long enough for a real timer,
- * else by Effect.
+ * `client` as the live layers use it: the client itself when it honours `RequestBounds` (`native`),
+ * else each request and its body within the fiber's `RequestBounds` by Effect.
  *
  * @internal
  */
 export const boundedClient = (client: HttpClient.HttpClient, native: boolean): HttpClient.HttpClient =>
+  native ? client : boundedByEffect(client)
+
+const boundedByEffect = (client: HttpClient.HttpClient): HttpClient.HttpClient =>
   HttpClient.transform(client, (execute, request) =>
     Effect.flatMap(RequestBounds, (bounds) => {
-      if (bounds === undefined || (native && Duration.greaterThanOrEqualTo(bounds.timeout, MIN_NATIVE_TIMEOUT))) {
-        return execute
-      }
-      // The client below must not run a timer of its own that the TestClock cannot drive.
-      const read = Effect.flatMap(
-        Effect.provideService(execute, RequestBounds, undefined),
-        (response) => readWithin(request, response, bounds.maxBytes)
-      )
+      if (bounds === undefined) return execute
+      const read = Effect.flatMap(execute, (response) => readWithin(request, response, bounds.maxBytes))
       return Effect.timeoutFail(read, {
         duration: bounds.timeout,
         onTimeout: () =>

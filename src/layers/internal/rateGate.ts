@@ -18,7 +18,7 @@
  *
  * @internal
  */
-import { Clock, Context, Deferred, Duration, Effect, MutableList } from "effect"
+import { Clock, Deferred, Duration, Effect, MutableList } from "effect"
 import type { Scope } from "effect"
 
 /**
@@ -28,21 +28,6 @@ import type { Scope } from "effect"
  * @internal
  */
 export type Priority = "outcome" | "background"
-
-/**
- * How the platform requests of this fiber wait for a place: their priority, and for how long at
- * most (no bound by default).
- *
- * @internal
- */
-export class PlatformRequestOptions extends Context.Reference<PlatformRequestOptions>()(
-  "effect-a2a-delegation/PlatformRequestOptions",
-  {
-    defaultValue: (): { readonly priority: Priority; readonly maxWait?: Duration.Duration | undefined } => ({
-      priority: "outcome"
-    })
-  }
-) {}
 
 /**
  * A place given to one request: when it was given and how many were given before it.
@@ -83,6 +68,12 @@ export interface Waiting {
  * @internal
  */
 export interface RateGate {
+  /** True while no limit is known to follow and nobody waits: a request may go without a place. */
+  readonly isOpen: () => boolean
+  /** True for an answer that says nothing of a limit (no `X-RateLimit-*`, not a refusal). */
+  readonly plain: (status: number, headers: Answer["headers"]) => boolean
+  /** What an answer to a request sent without a place says of the limit. */
+  readonly observed: (answer: Answer) => Effect.Effect<void>
   /** A place for one request, in order; `undefined` when none came within `maxWait`. */
   readonly take: (priority: Priority, maxWait?: Duration.Duration) => Effect.Effect<Ticket | undefined>
   /** The request given `ticket` was answered. */
@@ -202,6 +193,12 @@ class Budget {
   unanswered(): void {
     this.inflight = Math.max(0, this.inflight - 1)
   }
+
+  /** An answer to a request sent while no limit was known (it took no place). */
+  observed(answer: Answer, now: number): void {
+    this.inflight++
+    this.answered({ seq: this.issued, at: now }, answer, now)
+  }
 }
 
 const headerNumber = (headers: Answer["headers"], name: string): number | undefined => {
@@ -300,7 +297,17 @@ export const make = (options: GateOptions = {}): Effect.Effect<RateGate, never, 
         return Effect.onExit(bounded, (exit) => (exit._tag === "Success" && exit.value !== undefined ? Effect.void : leave))
       })
 
+    // The dispatcher only has work when someone waits.
+    const wakeWaiters = Effect.suspend(() => (waitingCount() === 0 ? Effect.void : wake.open))
+
     return {
+      isOpen: () => budget.known && budget.limit === undefined && budget.blockedUntil === 0 && waitingCount() === 0,
+      plain: (status, headers) => status !== 429 && status !== 503 && headers["x-ratelimit-limit"] === undefined,
+      observed: (answer) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          budget.observed(answer, now)
+          return wakeWaiters
+        }),
       take: (priority, maxWait) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           budget.refill(now)
@@ -313,12 +320,12 @@ export const make = (options: GateOptions = {}): Effect.Effect<RateGate, never, 
       answered: (ticket, answer) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           budget.answered(ticket, answer, now)
-          return wake.open
+          return wakeWaiters
         }),
       unanswered: () =>
         Effect.suspend(() => {
           budget.unanswered()
-          return wake.open
+          return wakeWaiters
         }),
       waiting: Effect.sync(waitingCount)
     }
