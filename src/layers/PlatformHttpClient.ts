@@ -110,7 +110,7 @@ export const make = (
     // The priority is the client's own, not a value in the request's context: no context copy per request.
     const withPriority = (priority: Priority, maxWait?: Duration.Duration): HttpClient.HttpClient =>
       bounded.pipe(
-        HttpClient.transform((execute, request) => paced(gate, execute, request, priority, maxWait)),
+        HttpClient.transform((execute, request) => paced({ gate, execute, request, priority, maxWait })),
         HttpClient.mapRequest((request) => HttpClientRequest.setHeaders(HttpClientRequest.prependUrl(request, base), headers))
       )
     const { orgId, platformToken, platformUrlIsDefault, workspaceId } = options
@@ -131,38 +131,38 @@ export const make = (
 export const layer = (options: Options): Layer.Layer<PlatformHttpClient, never, HttpClient.HttpClient> =>
   Layer.scoped(PlatformHttpClient, make(options))
 
+/** One request to send through the gate, with the place it waits for. */
+interface Send {
+  readonly gate: RateGate.RateGate
+  readonly execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>
+  readonly request: HttpClientRequest.HttpClientRequest
+  readonly priority: Priority
+  readonly maxWait: Duration.Duration | undefined
+}
+
 /**
  * One request through the gate. While the platform has shown no limit and nobody waits, it is sent
  * at once and its answer only looked at; otherwise it waits for a place, and is sent again while
  * the platform refuses it before acting on it.
  */
-const paced = (
-  gate: RateGate.RateGate,
-  execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>,
-  request: HttpClientRequest.HttpClientRequest,
-  priority: Priority,
-  maxWait: Duration.Duration | undefined
-): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
+const paced = (send: Send): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
   Effect.suspend(() => {
-    if (!gate.isOpen()) return queued(gate, execute, request, priority, maxWait)
+    const { execute, gate } = send
+    if (!gate.isOpen()) return queued(send)
     return Effect.flatMap(execute, (response) => {
       if (gate.plain(response.status, response.headers)) return Effect.succeed(response)
       // The platform speaks of a limit (or refused): learn from it, and wait from now on.
       return Effect.flatMap(refusal(response), (refusedFor) =>
         Effect.zipRight(
           gate.observed({ headers: response.headers, refusedForMillis: refusedFor }),
-          refusedFor === undefined ? Effect.succeed(response) : queued(gate, execute, request, priority, maxWait)
+          refusedFor === undefined ? Effect.succeed(response) : queued(send)
         ))
     })
   })
 
 /** The request waits for a place, then again after each refusal. */
 const queued = (
-  gate: RateGate.RateGate,
-  execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>,
-  request: HttpClientRequest.HttpClientRequest,
-  priority: Priority,
-  maxWait: Duration.Duration | undefined
+  { execute, gate, maxWait, priority, request }: Send
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
   Effect.flatMap(Clock.currentTimeMillis, (start) => {
     const deadline = maxWait === undefined ? undefined : start + Duration.toMillis(maxWait)
