@@ -1114,11 +1114,11 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(first)
       yield* Fiber.join(second)
-      // Once the wait is over, the update (it finishes an outcome) goes before the record.
+      // Once the wait is over, the waiting requests go in order: the refused record first.
       expect((yield* Http.requests).map((r) => new URL(r.url).pathname)).toEqual([
         "/workspaces/ws-self/delegations/record",
-        "/workspaces/ws-self/delegations/del-2/update",
-        "/workspaces/ws-self/delegations/record"
+        "/workspaces/ws-self/delegations/record",
+        "/workspaces/ws-self/delegations/del-2/update"
       ])
     }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(200, {}))))))
 

@@ -59,9 +59,9 @@ export class PlatformHttpClient extends Context.Tag("effect-a2a-delegation/Platf
 }>() {}
 
 /**
- * Who waits first for a place under the rate limit: the calls that decide or finish an outcome
- * (`outcome`: discover, a send through the proxy, delegate, update), then the rest (`background`:
- * record, the reconciler's list, notify).
+ * Who waits first for a place under the rate limit: the calls that start or finish a delegation
+ * (`outcome`: record, discover, a send through the proxy, delegate, update), then the rest
+ * (`background`: the reconciler's list, notify).
  *
  * @since 0.4.0
  * @category models

@@ -70,14 +70,13 @@ export const make = (options: Options = {}) =>
     const self = selfPath.right
 
     // Each operation's response handling and error mapping are built once, not per call. Under the rate
-    // limit, the calls that decide or finish an outcome (update, delegate) go before the record (the row
-    // only has to exist before its update, which the delegation's writes keep in order), the list polls
-    // and the notifications.
+    // limit, the calls that start or finish a delegation (record, delegate, update) go before the list
+    // polls and the notifications.
     const operation = <A>(
       name: PlatformError["operation"],
       onOk: (response: HttpClientResponse.HttpClientResponse, text: string) => Effect.Effect<A, PlatformError>
     ) => {
-      const execute = byPriority[name === "update" || name === "delegate" ? "outcome" : "background"]
+      const execute = byPriority[name === "list" || name === "notify" ? "background" : "outcome"]
       const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
         response.status >= 200 && response.status < 300
           ? onOk(response, text)

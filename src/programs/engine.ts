@@ -222,18 +222,15 @@ export const mirrorOptions = (engine: Engine, delegation: { readonly id: string;
 
 /**
  * Delivers a write of the delegation's platform row (see ./mirrorOutbox.ts), each attempt
- * bounded by `mirrorTimeout` when the mirror does not bound its own calls; `background` leaves the
- * sending to the outbox's fiber.
+ * bounded by `mirrorTimeout` when the mirror does not bound its own calls.
  *
  * @internal
  */
 export const deliverWrite = (
   engine: Engine,
   delegation: { readonly id: string; readonly target: string },
-  write: Outbox.Write,
-  options: { readonly background?: boolean } = {}
-): Effect.Effect<void> =>
-  engine.outbox.deliver(delegation.id, write, { background: options.background, annotations: logAnnotations(delegation) })
+  write: Outbox.Write
+): Effect.Effect<void> => engine.outbox.deliver(delegation.id, write, logAnnotations(delegation))
 
 const logAnnotations = (delegation: { readonly id: string; readonly target: string }) => ({
   delegation_id: delegation.id,

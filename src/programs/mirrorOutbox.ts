@@ -1,6 +1,7 @@
 /**
  * Delivering the writes a delegation's platform row must show (record, then the final update):
- * a write is sent at once from the delegation's own fiber; one that fails for a transient reason
+ * a write is sent at once from the delegation's own fiber, and nothing is kept for it when it
+ * lands (the common case costs a request and nothing more); one that fails for a transient reason
  * (no answer, a timeout, 408/429/5xx) is owed, and the outbox's fiber sends it again on a backoff
  * until the platform acknowledges it, in order per delegation (an update never overtakes the
  * record it updates). A write the platform rejects (400, 401, 404, ...) would be rejected again:
@@ -14,7 +15,7 @@
  *
  * @internal
  */
-import { Cause, Duration, Effect, Exit, Fiber, FiberSet, Option } from "effect"
+import { Cause, Duration, Effect, Exit, Option } from "effect"
 import type { Scope } from "effect"
 import type { PlatformError, PlatformMirror, RecordDelegation, UpdateDelegation } from "../services/PlatformMirror.js"
 import { PlatformError as PlatformErrorClass } from "../services/PlatformMirror.js"
@@ -34,17 +35,14 @@ export type Write =
  */
 export interface Outbox {
   /**
-   * Sends `write` for delegation `id` - from the caller's fiber, or from the outbox's when
-   * `background` (the caller goes on at once) - unless earlier writes of it are still owed: then it
-   * waits behind them. A transient failure leaves it owed. Never fails.
+   * Sends `write` for delegation `id` from the caller's fiber, unless earlier writes of it are still
+   * owed: then it waits behind them. A transient failure, or the caller's interruption while it is
+   * on its way, leaves it owed. Never fails.
    */
   readonly deliver: (
     id: string,
     write: Write,
-    options?: {
-      readonly background?: boolean | undefined
-      readonly annotations?: Readonly<Record<string, unknown>> | undefined
-    }
+    annotations?: Readonly<Record<string, unknown>>
   ) => Effect.Effect<void>
   /** Writes owed now. */
   readonly owed: Effect.Effect<number>
@@ -71,8 +69,6 @@ interface Owed {
   readonly writes: Array<Write>
   readonly annotations: Readonly<Record<string, unknown>>
   busy: boolean
-  /** The fiber sending its writes in the background, while it runs. */
-  sender: Fiber.RuntimeFiber<boolean> | undefined
   /** Its stored state says it owes a write. */
   pending: boolean
 }
@@ -105,8 +101,6 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
     const backoff = options.backoff ?? DEFAULT_BACKOFF
     const owed = new Map<string, Owed>()
     const wake = yield* Effect.makeLatch(false)
-    // Writes sent in the background; closing the layer cuts them, and what they carried stays owed.
-    const sending = yield* FiberSet.make()
 
     const timeout = options.timeout
     const send = (write: Write): Effect.Effect<void, PlatformError> => {
@@ -154,11 +148,7 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
         `platform ${error.operation} failed; it is sent again until the platform acknowledges it: ${oneLine(error.message)}`,
         { cause: Cause.fail(error), annotations: entry.annotations }
       )
-      const mark = entry.pending ? Effect.void : Effect.suspend(() => {
-        entry.pending = true
-        return setPending(id, true)
-      })
-      return Effect.all([note, mark, wake.open], { discard: true })
+      return Effect.all([note, markPending(id, entry), wake.open], { discard: true })
     }
 
     const rejected = (write: Write, cause: Cause.Cause<PlatformError>, entry: Owed) => {
@@ -212,43 +202,52 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
     // Behind an earlier write still owed: the delegation's row is now behind its state.
     const behind = (id: string, entry: Owed, write: Write): Effect.Effect<void> => {
       entry.writes.push(write)
-      const mark = entry.pending ? Effect.void : Effect.suspend(() => {
-        entry.pending = true
-        return setPending(id, true)
-      })
+      const mark = markPending(id, entry)
       return entry.busy ? mark : Effect.zipRight(mark, wake.open)
     }
 
-    const deliver: Outbox["deliver"] = (id, write, deliverOptions = {}) =>
-        Effect.suspend(() => {
-          const existing = owed.get(id)
-          // The write before it is on its way: its answer decides whether this one goes now or waits.
-          if (existing?.sender !== undefined) {
-            return Effect.zipRight(Fiber.await(existing.sender), deliver(id, write, deliverOptions))
-          }
-          if (existing !== undefined) return behind(id, existing, write)
-          const entry: Owed = {
-            writes: [write],
-            annotations: deliverOptions.annotations ?? {},
-            busy: false,
-            sender: undefined,
-            pending: false
-          }
-          owed.set(id, entry)
-          // Interruptible even when started from the recording of an outcome, so closing can cut it.
-          if (deliverOptions.background !== true) return Effect.asVoid(drain(id))
-          const done = Effect.sync(() => {
-            entry.sender = undefined
-          })
-          return Effect.flatMap(
-            FiberSet.run(sending, Effect.interruptible(Effect.ensuring(drain(id), done))),
-            (fiber) =>
-              Effect.sync(() => {
-                // It may have ended already (a write that needed no wait).
-                if (fiber.unsafePoll() === null) entry.sender = fiber
-              })
-          )
-        })
+    // Owed from now on: the outbox's fiber sends it, after any earlier write of the delegation.
+    const owe = (
+      id: string,
+      write: Write,
+      annotations: Readonly<Record<string, unknown>>,
+      error: PlatformError | undefined
+    ): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const existing = owed.get(id)
+        const entry: Owed = existing ?? { writes: [], annotations, busy: false, pending: false }
+        entry.writes.unshift(write)
+        if (existing === undefined) owed.set(id, entry)
+        return error === undefined ? Effect.zipRight(markPending(id, entry), wake.open) : stillOwed(id, entry, error)
+      })
+
+    const markPending = (id: string, entry: Owed) =>
+      entry.pending ? Effect.void : Effect.suspend(() => {
+        entry.pending = true
+        return setPending(id, true)
+      })
+
+    // The first attempt of a write, from the caller's fiber: nothing is kept unless it fails.
+    const firstAttempt = (id: string, write: Write, annotations: Readonly<Record<string, unknown>>) =>
+      send(write).pipe(
+        Effect.catchAllCause((cause): Effect.Effect<void, never> => {
+          // Interrupted: `onInterrupt` below keeps it owed.
+          if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+          const failure = Cause.failureOption(cause)
+          return Option.isSome(failure) && isTransient(failure.value)
+            ? owe(id, write, annotations, failure.value)
+            : rejected(write, cause, { writes: [], annotations, busy: false, pending: false })
+        }),
+        // Cut short on its way (a cancel, a closing layer): it may not have landed.
+        Effect.onInterrupt(() => owe(id, write, annotations, undefined))
+      )
+
+    const deliver: Outbox["deliver"] = (id, write, annotations = {}) =>
+      Effect.suspend(() => {
+        const existing = owed.get(id)
+        if (existing !== undefined) return behind(id, existing, write)
+        return firstAttempt(id, write, annotations)
+      })
 
     return {
       deliver,

@@ -65,12 +65,12 @@ const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput,
   yield* auditDelegation(engine, input, "dispatched", span.traceId, { task_preview: taskPreview(input.task) })
   // The platform records, discovers and sends itself.
   if (engine.dispatch === "platform") return yield* delegateOnPlatform(engine, input)
-  // The row is the platform's view of the delegation: owed until the platform has it, never a reason to
-  // wait. The final update follows it, in order.
+  // The row is the platform's view of the delegation: owed until the platform has it (a failure is
+  // never a reason to stop); the final update follows it, in order.
   yield* deliverWrite(engine, input, {
     _tag: "record",
     request: { delegationId: input.id, targetId: input.target, task: input.task }
-  }, { background: true })
+  })
   const endpoint = withoutCredentials(yield* engine.discovery.resolve(input.target))
   yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
   // A proxy discovery provided to the core layer carries a delegation the proxy way, whatever the settings say.

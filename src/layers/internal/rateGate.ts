@@ -22,8 +22,8 @@ import { Clock, Deferred, Duration, Effect, MutableList } from "effect"
 import type { Scope } from "effect"
 
 /**
- * Who waits first for a place: the calls that start or finish a delegation's outcome (discover,
- * send through the proxy, delegate, update), then the rest (record, the reconciler's list, notify).
+ * Who waits first for a place: the calls that start or finish a delegation (record, discover, send
+ * through the proxy, delegate, update), then the rest (the reconciler's list, notify).
  *
  * @internal
  */
