@@ -130,7 +130,7 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
         if (Option.isSome(failure) && isTransient(failure.value)) {
           return Effect.as(stillOwed(id, entry, failure.value), false)
         }
-        return Effect.as(Effect.zipRight(rejected(write, exit.cause, entry), settle(id, entry)), true)
+        return Effect.as(Effect.zipRight(rejected(write, exit.cause, entry.annotations), settle(id, entry)), true)
       })
     }
 
@@ -151,14 +151,14 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
       return Effect.all([note, markPending(id, entry), wake.open], { discard: true })
     }
 
-    const rejected = (write: Write, cause: Cause.Cause<PlatformError>, entry: Owed) => {
+    const rejected = (write: Write, cause: Cause.Cause<PlatformError>, annotations: Readonly<Record<string, unknown>>) => {
       const error = Cause.squash(cause)
       return warnings.warn(
         `platform ${write._tag}`,
         `platform ${write._tag} failed; the platform rejected it, so it is not sent again: ${
           oneLine(error instanceof Error ? error.message : String(error))
         }`,
-        { cause, annotations: entry.annotations }
+        { cause, annotations }
       )
     }
 
@@ -236,7 +236,7 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
           const failure = Cause.failureOption(cause)
           return Option.isSome(failure) && isTransient(failure.value)
             ? owe(id, write, annotations, failure.value)
-            : rejected(write, cause, { writes: [], annotations, busy: false, pending: false })
+            : rejected(write, cause, annotations)
         }),
         // Cut short on its way (a cancel, a closing layer): it may not have landed.
         Effect.onInterrupt(() => owe(id, write, annotations, undefined))
