@@ -1137,6 +1137,27 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
       Http.reply(200, { id: "target", url: "http://peer:8000", name: "Target" })
     )))))
 
+  it.effect("while requests wait, an update (it finishes an outcome) goes before a notify and a list read", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      const first = yield* Effect.fork(mirror.record({ delegationId: "del-1", targetId: "target", task: "t" }))
+      yield* TestClock.adjust("1 millis")
+      // The record was refused: everything now waits for its Retry-After, the background calls first in line.
+      const notify = yield* Effect.fork(mirror.notify({ delegationId: "del-1", targetId: "target", status: "completed", message: "done" }))
+      const list = yield* Effect.fork(mirror.list)
+      const update = yield* Effect.fork(mirror.update({ delegationId: "del-2", status: "completed", error: "", responsePreview: "ok" }))
+      yield* TestClock.adjust("2 seconds")
+      yield* Effect.forEach([first, notify, update], Fiber.join, { discard: true })
+      yield* Fiber.join(list)
+      expect((yield* Http.requests).map((r) => `${r.method} ${new URL(r.url).pathname}`)).toEqual([
+        "POST /workspaces/ws-self/delegations/record",
+        "POST /workspaces/ws-self/delegations/record",
+        "POST /workspaces/ws-self/delegations/del-2/update",
+        "POST /workspaces/ws-self/notify",
+        "GET /workspaces/ws-self/delegations"
+      ])
+    }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(200, []))))))
+
   it.effect("a long Retry-After is waited out too: sooner would only be refused again", () =>
     Effect.gen(function*() {
       const mirror = yield* PlatformMirror
