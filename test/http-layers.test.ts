@@ -1158,6 +1158,25 @@ describe("platform calls while the platform asks to come back later (429, 503 pl
       ])
     }).pipe(Effect.provide(mirrorLayer(answering(1, rateLimited, Http.reply(200, []))))))
 
+  it.effect("requests cut short give their place back: before any answer, a ninth request still goes", () =>
+    Effect.gen(function*() {
+      const mirror = yield* PlatformMirror
+      // Until an answer tells whether there is a limit, eight requests are in flight at most.
+      const silent = yield* Effect.forEach(
+        Array.from({ length: 8 }, (_, i) => i),
+        (i) => Effect.fork(mirror.record({ delegationId: `del-${i}`, targetId: "target", task: "t" }))
+      )
+      yield* TestClock.adjust("1 millis")
+      expect((yield* Http.requests).length).toBe(8)
+      yield* Effect.forEach(silent, Fiber.interrupt, { discard: true })
+      const ninth = yield* Effect.fork(mirror.record({ delegationId: "del-9", targetId: "target", task: "t" }))
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(ninth)
+      expect((yield* Http.requests).length).toBe(9)
+    }).pipe(Effect.provide(mirrorLayer((_request, previous) =>
+      previous.length < 8 ? Effect.never : Effect.succeed(Http.reply(202, { status: "recorded" }))
+    ))))
+
   it.effect("a long Retry-After is waited out too: sooner would only be refused again", () =>
     Effect.gen(function*() {
       const mirror = yield* PlatformMirror

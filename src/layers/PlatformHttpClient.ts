@@ -16,7 +16,7 @@
  */
 import { HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
 import type { HttpClientResponse } from "@effect/platform"
-import { Clock, Context, Duration, Effect, Either, Exit, Layer, Option } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import * as Warnings from "../internal/warnings.js"
 import { NativeRequestBounds } from "../services/RequestBounds.js"
@@ -172,9 +172,10 @@ const queued = (
         const left = deadline === undefined ? undefined : Duration.millis(Math.max(0, deadline - now))
         const ticket = yield* gate.take(priority, left)
         if (ticket === undefined) return yield* Effect.fail(waitedTooLong(request, maxWait))
-        const exit = yield* Effect.exit(execute)
+        // A request cut short gives its place back, or the count of requests in flight would never come down.
+        const exit = yield* Effect.exit(Effect.onInterrupt(execute, () => gate.unanswered(ticket)))
         if (Exit.isFailure(exit)) {
-          yield* gate.unanswered(ticket)
+          if (!Cause.isInterruptedOnly(exit.cause)) yield* gate.unanswered(ticket)
           return yield* exit
         }
         const response = exit.value

@@ -89,22 +89,24 @@ const readWithin = (
       })
     )
   const declared = response.headers["content-length"]
-  const bytes: Effect.Effect<Option.Option<Uint8Array>, HttpClientError.ResponseError> =
-    declared !== undefined && /^\d+$/.test(declared) && Number(declared) > maxBytes
-      // Too large: the stream's end aborts the request (a dropped response is only aborted once collected).
-      ? Effect.as(Stream.runDrain(Stream.take(response.stream, 1)), Option.none())
-      : Effect.map(
-        Stream.runFoldWhile(
-          response.stream,
-          { received: 0, chunks: [] as Array<Uint8Array> },
-          (read) => read.received <= maxBytes,
-          (read, chunk) => {
-            read.chunks.push(chunk)
-            return { received: read.received + chunk.length, chunks: read.chunks }
-          }
-        ),
-        ({ chunks, received }) => received > maxBytes ? Option.none() : Option.some(concat(chunks, received))
-      )
+  if (declared !== undefined && /^\d+$/.test(declared)) {
+    // Too large: the stream's end aborts the request (a dropped response is only aborted once collected).
+    if (Number(declared) > maxBytes) return Effect.zipRight(Stream.runDrain(Stream.take(response.stream, 1)), tooLarge())
+    // Within the limit (the usual answer): read it now, within the bound; the response keeps the text.
+    return Effect.as(response.text, response)
+  }
+  const bytes: Effect.Effect<Option.Option<Uint8Array>, HttpClientError.ResponseError> = Effect.map(
+    Stream.runFoldWhile(
+      response.stream,
+      { received: 0, chunks: [] as Array<Uint8Array> },
+      (read) => read.received <= maxBytes,
+      (read, chunk) => {
+        read.chunks.push(chunk)
+        return { received: read.received + chunk.length, chunks: read.chunks }
+      }
+    ),
+    ({ chunks, received }) => received > maxBytes ? Option.none() : Option.some(concat(chunks, received))
+  )
   return Effect.flatMap(bytes, Option.match({
     onNone: tooLarge,
     onSome: (body) =>
