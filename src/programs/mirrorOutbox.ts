@@ -17,8 +17,8 @@
  */
 import { Cause, Duration, Effect, Exit, Option } from "effect"
 import type { Scope } from "effect"
-import type { PlatformError, PlatformMirror, RecordDelegation, UpdateDelegation } from "../services/PlatformMirror.js"
-import { PlatformError as PlatformErrorClass } from "../services/PlatformMirror.js"
+import type { PlatformMirror, RecordDelegation, UpdateDelegation } from "../services/PlatformMirror.js"
+import { PlatformError } from "../services/PlatformMirror.js"
 import type { Warnings } from "../internal/warnings.js"
 
 /**
@@ -44,8 +44,6 @@ export interface Outbox {
     write: Write,
     annotations?: Readonly<Record<string, unknown>>
   ) => Effect.Effect<void>
-  /** Writes owed now. */
-  readonly owed: Effect.Effect<number>
 }
 
 /**
@@ -90,6 +88,12 @@ export const isTransient = (error: PlatformError): boolean =>
   (error.reason === "Status" && error.status !== undefined &&
     (error.status === 408 || error.status === 429 || error.status >= 500))
 
+/** The failure of a write that may land if it is sent again; `undefined` for a rejection or a defect. */
+const transientFailure = (cause: Cause.Cause<PlatformError>): PlatformError | undefined => {
+  const failure = Cause.failureOption(cause)
+  return Option.isSome(failure) && isTransient(failure.value) ? failure.value : undefined
+}
+
 /**
  * Starts the outbox; its fiber, and the count of what is owed at close, belong to the current scope.
  *
@@ -108,7 +112,7 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
       return timeout === undefined ? sent : Effect.timeoutFail(sent, {
         duration: timeout,
         onTimeout: () =>
-          new PlatformErrorClass({ operation: write._tag, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
+          new PlatformError({ operation: write._tag, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
       })
     }
 
@@ -126,10 +130,8 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
       return Effect.flatMap(sent, (exit) => {
         entry.busy = false
         if (Exit.isSuccess(exit)) return Effect.as(settle(id, entry), true)
-        const failure = Cause.failureOption(exit.cause)
-        if (Option.isSome(failure) && isTransient(failure.value)) {
-          return Effect.as(stillOwed(id, entry, failure.value), false)
-        }
+        const transient = transientFailure(exit.cause)
+        if (transient !== undefined) return Effect.as(stillOwed(id, entry, transient), false)
         return Effect.as(Effect.zipRight(rejected(write, exit.cause, entry.annotations), settle(id, entry)), true)
       })
     }
@@ -191,7 +193,8 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
 
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
-        const writes = Array.from(owed.values()).reduce((sum, entry) => sum + entry.writes.length, 0)
+        let writes = 0
+        for (const entry of owed.values()) writes += entry.writes.length
         return writes === 0 ? Effect.void : Effect.logWarning(
           `the Delegations layer closed with ${writes} platform write(s) of ${owed.size} delegation(s) not ` +
             "acknowledged by the platform; their rows on the platform are out of date"
@@ -233,10 +236,8 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
         Effect.catchAllCause((cause): Effect.Effect<void, never> => {
           // Interrupted: `onInterrupt` below keeps it owed.
           if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
-          const failure = Cause.failureOption(cause)
-          return Option.isSome(failure) && isTransient(failure.value)
-            ? owe(id, write, annotations, failure.value)
-            : rejected(write, cause, annotations)
+          const transient = transientFailure(cause)
+          return transient !== undefined ? owe(id, write, annotations, transient) : rejected(write, cause, annotations)
         }),
         // Cut short on its way (a cancel, a closing layer): it may not have landed.
         Effect.onInterrupt(() => owe(id, write, annotations, undefined))
@@ -249,8 +250,5 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
         return firstAttempt(id, write, annotations)
       })
 
-    return {
-      deliver,
-      owed: Effect.sync(() => Array.from(owed.values()).reduce((sum, entry) => sum + entry.writes.length, 0))
-    }
+    return { deliver }
   })
