@@ -1,15 +1,54 @@
 /**
- * Where the `Delegations` service keeps every delegation's state.
+ * Where the `Delegations` service keeps every delegation's state: the one source of truth for a
+ * delegation, read and written by every replica that shares the store.
  *
- * The default is `DelegationStoreMemory` (a `Ref`, bounded by a history of finished
- * delegations). A host can provide its own implementation, e.g. a durable one, to
- * `DelegationsLayer.layerCoreWithoutStore`.
+ * The default is `DelegationStoreMemory` (a `Ref`: one process, bounded by a history of finished
+ * delegations). `DelegationStoreSql` keeps delegations in SQLite (one host, outliving its process)
+ * or PostgreSQL (several replicas). A store keeps, beside the public `Delegation`, what a replica
+ * needs to resume one another replica left: the full task, the delegating workspace and its
+ * idempotency key, a cancel request, the owner replica and its lease, and a revision.
+ *
+ * Writes are guarded: a transition names the statuses it may leave and the owner that makes it;
+ * a guard that does not hold writes nothing (`None`), and a write by a replica that no longer owns
+ * the delegation fails with `DelegationStoreError` `LeaseLost`, so a replica that lost its lease
+ * never overwrites the new owner's state.
  *
  * @since 0.2.0
  */
-import { Context } from "effect"
-import type { DateTime, Effect, Option } from "effect"
-import type { Delegation } from "./Delegations.js"
+import { Context, Schema } from "effect"
+import type { DateTime, Effect, Option, Stream } from "effect"
+import type { Delegation, DelegationStatus } from "./Delegations.js"
+
+/**
+ * A store could not do what was asked: it could not be reached or answered with an error
+ * (`Unavailable`, worth retrying), the replica no longer owns the delegation it wrote
+ * (`LeaseLost`), or a stored row could not be read back (`Corrupt`).
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class DelegationStoreError extends Schema.TaggedError<DelegationStoreError>(
+  "effect-a2a-delegation/DelegationStoreError"
+)("DelegationStoreError", {
+  reason: Schema.Literal("Unavailable", "LeaseLost", "Corrupt"),
+  /** The store operation (`create`, `update`, `claim`, ...). */
+  operation: Schema.String,
+  /** The delegation concerned, when there is one. */
+  id: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message(): string {
+    const about = this.id === undefined ? "" : ` of ${this.id}`
+    switch (this.reason) {
+      case "Unavailable":
+        return `The delegation store is unavailable (${this.operation}${about})`
+      case "LeaseLost":
+        return `This replica no longer owns delegation ${this.id ?? ""}; another replica took it over (${this.operation})`
+      case "Corrupt":
+        return `A stored delegation could not be read (${this.operation}${about})`
+    }
+  }
+}
 
 /**
  * When and why a finished delegation left the store (see `DelegationEvicted`).
@@ -23,32 +62,157 @@ export interface Eviction {
 }
 
 /**
- * The store of one `Delegations` layer. Every method is atomic with respect to the others.
+ * One delegation with what a store keeps beside it.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface StoredDelegation {
+  readonly delegation: Delegation
+  /** Incremented by every write. */
+  readonly revision: number
+  /** The delegating workspace (the host's `WORKSPACE_ID`): idempotency keys and `list` are per origin. */
+  readonly origin: string
+  /** The full task, while the delegation is unfinished (a finished one keeps its 200-character preview only). */
+  readonly task: string | undefined
+  readonly idempotencyKey: string | undefined
+  /** A replica other than the owner asked for it to be cancelled. */
+  readonly cancelRequested: boolean
+  /** The replica running the delegation, while it is unfinished. */
+  readonly owner: string | undefined
+  /** Until when the owner's lease holds (epoch milliseconds, by the store's clock); past it, any replica may claim it. */
+  readonly leaseExpiresAt: number | undefined
+}
+
+/**
+ * A delegation to create.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface NewDelegation {
+  readonly delegation: Delegation
+  readonly origin: string
+  readonly task: string
+  readonly idempotencyKey?: string | undefined
+  /** The replica that runs it, for `leaseMillis` from now. */
+  readonly owner: string
+  readonly leaseMillis: number
+}
+
+/**
+ * What `create` did: stored the new delegation, or found a delegation of the same origin and
+ * idempotency key that answers for it (unfinished, or finished other than failed or cancelled).
+ * A failed or cancelled one gives its key up to the new delegation.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type Created =
+  | { readonly _tag: "Created"; readonly stored: StoredDelegation }
+  | { readonly _tag: "Existing"; readonly stored: StoredDelegation }
+
+/**
+ * The fields of a `Delegation` that a write changes; `undefined` clears an optional field.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type DelegationChange = {
+  readonly [K in Exclude<keyof Delegation, "id" | "createdAt" | "isFinished" | "isWaitingOnPlatform">]?:
+    | Delegation[K]
+    | undefined
+}
+
+/**
+ * When a write may happen: the delegation's status is one of `status` (any when left out), and
+ * `owner` owns it (anyone when left out; a different owner fails with `LeaseLost`).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Guard {
+  readonly status?: ReadonlyArray<DelegationStatus> | undefined
+  readonly owner?: string | undefined
+}
+
+/**
+ * Statuses in which a delegation is not finished.
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const UNFINISHED: ReadonlyArray<DelegationStatus> = ["pending", "in_progress", "queued"]
+
+/**
+ * The store of one or more `Delegations` layers. Every method is atomic with respect to the others,
+ * also across the processes that share a durable store.
  *
  * @since 0.2.0
  * @category tags
  */
 export class DelegationStore extends Context.Tag("effect-a2a-delegation/DelegationStore")<DelegationStore, {
-  /** Adds a new delegation (`pending`). */
-  readonly insert: (delegation: Delegation) => Effect.Effect<void>
-  /** The stored delegation; `None` when it was never stored or has been evicted. */
-  readonly get: (id: string) => Effect.Effect<Option.Option<Delegation>>
   /**
-   * Replaces a delegation with `f` of it, atomically, and returns the new value. When `f`
-   * returns its input unchanged (or the id is unknown) nothing is written and `None` is
-   * returned, so the caller learns whether it made the transition.
+   * True when other processes may share the store (SQL): closing a layer then releases its
+   * delegations to them instead of failing them, and a delegation may run on another replica.
+   */
+  readonly shared: boolean
+  /** Stores a new delegation, unless its idempotency key already answers for one (see `Created`). */
+  readonly create: (delegation: NewDelegation) => Effect.Effect<Created, DelegationStoreError>
+  /** The stored delegation; `None` when it was never stored or has been evicted. */
+  readonly get: (id: string) => Effect.Effect<Option.Option<StoredDelegation>, DelegationStoreError>
+  /**
+   * Applies `change` when `guard` holds, and returns the new state; `None` when the
+   * id is unknown or its status is not one the guard allows. A `guard.owner` that no longer owns it
+   * fails with `LeaseLost`.
    */
   readonly update: (
     id: string,
-    f: (delegation: Delegation) => Delegation
-  ) => Effect.Effect<Option.Option<Delegation>>
-  /** Every stored delegation, oldest first. */
-  readonly list: Effect.Effect<ReadonlyArray<Delegation>>
+    change: DelegationChange,
+    guard: Guard
+  ) => Effect.Effect<Option.Option<StoredDelegation>, DelegationStoreError>
+  /** The newest `limit` delegations of `origin`, oldest first. */
+  readonly list: (
+    origin: string,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<StoredDelegation>, DelegationStoreError>
+  /**
+   * The unfinished delegations of `origin` owned by `owner` (every owner when left out), oldest first:
+   * what a replica runs, follows on the platform, or must release.
+   */
+  readonly unfinished: (
+    origin: string,
+    owner?: string
+  ) => Effect.Effect<ReadonlyArray<StoredDelegation>, DelegationStoreError>
+  /**
+   * Takes over at most `limit` unfinished delegations of `origin` whose lease has expired (by the
+   * store's clock: the database's for SQL), oldest first: `owner` owns them for `leaseMillis`. Two
+   * replicas never claim the same one.
+   */
+  readonly claim: (options: {
+    readonly origin: string
+    readonly owner: string
+    readonly leaseMillis: number
+    readonly limit: number
+  }) => Effect.Effect<ReadonlyArray<StoredDelegation>, DelegationStoreError>
+  /** Extends the lease of every unfinished delegation `owner` holds to `leaseMillis` from now; returns their ids. */
+  readonly renew: (owner: string, leaseMillis: number) => Effect.Effect<ReadonlyArray<string>, DelegationStoreError>
+  /** Ends the lease of these delegations (every one `owner` holds when `ids` is left out), so another replica may claim them now. */
+  readonly release: (owner: string, ids?: ReadonlyArray<string>) => Effect.Effect<void, DelegationStoreError>
+  /** Asks the owner of an unfinished delegation to cancel it; `None` when it is unknown or finished. */
+  readonly requestCancel: (id: string) => Effect.Effect<Option.Option<StoredDelegation>, DelegationStoreError>
+  /** The unfinished delegations `owner` holds whose cancellation was requested. */
+  readonly cancelRequests: (owner: string) => Effect.Effect<ReadonlyArray<string>, DelegationStoreError>
   /**
    * Notes that the final state of these finished delegations was handed to a reader, so they may
-   * now be evicted. Optional: a store that never evicts has nothing to do.
+   * now be evicted (after `DELEGATION_HISTORY`).
    */
-  readonly markRead?: ((ids: ReadonlyArray<string>) => Effect.Effect<void>) | undefined
-  /** When and why an id that is no longer stored was evicted, while the store remembers it. Optional. */
-  readonly evicted?: ((id: string) => Effect.Effect<Option.Option<Eviction>>) | undefined
+  readonly markRead: (ids: ReadonlyArray<string>) => Effect.Effect<void, DelegationStoreError>
+  /** When and why an id that is no longer stored was evicted, while the store remembers it. */
+  readonly evicted: (id: string) => Effect.Effect<Option.Option<Eviction>, DelegationStoreError>
+  /**
+   * Ids written by any process, as they are written (PostgreSQL `LISTEN`), for a replica to wake
+   * its waiters without polling. Left out, a replica polls for another's writes.
+   */
+  readonly written?: Stream.Stream<string, DelegationStoreError> | undefined
 }>() {}
