@@ -8,6 +8,9 @@ export default defineConfig({
       "effect-a2a-delegation/ai": fileURLToPath(new URL("./src/ai.ts", import.meta.url)),
       "effect-a2a-delegation/node": fileURLToPath(new URL("./src/node.ts", import.meta.url)),
       "effect-a2a-delegation/otel": fileURLToPath(new URL("./src/otel.ts", import.meta.url)),
+      "effect-a2a-delegation/sql": fileURLToPath(new URL("./src/sql.ts", import.meta.url)),
+      "effect-a2a-delegation/sqlite": fileURLToPath(new URL("./src/sqlite.ts", import.meta.url)),
+      "effect-a2a-delegation/postgres": fileURLToPath(new URL("./src/postgres.ts", import.meta.url)),
       "effect-a2a-delegation/testing": fileURLToPath(new URL("./src/testing/index.ts", import.meta.url)),
       "effect-a2a-delegation": fileURLToPath(new URL("./src/index.ts", import.meta.url))
     }

@@ -26,7 +26,17 @@ const LAYERS: ReadonlyArray<{ readonly name: string; readonly paths: ReadonlyArr
   { name: "implementations", paths: ["layers/", "testing/"] },
   {
     name: "wiring and entry points",
-    paths: ["layers/DelegationsLayer.ts", "index.ts", "ai.ts", "node.ts", "otel.ts", "testing/index.ts"]
+    paths: [
+      "layers/DelegationsLayer.ts",
+      "index.ts",
+      "ai.ts",
+      "node.ts",
+      "otel.ts",
+      "sql.ts",
+      "sqlite.ts",
+      "postgres.ts",
+      "testing/index.ts"
+    ]
   }
 ]
 
