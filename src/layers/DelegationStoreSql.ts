@@ -168,9 +168,10 @@ const migrations = Migrator.fromRecord({
     // cancelRequests(owner): a handful of rows at most
     yield* sql`CREATE INDEX effect_a2a_delegation_cancels
       ON effect_a2a_delegation_delegations (owner) WHERE finished_at IS NULL AND cancel_requested = 1`
-    // eviction: finished ones in the order they finished; on SQLite also max(finished_seq)
+    // eviction: finished ones in the order they finished, with what tells whether one may go (no row read
+    // while walking past the unread ones); on SQLite also max(finished_seq)
     yield* sql`CREATE INDEX effect_a2a_delegation_finished
-      ON effect_a2a_delegation_delegations (finished_seq) WHERE finished_at IS NOT NULL`
+      ON effect_a2a_delegation_delegations (finished_seq, is_read, finished_at) WHERE finished_at IS NOT NULL`
     // eviction: the unread ones still within retention (counted, and the oldest of them go past cap)
     yield* sql`CREATE INDEX effect_a2a_delegation_unread
       ON effect_a2a_delegation_delegations (finished_at, finished_seq) WHERE finished_at IS NOT NULL AND is_read = 0`
@@ -391,7 +392,7 @@ export const make = (
         while (excess > 0) {
           const batch = yield* sql<{ readonly id: string }>`SELECT id FROM ${T}
             WHERE finished_at IS NOT NULL AND is_read = 0 AND finished_at > ${cutoff}
-            ORDER BY finished_seq LIMIT ${Math.min(excess, EVICTION_BATCH)}`
+            ORDER BY finished_at, finished_seq LIMIT ${Math.min(excess, EVICTION_BATCH)}`
           if (batch.length === 0) break
           yield* evictIds(batch.map((row) => row.id), now, "cap")
           excess -= batch.length
@@ -536,7 +537,10 @@ export const make = (
 
     /**
      * An unfinished delegation always has a lease (0 once released), so "expired" is one range of the
-     * `leases` index. SKIP LOCKED: a row another replica is claiming right now is left to it.
+     * `leases` index, sorted by age afterwards: `seq + 0` keeps the planners from walking the `page` index
+     * in `seq` order instead, which reads every live lease older than the expired ones (all of them, once
+     * the oldest expired ones are claimed). SKIP LOCKED: a row another replica is claiming right now is
+     * left to it.
      */
     const claim = Effect.fn("DelegationStoreSql.claim")(function*(request: {
       readonly origin: string
@@ -549,7 +553,7 @@ export const make = (
           revision = revision + 1
         WHERE id IN (
           SELECT id FROM ${T} WHERE origin = ${request.origin} AND finished_at IS NULL AND lease_expires_at < ${nowMs}
-          ORDER BY seq LIMIT ${request.limit} ${sql.literal(pg ? "FOR UPDATE SKIP LOCKED" : "")}
+          ORDER BY seq + 0 LIMIT ${request.limit} ${sql.literal(pg ? "FOR UPDATE SKIP LOCKED" : "")}
         ) RETURNING *`
       const rows = yield* announced(write).pipe(Effect.mapError(unavailable("claim")))
       const claimed = yield* decodeRows("claim", rows)
