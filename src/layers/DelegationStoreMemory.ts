@@ -45,6 +45,12 @@ export interface Options {
   readonly retention?: Duration.DurationInput | undefined
   /** Finished delegations kept at most, read or not (`DELEGATION_HISTORY_CAP`, 10,000; at least `history`). */
   readonly cap?: number | undefined
+  /**
+   * Treat the store as shared (as a SQL store is): layers built over the same instance act as
+   * replicas of one another - leases, takeover, cancel and await across them. For tests of a
+   * several-replica host in one process; false by default.
+   */
+  readonly shared?: boolean | undefined
 }
 
 /**
@@ -129,7 +135,7 @@ export const make = (options: Options): Effect.Effect<DelegationStore["Type"]> =
     const modify = <A>(f: (state: State, now: number) => readonly [A, State]) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(ref, (state) => f(state, now)))
     return DelegationStore.of({
-      shared: false,
+      shared: options.shared ?? false,
       create: (delegation) => modify((state, now) => create(state, delegation, now)),
       get: (id) => read((state) => Option.map(HashMap.get(state.byId, id), (entry) => entry.stored)),
       update: (id, change, guard) =>
