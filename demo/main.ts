@@ -313,7 +313,7 @@ const program = Effect.gen(function*() {
   const seenQueued = new Set<string>()
   const snapshot = Effect.gen(function*() {
     // Each host lists its own; each host's reconciler follows what waits on the platform.
-    const all = (yield* Effect.all([orchestrator.list, scheduler.list, dispatcher.list])).flat()
+    const all = (yield* Effect.orDie(Effect.all([orchestrator.list, scheduler.list, dispatcher.list]))).flat()
     const now = yield* Clock.currentTimeMillis
     const byId = new Map(all.map((d) => [d.id as string, d]))
     for (const d of all) if (d.status === "queued") seenQueued.add(d.id)

@@ -51,8 +51,15 @@ export {
   PeerTaskFailed
 } from "./services/Delegations.js"
 export type { AwaitOptions, DelegateRequest, DelegationLookupError } from "./services/Delegations.js"
-export { DelegationStore } from "./services/DelegationStore.js"
-export type { Eviction } from "./services/DelegationStore.js"
+export { DelegationStore, DelegationStoreError, UNFINISHED } from "./services/DelegationStore.js"
+export type {
+  Created,
+  DelegationChange,
+  Eviction,
+  Guard,
+  NewDelegation,
+  StoredDelegation
+} from "./services/DelegationStore.js"
 export { Discovery, DiscoveryError, PeerEndpoint } from "./services/Discovery.js"
 export { PlatformDelegationRow, PlatformError, PlatformMirror } from "./services/PlatformMirror.js"
 export type {

@@ -8,7 +8,7 @@ import type { ConfigError } from "effect"
 import { Layer } from "effect"
 import * as DelegationsLayer from "./layers/DelegationsLayer.js"
 import * as NodeHttpClientPooled from "./layers/NodeHttpClientPooled.js"
-import type { Delegations } from "./services/Delegations.js"
+import type { Delegations, DelegationStoreError } from "./services/Delegations.js"
 
 /** The recommended client for Node hosts: undici with a bounded connection pool, on `HttpClient.make`. */
 export { NodeHttpClientPooled }
@@ -20,7 +20,7 @@ export { NodeHttpClientPooled }
  * @since 0.1.0
  * @category layers
  */
-export const NodeDelegationsLive: Layer.Layer<Delegations, ConfigError.ConfigError> = DelegationsLayer.layerConfig(
+export const NodeDelegationsLive: Layer.Layer<Delegations, ConfigError.ConfigError | DelegationStoreError> = DelegationsLayer.layerConfig(
   DelegationsLayer.config
 ).pipe(
   Layer.provide(Layer.mergeAll(NodeHttpClientPooled.layer(), NodeFileSystem.layer, NodePath.layer))

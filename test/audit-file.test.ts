@@ -16,7 +16,7 @@ import {
   PlatformMirrorTest,
   RbacTest
 } from "effect-a2a-delegation"
-import type { AuditRecord, SendMessage, SendReply } from "effect-a2a-delegation"
+import type { AuditRecord, DelegationStoreError, SendMessage, SendReply } from "effect-a2a-delegation"
 import { NodeDelegationsLive } from "effect-a2a-delegation/node"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
 import type { ConfigError } from "effect"
@@ -296,7 +296,7 @@ describe("AUDIT_LOG_PATH through the live configuration", () => {
       const path = join(dir, "audit.jsonl")
       const world = yield* makeWorld
       yield* world.peer(WS_PEER, { reply: (task) => `echo: ${task}` })
-      const layer: Layer.Layer<Delegations, ConfigError.ConfigError> = NodeDelegationsLive.pipe(
+      const layer: Layer.Layer<Delegations, ConfigError.ConfigError | DelegationStoreError> = NodeDelegationsLive.pipe(
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
           ["WORKSPACE_ID", SELF],
           ["PLATFORM_URL", world.platform.url],

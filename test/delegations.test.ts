@@ -1294,8 +1294,10 @@ describe("DelegationStore", () => {
       })
     const store = DelegationStore.of({
       ...memory,
-      insert: (delegation) => Effect.zipRight(memory.insert(delegation), note(Option.some(delegation))),
-      update: (id, f) => Effect.tap(memory.update(id, f), note)
+      create: (input) =>
+        Effect.tap(memory.create(input), (created) => note(Option.some(created.stored.delegation))),
+      update: (id, change, guard) =>
+        Effect.tap(memory.update(id, change, guard), (written) => note(Option.map(written, (s) => s.delegation)))
     })
     return { store, writes }
   })
@@ -1325,7 +1327,7 @@ describe("DelegationStore", () => {
         expect(done.status).toBe("completed")
         // pending, in progress, the attempt (count and version), completed
         expect(yield* Ref.get(writes)).toEqual([`${id} pending`, `${id} in_progress`, `${id} in_progress`, `${id} completed`])
-        expect(Option.map(yield* store.get(id), (stored) => stored.result)).toEqual(Option.some("done"))
+        expect(Option.map(yield* store.get(id), (stored) => stored.delegation.result)).toEqual(Option.some("done"))
         expect((yield* d.list).map((x) => x.id)).toEqual([id])
         expect((yield* d.status(id)).attempts).toBe(1)
       }).pipe(Effect.provide(coreWith(store, [A2ATransportTest.message("done")])))
@@ -1341,7 +1343,9 @@ describe("DelegationStore", () => {
       yield* settle
       yield* Scope.close(scope, Exit.void)
       const stored = yield* store.get(id)
-      expect(Option.map(stored, (x) => [x.status, x.cause?._tag])).toEqual(Option.some(["failed", "DelegationAborted"]))
+      expect(Option.map(stored, (x) => [x.delegation.status, x.delegation.cause?._tag])).toEqual(
+        Option.some(["failed", "DelegationAborted"])
+      )
     }))
 })
 

@@ -8,17 +8,28 @@
  * `history`, up to the hard `cap`; past it the oldest of them go too. An evicted id is
  * remembered (when and why, for `DelegationEvicted`) among the last `cap` evicted ids.
  *
- * `get` is a hash lookup; `list` walks the ids in creation order; eviction takes the oldest
- * finished id from a queue, so no operation scans the store. An evicted id stays in the
- * creation order until the next compaction, and `list` skips it.
+ * `get` is a hash lookup; `list` walks the newest ids in creation order; eviction takes the
+ * oldest finished id from a queue; the unfinished ones and idempotency keys have their own maps,
+ * so no operation scans the finished history. An evicted id stays in the creation order until
+ * the next compaction, and `list` skips it.
+ *
+ * One process: the store is not `shared`, so closing its `Delegations` layer ends what runs.
+ * Leases are kept by the `Clock` all the same, so the contract holds as for a durable store.
  *
  * @since 0.2.0
  */
-import { Array as Arr, DateTime, Duration, Effect, HashMap, Layer, Option, Ref } from "effect"
+import { Array as Arr, Clock, DateTime, Duration, Effect, HashMap, Layer, Option, Ref } from "effect"
 import * as Fifo from "../internal/fifo.js"
-import type { Delegation } from "../services/Delegations.js"
-import type { Eviction } from "../services/DelegationStore.js"
-import { DelegationStore } from "../services/DelegationStore.js"
+import { Delegation } from "../services/Delegations.js"
+import type {
+  Created,
+  DelegationChange,
+  Eviction,
+  Guard,
+  NewDelegation,
+  StoredDelegation
+} from "../services/DelegationStore.js"
+import { DelegationStore, DelegationStoreError } from "../services/DelegationStore.js"
 
 /**
  * @since 0.2.0
@@ -34,6 +45,12 @@ export interface Options {
   readonly retention?: Duration.DurationInput | undefined
   /** Finished delegations kept at most, read or not (`DELEGATION_HISTORY_CAP`, 10,000; at least `history`). */
   readonly cap?: number | undefined
+  /**
+   * Treat the store as shared (as a SQL store is): layers built over the same instance act as
+   * replicas of one another - leases, takeover, cancel and await across them. For tests of a
+   * several-replica host in one process; false by default.
+   */
+  readonly shared?: boolean | undefined
 }
 
 /**
@@ -53,7 +70,7 @@ export const DEFAULT_CAP = 10_000
 export const DEFAULT_RETENTION: Duration.Duration = Duration.hours(1)
 
 interface Entry {
-  readonly delegation: Delegation
+  readonly stored: StoredDelegation
   /** Already in a finished queue. */
   readonly finished: boolean
   /** Its final state was handed to a reader. */
@@ -64,6 +81,10 @@ interface State {
   readonly byId: HashMap.HashMap<string, Entry>
   /** Every id in creation order, evicted ones included until the next compaction. */
   readonly created: Fifo.Fifo<string>
+  /** The unfinished ids, each with its creation rank (for oldest-first answers). */
+  readonly unfinished: HashMap.HashMap<string, number>
+  /** `origin` + NUL + idempotency key -> id. */
+  readonly keys: HashMap.HashMap<string, string>
   /** Finished ids not looked at by eviction yet, oldest finished first. */
   readonly finished: Fifo.Fifo<string>
   /** Finished ids eviction passed over (unread, within retention), oldest finished first. */
@@ -74,16 +95,21 @@ interface State {
   readonly evictedOrder: Fifo.Fifo<string>
   /** Finished delegations stored and not read yet: `markRead` has nothing to look up at 0. */
   readonly unread: number
+  /** Delegations ever created: the next creation rank. */
+  readonly rank: number
 }
 
 const initial: State = {
   byId: HashMap.empty(),
   created: Fifo.empty(),
+  unfinished: HashMap.empty(),
+  keys: HashMap.empty(),
   finished: Fifo.empty(),
   held: Fifo.empty(),
   evicted: HashMap.empty(),
   evictedOrder: Fifo.empty(),
-  unread: 0
+  unread: 0,
+  rank: 0
 }
 
 interface Limits {
@@ -104,22 +130,50 @@ export const make = (options: Options): Effect.Effect<DelegationStore["Type"]> =
     cap: Math.max(options.history, options.cap ?? DEFAULT_CAP),
     retentionMillis: Duration.toMillis(options.retention ?? DEFAULT_RETENTION)
   }
-  return Effect.map(Ref.make(initial), (ref) =>
-    DelegationStore.of({
-      insert: (delegation) =>
-        Ref.update(ref, (state) => ({
-          ...state,
-          byId: HashMap.set(state.byId, delegation.id, { delegation, finished: false, read: false }),
-          created: Fifo.push(state.created, delegation.id)
-        })),
-      get: (id) => Effect.map(Ref.get(ref), (state) => Option.map(HashMap.get(state.byId, id), (entry) => entry.delegation)),
-      update: (id, f) => Ref.modify(ref, (state) => updated(limits, state, id, f)),
-      list: Effect.map(Ref.get(ref), (state) =>
-        Arr.filterMap(Fifo.toArray(state.created), (id) =>
-          Option.map(HashMap.get(state.byId, id), (entry) => entry.delegation))),
+  return Effect.map(Ref.make(initial), (ref) => {
+    const read = <A>(f: (state: State) => A) => Effect.map(Ref.get(ref), f)
+    const modify = <A>(f: (state: State, now: number) => readonly [A, State]) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(ref, (state) => f(state, now)))
+    return DelegationStore.of({
+      shared: options.shared ?? false,
+      create: (delegation) => modify((state, now) => create(state, delegation, now)),
+      get: (id) => read((state) => Option.map(HashMap.get(state.byId, id), (entry) => entry.stored)),
+      update: (id, change, guard) =>
+        Effect.flatMap(Ref.modify(ref, (state) => updated(limits, state, id, change, guard)), (result) =>
+          result === lost ? Effect.fail(new DelegationStoreError({ reason: "LeaseLost", operation: "update", id })) : Effect.succeed(result)),
+      list: (origin, limit) => read((state) => newest(state, origin, limit)),
+      unfinished: (origin, owner) =>
+        read((state) => unfinishedOf(state, (s) => s.origin === origin && (owner === undefined || s.owner === owner))),
+      claim: ({ leaseMillis, limit, origin, owner }) =>
+        modify((state, now) => {
+          const expired = unfinishedOf(state, (s) => s.origin === origin && (s.leaseExpiresAt ?? 0) < now).slice(0, limit)
+          return leased(state, expired.map((s) => s.delegation.id), (s) => ({ ...s, owner, leaseExpiresAt: now + leaseMillis }))
+        }),
+      renew: (owner, leaseMillis) =>
+        modify((state, now) => {
+          const ids = unfinishedOf(state, (s) => s.owner === owner).map((s) => s.delegation.id)
+          const [, next] = leased(state, ids, (s) => ({ ...s, leaseExpiresAt: now + leaseMillis }), false)
+          return [ids, next]
+        }),
+      release: (owner, ids) =>
+        modify((state) => {
+          const wanted = ids === undefined ? undefined : new Set(ids)
+          const mine = unfinishedOf(state, (s) => s.owner === owner && (wanted === undefined || wanted.has(s.delegation.id)))
+          const [, next] = leased(state, mine.map((s) => s.delegation.id), (s) => ({ ...s, leaseExpiresAt: 0 }))
+          return [undefined, next]
+        }),
+      requestCancel: (id) =>
+        modify((state) => {
+          if (!HashMap.has(state.unfinished, id)) return [Option.none(), state]
+          const [[stored], next] = leased(state, [id], (s) => ({ ...s, cancelRequested: true }))
+          return [Option.fromNullable(stored), next]
+        }),
+      cancelRequests: (owner) =>
+        read((state) => unfinishedOf(state, (s) => s.owner === owner && s.cancelRequested).map((s) => s.delegation.id)),
       markRead: (ids) => Ref.update(ref, (state) => markRead(state, ids)),
-      evicted: (id) => Effect.map(Ref.get(ref), (state) => HashMap.get(state.evicted, id))
-    }))
+      evicted: (id) => read((state) => HashMap.get(state.evicted, id))
+    })
+  })
 }
 
 /**
@@ -130,25 +184,123 @@ export const make = (options: Options): Effect.Effect<DelegationStore["Type"]> =
  */
 export const layer = (options: Options): Layer.Layer<DelegationStore> => Layer.effect(DelegationStore, make(options))
 
+const keyOf = (origin: string, key: string) => `${origin}\u0000${key}`
+
+const create = (state: State, input: NewDelegation, now: number): readonly [Created, State] => {
+  let current = state
+  if (input.idempotencyKey !== undefined) {
+    const key = keyOf(input.origin, input.idempotencyKey)
+    const existing = Option.flatMap(HashMap.get(state.keys, key), (id) => HashMap.get(state.byId, id))
+    if (Option.isSome(existing)) {
+      const { status } = existing.value.stored.delegation
+      if (status !== "failed" && status !== "cancelled") return [{ _tag: "Existing", stored: existing.value.stored }, state]
+      // A failed or cancelled delegation gives its key up.
+      const old = existing.value
+      current = {
+        ...current,
+        byId: HashMap.set(current.byId, old.stored.delegation.id, {
+          ...old,
+          stored: { ...old.stored, idempotencyKey: undefined, revision: old.stored.revision + 1 }
+        })
+      }
+    }
+  }
+  const stored: StoredDelegation = {
+    delegation: input.delegation,
+    revision: 1,
+    origin: input.origin,
+    task: input.task,
+    idempotencyKey: input.idempotencyKey,
+    cancelRequested: false,
+    owner: input.owner,
+    leaseExpiresAt: now + input.leaseMillis
+  }
+  const id = input.delegation.id
+  return [{ _tag: "Created", stored }, {
+    ...current,
+    byId: HashMap.set(current.byId, id, { stored, finished: false, read: false }),
+    created: Fifo.push(current.created, id),
+    unfinished: HashMap.set(current.unfinished, id, current.rank),
+    keys: input.idempotencyKey === undefined ? current.keys : HashMap.set(current.keys, keyOf(input.origin, input.idempotencyKey), id),
+    rank: current.rank + 1
+  }]
+}
+
+/** The unfinished delegations for which `keep` holds, oldest first. */
+const unfinishedOf = (state: State, keep: (stored: StoredDelegation) => boolean): Array<StoredDelegation> => {
+  const found: Array<readonly [number, StoredDelegation]> = []
+  for (const [id, rank] of state.unfinished) {
+    const { stored } = HashMap.unsafeGet(state.byId, id)
+    if (keep(stored)) found.push([rank, stored])
+  }
+  return found.sort((a, b) => a[0] - b[0]).map(([, stored]) => stored)
+}
+
+/** Rewrites these unfinished delegations' bookkeeping (owner, lease, cancel request); `bump`s their revision. */
+const leased = (
+  state: State,
+  ids: ReadonlyArray<string>,
+  f: (stored: StoredDelegation) => StoredDelegation,
+  bump = true
+): readonly [Array<StoredDelegation>, State] => {
+  let byId = state.byId
+  const written: Array<StoredDelegation> = []
+  for (const id of ids) {
+    const entry = HashMap.unsafeGet(byId, id)
+    const next = f(entry.stored)
+    const stored = bump ? { ...next, revision: next.revision + 1 } : next
+    byId = HashMap.set(byId, id, { ...entry, stored })
+    written.push(stored)
+  }
+  return [written, { ...state, byId }]
+}
+
+/** The newest `limit` delegations of `origin`, oldest first. */
+const newest = (state: State, origin: string, limit: number): Array<StoredDelegation> => {
+  const all = Arr.filterMap(Fifo.toArray(state.created), (id) =>
+    Option.filterMap(HashMap.get(state.byId, id), (entry) =>
+      entry.stored.origin === origin ? Option.some(entry.stored) : Option.none()))
+  return all.length <= limit ? all : all.slice(all.length - limit)
+}
+
+/** A write by a replica that no longer owns the delegation. */
+const lost = Symbol("lost")
+
+const applyChange = (delegation: Delegation, change: DelegationChange): Delegation => {
+  const fields: Record<string, unknown> = { ...delegation }
+  for (const [key, value] of Object.entries(change)) {
+    if (value === undefined) delete fields[key]
+    else fields[key] = value
+  }
+  return new Delegation(fields as ConstructorParameters<typeof Delegation>[0], { disableValidation: true })
+}
+
 const updated = (
   limits: Limits,
   state: State,
   id: string,
-  f: (delegation: Delegation) => Delegation
-): readonly [Option.Option<Delegation>, State] => {
+  change: DelegationChange,
+  guard: Guard
+): readonly [Option.Option<StoredDelegation> | typeof lost, State] => {
   const entry = HashMap.get(state.byId, id)
   if (Option.isNone(entry)) return [Option.none(), state]
-  const { delegation: before, finished, read } = entry.value
-  const delegation = f(before)
-  if (delegation === before) return [Option.none(), state]
-  if (finished || !delegation.isFinished) {
-    return [Option.some(delegation), { ...state, byId: HashMap.set(state.byId, id, { delegation, finished, read }) }]
+  const { finished, read, stored: before } = entry.value
+  if (guard.status !== undefined && !guard.status.includes(before.delegation.status)) return [Option.none(), state]
+  if (guard.owner !== undefined && before.owner !== guard.owner) return [lost, state]
+  const delegation = applyChange(before.delegation, change)
+  const ends = !finished && delegation.isFinished
+  const stored: StoredDelegation = ends
+    ? { ...before, delegation, revision: before.revision + 1, task: undefined, owner: undefined, leaseExpiresAt: undefined }
+    : { ...before, delegation, revision: before.revision + 1 }
+  if (!ends) {
+    return [Option.some(stored), { ...state, byId: HashMap.set(state.byId, id, { stored, finished, read }) }]
   }
   return [
-    Option.some(delegation),
+    Option.some(stored),
     evictBeyond(limits, delegation.updatedAt, {
       ...state,
-      byId: HashMap.set(state.byId, id, { delegation, finished: true, read }),
+      byId: HashMap.set(state.byId, id, { stored, finished: true, read }),
+      unfinished: HashMap.remove(state.unfinished, id),
       finished: Fifo.push(state.finished, id),
       unread: read ? state.unread : state.unread + 1
     })
@@ -170,6 +322,7 @@ const markRead = (state: State, ids: ReadonlyArray<string>): State => {
 /** Mutable only while one eviction pass runs over it. */
 interface Pass {
   byId: HashMap.HashMap<string, Entry>
+  keys: HashMap.HashMap<string, string>
   unread: number
   finished: Fifo.Fifo<string>
   held: Fifo.Fifo<string>
@@ -182,7 +335,7 @@ const evictBeyond = (limits: Limits, now: DateTime.Utc, state: State): State => 
   const pass: Pass = { ...state }
   const mayGo = (id: string) => {
     const entry = HashMap.unsafeGet(pass.byId, id)
-    return entry.read || now.epochMillis - entry.delegation.updatedAt.epochMillis >= limits.retentionMillis
+    return entry.read || now.epochMillis - entry.stored.delegation.updatedAt.epochMillis >= limits.retentionMillis
   }
   while (pass.finished.size + pass.held.size > limits.history) {
     pass.held = Fifo.normalize(pass.held)
@@ -211,7 +364,7 @@ const evictBeyond = (limits: Limits, now: DateTime.Utc, state: State): State => 
   const created = gone > 64 && gone * 2 > state.created.size
     ? Fifo.fromArray(Fifo.toArray(state.created).filter((id) => HashMap.has(byId, id)))
     : state.created
-  return { ...pass, created }
+  return { ...state, ...pass, created }
 }
 
 const evictOldestHeld = (limits: Limits, pass: Pass, now: DateTime.Utc, reason: Eviction["reason"]) => {
@@ -222,7 +375,12 @@ const evictOldestHeld = (limits: Limits, pass: Pass, now: DateTime.Utc, reason: 
 }
 
 const evict = (limits: Limits, pass: Pass, id: string, at: DateTime.Utc, reason: Eviction["reason"]) => {
-  if (!HashMap.unsafeGet(pass.byId, id).read) pass.unread--
+  const { read, stored } = HashMap.unsafeGet(pass.byId, id)
+  if (!read) pass.unread--
+  if (stored.idempotencyKey !== undefined) {
+    const key = keyOf(stored.origin, stored.idempotencyKey)
+    if (Option.contains(HashMap.get(pass.keys, key), id)) pass.keys = HashMap.remove(pass.keys, key)
+  }
   pass.byId = HashMap.remove(pass.byId, id)
   pass.evicted = HashMap.set(pass.evicted, id, { at, reason })
   pass.evictedOrder = Fifo.push(pass.evictedOrder, id)

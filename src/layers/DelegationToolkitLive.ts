@@ -53,17 +53,22 @@ export const layer = DelegationToolkit.toLayer(Effect.gen(function*() {
         Effect.catchTags({
           AccessDenied: (error) => Effect.succeed({ success: false as const, error: error.message }),
           InvalidDelegation: (error) => Effect.succeed({ success: false as const, error: error.message }),
-          Overloaded: (error) => Effect.succeed({ success: false as const, error: error.message })
+          Overloaded: (error) => Effect.succeed({ success: false as const, error: error.message }),
+          DelegationStoreError: (error) => Effect.succeed({ success: false as const, error: error.message })
         })
       ),
     check_delegation_status: ({ task_id }) =>
       task_id === undefined || task_id === ""
-        ? Effect.map(delegations.list, (all) => ({ delegations: all.map(listEntryOf), count: all.length }))
+        ? delegations.list.pipe(
+          Effect.map((all) => ({ delegations: all.map(listEntryOf), count: all.length })),
+          Effect.catchTag("DelegationStoreError", (error) => Effect.succeed({ error: error.message }))
+        )
         : delegations.status(task_id).pipe(
           Effect.map(statusOf),
           Effect.catchTags({
             DelegationNotFound: (error) => Effect.succeed({ error: error.message }),
-            DelegationEvicted: (error) => Effect.succeed({ error: error.message })
+            DelegationEvicted: (error) => Effect.succeed({ error: error.message }),
+            DelegationStoreError: (error) => Effect.succeed({ error: error.message })
           })
         ),
     cancel_delegation: ({ task_id }) =>
@@ -72,7 +77,8 @@ export const layer = DelegationToolkit.toLayer(Effect.gen(function*() {
         Effect.catchTags({
           DelegationNotFound: (error) => Effect.succeed({ error: error.message }),
           DelegationEvicted: (error) => Effect.succeed({ error: error.message }),
-          DelegationAlreadyFinished: (error) => Effect.succeed({ error: error.message })
+          DelegationAlreadyFinished: (error) => Effect.succeed({ error: error.message }),
+          DelegationStoreError: (error) => Effect.succeed({ error: error.message })
         })
       )
   })

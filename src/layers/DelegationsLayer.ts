@@ -27,7 +27,7 @@ import type { A2ATransport, A2ATransportError } from "../services/A2ATransport.j
 import type { Audit } from "../services/Audit.js"
 import type { DispatchMode } from "../services/Delegations.js"
 import { Delegations, DispatchMode as DispatchModeSchema } from "../services/Delegations.js"
-import type { DelegationStore } from "../services/DelegationStore.js"
+import type { DelegationStore, DelegationStoreError } from "../services/DelegationStore.js"
 import type { Discovery } from "../services/Discovery.js"
 import { isHttpUrl } from "../services/Discovery.js"
 import type { PlatformMirror } from "../services/PlatformMirror.js"
@@ -244,6 +244,22 @@ export interface Options {
    * cache off). It is dropped sooner when a request to the peer fails at the transport or it answers 404.
    */
   readonly discoveryCacheTtl?: Duration.DurationInput | undefined
+  /**
+   * `DELEGATION_STORE`: where delegations are kept. `memory` (default): this process only. `sqlite:<file>`:
+   * a SQLite file (needs `@effect/sql`, `@effect/sql-libsql` and `@libsql/client`); delegations outlive
+   * the process. A `postgres://` or `postgresql://` URL: PostgreSQL (needs `@effect/sql` and
+   * `@effect/sql-pg`), shared by replicas, which take over each other's delegations.
+   */
+  readonly store?: string | Redacted.Redacted<string> | undefined
+  /** `DELEGATION_REPLICA_ID`: this replica's id in a shared store (a fresh id per built layer). */
+  readonly replicaId?: string | undefined
+  /** `DELEGATION_LEASE`: how long a replica's lease on a delegation lasts; renewed every third of it (30 seconds). */
+  readonly lease?: Duration.DurationInput | undefined
+  /**
+   * `DELEGATION_RESUME`: a delegation taken over from a replica that had sent it with no answer known
+   * is ended `failed` (`fail`, default: the peer may have it) or sent again with the same `messageId` (`resend`).
+   */
+  readonly resume?: "fail" | "resend" | undefined
 }
 
 /**
@@ -292,6 +308,10 @@ export const config: Config.Config<Options> = Config.all({
   protocol: optional(Config.literal(...ProtocolSetting.literals)("A2A_PROTOCOL")),
   auditLogPath: AuditFile.pathConfig.pipe(Config.map(Option.getOrUndefined)),
   auditLogLevel: optional(Config.logLevel("AUDIT_LOG_LEVEL")),
+  store: optional(Config.redacted("DELEGATION_STORE")),
+  replicaId: optional(Config.string("DELEGATION_REPLICA_ID")),
+  lease: optional(Config.number("DELEGATION_LEASE")),
+  resume: optional(Config.literal("fail", "resend")("DELEGATION_RESUME")),
   rbac: RbacStatic.config
 }).pipe(Config.map(({ rbac, ...rest }) => ({ ...rest, roles: rbac.roles, allowedActions: rbac.allowedActions })))
 
@@ -305,7 +325,7 @@ export const config: Config.Config<Options> = Config.all({
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options>
-): Layer.Layer<Delegations, ConfigError.ConfigError, HttpClient.HttpClient> =>
+): Layer.Layer<Delegations, ConfigError.ConfigError | DelegationStoreError, HttpClient.HttpClient> =>
   Layer.unwrapEffect(Effect.map(Effect.flatMap(Config.unwrap(options), resolveOptions), layerResolved))
 
 /**
@@ -315,7 +335,9 @@ export const layerConfig = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Delegations, ConfigError.ConfigError, HttpClient.HttpClient> =>
+export const layer = (
+  options: Options
+): Layer.Layer<Delegations, ConfigError.ConfigError | DelegationStoreError, HttpClient.HttpClient> =>
   layerConfig(Config.succeed(options))
 
 // --- defaults and bounds ------------------------------------------------------------------------
@@ -340,6 +362,26 @@ interface ResolvedOptions extends Settings {
   readonly auditLogLevel: LogLevel.LogLevel
   readonly roles: ReadonlyArray<string>
   readonly allowedActions: Permissions | undefined
+  readonly store: StoreChoice
+}
+
+/** Where `DELEGATION_STORE` says delegations are kept. */
+type StoreChoice =
+  | { readonly _tag: "memory" }
+  | { readonly _tag: "sqlite"; readonly filename: string }
+  | { readonly _tag: "postgres"; readonly url: Redacted.Redacted<string> }
+
+const storeChoice = (input: string | Redacted.Redacted<string> | undefined): Either.Either<StoreChoice, ConfigError.ConfigError> => {
+  if (input === undefined) return Either.right({ _tag: "memory" })
+  const text = (typeof input === "string" ? input : Redacted.value(input)).trim()
+  if (text === "" || text === "memory") return Either.right({ _tag: "memory" })
+  if (text.startsWith("sqlite:")) {
+    const filename = text.slice("sqlite:".length)
+    return filename === "" ? invalid("DELEGATION_STORE", "sqlite: needs a file, e.g. sqlite:./delegations.db") : Either.right({ _tag: "sqlite", filename })
+  }
+  if (/^postgres(ql)?:\/\//.test(text)) return Either.right({ _tag: "postgres", url: Redacted.make(text) })
+  // The value may hold a password: it is not repeated.
+  return invalid("DELEGATION_STORE", "must be memory, sqlite:<file>, or a postgres:// or postgresql:// URL")
 }
 
 const invalid = (key: string, message: string) => Either.left(ConfigError.InvalidData([key], message))
@@ -435,6 +477,15 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       options.discoveryCacheTtl,
       Duration.toSeconds(DiscoveryCache.DEFAULT_TIME_TO_LIVE)
     )
+    const lease = yield* durationOption("DELEGATION_LEASE", options.lease, 30)
+    if (!Duration.greaterThan(lease, Duration.zero)) return yield* invalid("DELEGATION_LEASE", "must be > 0")
+    const store = yield* storeChoice(options.store)
+    if (options.replicaId !== undefined && options.replicaId.trim() === "") {
+      return yield* invalid("DELEGATION_REPLICA_ID", "must be a non-empty id")
+    }
+    if (options.resume !== undefined && options.resume !== "fail" && options.resume !== "resend") {
+      return yield* invalid("DELEGATION_RESUME", `must be fail or resend, got ${String(options.resume)}`)
+    }
     const retryAttempts = options.retryAttempts ?? 3
     const platformUrl = (options.platformUrl ?? DEFAULT_PLATFORM_URL).replace(/\/+$/, "")
     const protocol = options.protocol ?? "auto"
@@ -518,7 +569,11 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       auditLogPath: options.auditLogPath === "" ? undefined : options.auditLogPath,
       auditLogLevel: options.auditLogLevel ?? LogLevel.Debug,
       roles: options.roles ?? ["operator"],
-      allowedActions: options.allowedActions
+      allowedActions: options.allowedActions,
+      store,
+      replicaId: options.replicaId,
+      lease,
+      resume: options.resume
     })
   })
 
@@ -529,8 +584,11 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
  * RBAC. Every platform request of the layer goes through one `PlatformHttpClient`, which paces them
  * all by the platform's rate limit (and `PLATFORM_RATE_LIMIT`).
  */
-const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never, HttpClient.HttpClient> =>
-  layerCore(options).pipe(
+const layerResolved = (
+  options: ResolvedOptions
+): Layer.Layer<Delegations, ConfigError.ConfigError | DelegationStoreError, HttpClient.HttpClient> =>
+  checkedCore(options).pipe(
+    Layer.provide(storeLayer(options)),
     Layer.provide(Layer.mergeAll(
       discoveryLayer(options),
       A2ATransportHttp.layer({
@@ -545,6 +603,39 @@ const layerResolved = (options: ResolvedOptions): Layer.Layer<Delegations, never
     )),
     Layer.provide(PlatformHttpClient.layer({ ...options, rateLimit: options.platformRateLimit }))
   )
+
+/**
+ * The store `DELEGATION_STORE` names. The SQL ones are loaded only when chosen, so that the core needs
+ * none of their packages; a missing package is a `ConfigError` that names the install line.
+ */
+const storeLayer = (options: ResolvedOptions): Layer.Layer<DelegationStore, ConfigError.ConfigError | DelegationStoreError> => {
+  const retention = { history: options.history, retention: options.retention, cap: options.historyCap }
+  const choice = options.store
+  switch (choice._tag) {
+    case "memory":
+      return DelegationStoreMemory.layer(retention)
+    case "sqlite":
+      return Layer.unwrapEffect(Effect.map(
+        loadDriver(() => import("./DelegationStoreSqlite.js"), "@effect/sql @effect/sql-libsql @libsql/client"),
+        (module) => module.layer({ filename: choice.filename, ...retention })
+      ))
+    case "postgres":
+      return Layer.unwrapEffect(Effect.map(
+        loadDriver(() => import("./DelegationStorePg.js"), "@effect/sql @effect/sql-pg"),
+        (module) => module.layer({ url: choice.url, ...retention })
+      ))
+  }
+}
+
+const loadDriver = <A>(load: () => Promise<A>, packages: string): Effect.Effect<A, ConfigError.ConfigError> =>
+  Effect.tryPromise({
+    try: load,
+    catch: (cause) =>
+      ConfigError.InvalidData(
+        ["DELEGATION_STORE"],
+        `this store needs ${packages} (npm install ${packages}): ${cause instanceof Error ? cause.message : String(cause)}`
+      )
+  })
 
 /** The proxy's discovery makes no request; the registry's answers are kept for `discoveryCacheTtl`. */
 const discoveryLayer = (options: ResolvedOptions): Layer.Layer<Discovery, never, PlatformHttpClient.PlatformHttpClient> => {

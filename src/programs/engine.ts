@@ -4,18 +4,19 @@
  *
  * @internal
  */
-import { DateTime, Deferred, Duration, Effect, MutableHashMap, MutableHashSet } from "effect"
-import type { Option, Schedule, Scope } from "effect"
+import { DateTime, Deferred, Duration, Effect, MutableHashMap, MutableHashSet, MutableRef, Option, Schedule } from "effect"
+import type { Scope } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
+import { uuidV4 } from "../internal/uuid.js"
 import { QUEUED_TIMEOUT, RECONCILE_INTERVAL } from "../internal/waitDefaults.js"
 import * as Warnings from "../internal/warnings.js"
 import type { A2AError, PeerProtocol } from "../services/A2ATransport.js"
 import { A2ATransport } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
 import { Audit } from "../services/Audit.js"
-import type { DelegationId, DispatchMode } from "../services/Delegations.js"
-import { Delegation } from "../services/Delegations.js"
-import { DelegationStore } from "../services/DelegationStore.js"
+import type { Delegation, DelegationId, DelegationStatus, DispatchMode } from "../services/Delegations.js"
+import type { DelegationChange, DelegationStoreError } from "../services/DelegationStore.js"
+import { DelegationStore, UNFINISHED } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
 import { PlatformMirror, truncate } from "../services/PlatformMirror.js"
@@ -31,7 +32,7 @@ import type { Settings } from "./settings.js"
 export type ProgramSettings = Pick<
   Settings,
   "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout" | "retryAfterMax" | "dispatch" | "queuedTimeout"
-  | "reconcileInterval"
+  | "reconcileInterval" | "replicaId" | "lease" | "resume"
 >
 
 /**
@@ -40,8 +41,20 @@ export type ProgramSettings = Pick<
  * @internal
  */
 export interface Engine {
+  /** This workspace (the origin of every delegation it stores). */
   readonly workspaceId: string
   readonly store: DelegationStore["Type"]
+  /** This replica: the owner of the delegations it runs. */
+  readonly replicaId: string
+  /** How long a lease on a delegation lasts, in milliseconds (renewed at a third of it). */
+  readonly leaseMillis: number
+  /** What a replica does with a delegation it took over whose request may already have been delivered. */
+  readonly resume: "fail" | "resend"
+  /**
+   * Set while a layer over a shared store closes: its interrupted delegations record nothing, their
+   * leases are released, and another replica finishes them.
+   */
+  readonly releasing: MutableRef.MutableRef<boolean>
   readonly discovery: Discovery["Type"]
   readonly transport: A2ATransport["Type"]
   readonly mirror: PlatformMirror["Type"]
@@ -124,6 +137,10 @@ export const makeEngine = (
       dispatch: settings.dispatch ?? "direct",
       queuedTimeout: settings.queuedTimeout ?? QUEUED_TIMEOUT,
       reconcileInterval: settings.reconcileInterval ?? RECONCILE_INTERVAL,
+      replicaId: settings.replicaId ?? (yield* uuidV4),
+      leaseMillis: Duration.toMillis(settings.lease ?? DEFAULT_LEASE),
+      resume: settings.resume ?? "fail",
+      releasing: MutableRef.make(false),
       following: MutableHashMap.empty(),
       cancelling: MutableHashSet.empty(),
       finishing: MutableHashMap.empty()
@@ -132,11 +149,44 @@ export const makeEngine = (
 
 /** Notes whether the delegation owes the platform a write; its `updatedAt` (the time of its last state) stays. */
 const setPending = (store: DelegationStore["Type"], id: string, pending: boolean) =>
-  Effect.asVoid(store.update(id, (delegation) => {
-    if ((delegation.platformPending === true) === pending) return delegation
-    const { platformPending: _, ...rest } = delegation
-    return new Delegation(pending ? { ...rest, platformPending: true } : rest, { disableValidation: true })
-  }))
+  // Owed writes outlive the delegation's lease (a final update is owed after it ended): no owner guard.
+  Effect.asVoid(writeRetried(store.update(id, { platformPending: pending ? true : undefined }, {})))
+
+/**
+ * How long a lease lasts when `DELEGATION_LEASE` is not set.
+ *
+ * @internal
+ */
+export const DEFAULT_LEASE: Duration.Duration = Duration.seconds(30)
+
+/** A store that cannot be reached is tried again, 100 ms doubling to 5 s, for as long as the work runs. */
+const storeRetry = Schedule.exponential(Duration.millis(100)).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(5))),
+  Schedule.tapInput((error: DelegationStoreError) =>
+    Effect.logWarning("the delegation store is unavailable; the write is tried again", error))
+)
+
+/**
+ * A read the delegation's own work needs, tried again while the store is unavailable.
+ *
+ * @internal
+ */
+export const readRetried = <A>(read: Effect.Effect<A, DelegationStoreError>): Effect.Effect<A> => writeRetried(read)
+
+/**
+ * `write`, tried again while the store is unavailable; a corrupt row is a defect, and a lost lease
+ * stops the fiber that wrote (the new owner carries the delegation on).
+ *
+ * @internal
+ */
+export const writeRetried = <A>(write: Effect.Effect<A, DelegationStoreError>): Effect.Effect<A> =>
+  write.pipe(
+    Effect.retry({ schedule: storeRetry, while: (error) => error.reason === "Unavailable" }),
+    Effect.catchAll((error) =>
+      error.reason === "LeaseLost"
+        ? Effect.zipRight(Effect.logInfo("another replica took this delegation over; this one stops", error), Effect.interrupt)
+        : Effect.die(error))
+  )
 
 /**
  * `Retry-After` is honoured up to `retryAfterMax` (60 s by default) and never past
@@ -160,17 +210,29 @@ export interface DelegationInput {
   readonly task: string
 }
 
+export type { DelegationChange }
+
 /**
- * The fields of a `Delegation` that change.
+ * Statuses in which a delegation's own work may still change it.
  *
  * @internal
  */
-export type DelegationChange = Partial<ConstructorParameters<typeof Delegation>[0]>
+export const ACTIVE: ReadonlyArray<DelegationStatus> = ["pending", "in_progress"]
 
 /**
- * Applies `change` to the stored delegation when `when` holds for it (by default: while its own
- * work may change it, so nothing is written after a `cancel`), and sets `updatedAt` from the
- * `Clock`. Returns the new state, or `None` when nothing was changed.
+ * Statuses of a delegation waiting on the platform (`queued`, or in flight in `platform` dispatch).
+ *
+ * @internal
+ */
+export const WAITING: ReadonlyArray<DelegationStatus> = ["in_progress", "queued"]
+
+export { UNFINISHED }
+
+/**
+ * Applies `change` to the stored delegation while its status is one of `status` (by default: while
+ * its own work may change it, so nothing is written after a `cancel`) and this replica owns it, and
+ * sets `updatedAt` from the `Clock`. Returns the new state, or `None` when nothing was changed. An
+ * unavailable store is tried again; a lost lease interrupts the caller.
  *
  * @internal
  */
@@ -178,13 +240,12 @@ export const updateDelegation = (
   engine: Engine,
   id: string,
   change: DelegationChange,
-  when: (delegation: Delegation) => boolean = isUnfinished
+  status: ReadonlyArray<DelegationStatus> = ACTIVE
 ): Effect.Effect<Option.Option<Delegation>> =>
   Effect.flatMap(DateTime.now, (updatedAt) =>
-    engine.store.update(id, (delegation) =>
-      when(delegation)
-        ? new Delegation({ ...delegation, ...change, updatedAt }, { disableValidation: true })
-        : delegation))
+    writeRetried(engine.store.update(id, { ...change, updatedAt }, { status, owner: engine.replicaId })).pipe(
+      Effect.map(Option.map((stored) => stored.delegation))
+    ))
 
 /**
  * Writes a `delegation` audit event; a failing sink is logged, never an outcome.
@@ -257,8 +318,7 @@ export const taskPreview = (task: string): string =>
  *
  * @internal
  */
-export const isUnfinished = (delegation: Delegation): boolean =>
-  delegation.status === "pending" || delegation.status === "in_progress"
+export const isUnfinished = (delegation: Delegation): boolean => ACTIVE.includes(delegation.status)
 
 /**
  * Runs `effect`, which records the outcome of delegation `id` outside its fiber, so that whoever

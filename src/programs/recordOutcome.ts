@@ -4,13 +4,13 @@
  *
  * @internal
  */
-import { Cause, DateTime, Effect, Exit, Metric, MutableHashSet, Option } from "effect"
+import { Cause, DateTime, Effect, Exit, Metric, MutableHashSet, MutableRef, Option } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import type { Delegation, DelegationFailure } from "../services/Delegations.js"
 import { DelegationAborted } from "../services/Delegations.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { DelegationChange, DelegationInput, Engine } from "./engine.js"
-import { auditDelegation, deliverWrite, isUnfinished, mirrorOptions, updateDelegation } from "./engine.js"
+import { ACTIVE, auditDelegation, deliverWrite, isUnfinished, mirrorOptions, updateDelegation } from "./engine.js"
 import type { Outcome } from "./settleAnswer.js"
 
 /**
@@ -27,7 +27,9 @@ export const recordOutcome = Effect.fnUntraced(function*(
 ) {
   // `cancel` interrupted it, and records the outcome itself.
   if (Exit.isInterrupted(exit) && MutableHashSet.has(engine.cancelling, input.id)) return Option.none<Delegation>()
-  const final = yield* updateDelegation(engine, input.id, changeOf(exit), isUnfinished)
+  // A layer over a shared store is closing: its lease is released, and another replica finishes it.
+  if (Exit.isInterrupted(exit) && MutableRef.get(engine.releasing)) return Option.none<Delegation>()
+  const final = yield* updateDelegation(engine, input.id, changeOf(exit), ACTIVE)
   // A delegation handed to the platform is not over: the reconciler announces its outcome.
   if (Option.isSome(final) && !isUnfinished(final.value)) yield* announce(engine, final.value)
   return final

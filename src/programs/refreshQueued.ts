@@ -12,7 +12,7 @@ import type { Delegation } from "../services/Delegations.js"
 import { DelegationUnresolved, PeerTaskFailed } from "../services/Delegations.js"
 import type { PlatformDelegationRow } from "../services/PlatformMirror.js"
 import type { DelegationChange, Engine } from "./engine.js"
-import { auditDelegation, deliverWrite, mirrorOptions, recordingOutside, updateDelegation } from "./engine.js"
+import { auditDelegation, deliverWrite, mirrorOptions, readRetried, recordingOutside, updateDelegation, WAITING } from "./engine.js"
 
 /**
  * Rows the platform's list returns at most (its newest).
@@ -29,8 +29,11 @@ export const LIST_WINDOW = 50
  * @internal
  */
 export const refreshQueued = Effect.fnUntraced(function*(engine: Engine, ids: ReadonlyArray<string>) {
-  const stored = yield* Effect.forEach(ids, (id) => engine.store.get(id))
-  yield* refreshWaiting(engine, stored.flatMap((d) => Option.isSome(d) && d.value.isWaitingOnPlatform ? [d.value] : []))
+  const stored = yield* Effect.forEach(ids, (id) => readRetried(engine.store.get(id)))
+  yield* refreshWaiting(
+    engine,
+    stored.flatMap((d) => Option.isSome(d) && d.value.delegation.isWaitingOnPlatform ? [d.value.delegation] : [])
+  )
 })
 
 /**
@@ -120,7 +123,7 @@ const resolve = (engine: Engine, waiting: Delegation, row: PlatformDelegationRow
     engine,
     waiting.id,
     Effect.gen(function*() {
-      const resolved = yield* updateDelegation(engine, waiting.id, resolution(row), (d) => d.isWaitingOnPlatform)
+      const resolved = yield* updateDelegation(engine, waiting.id, resolution(row), WAITING)
       if (Option.isNone(resolved)) return
       const delegation = resolved.value
       yield* Metric.increment(DelegationMetrics.finishedAs[delegation.status === "completed" ? "completed" : "failed"])
@@ -169,7 +172,7 @@ const markQueued = Effect.fnUntraced(function*(engine: Engine, waiting: Delegati
     engine,
     waiting.id,
     { status: "queued" },
-    (d) => d.status === "in_progress" && d.isWaitingOnPlatform
+    ["in_progress"]
   )
   if (Option.isNone(queued)) return
   yield* Metric.increment(DelegationMetrics.finishedAs.queued)
@@ -205,8 +208,7 @@ const unresolvedNow = Effect.fnUntraced(function*(
     engine,
     waiting.id,
     { status: "failed", error: failure.message, cause: failure },
-    (d) => d.isWaitingOnPlatform
-  )
+    WAITING)
   if (Option.isNone(failed)) return
   yield* Metric.increment(DelegationMetrics.finishedAs.failed)
   yield* timed(waiting, failed.value)

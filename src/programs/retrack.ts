@@ -8,7 +8,11 @@
 import { DateTime, Effect, Option } from "effect"
 import { Delegation, DelegationId } from "../services/Delegations.js"
 import type { Engine } from "./engine.js"
+import { readRetried } from "./engine.js"
 import { indexRows, platformRows } from "./refreshQueued.js"
+
+/** Our newest delegations looked at for ids the platform's list already shows. */
+const KNOWN_WINDOW = 1000
 
 const UNRESOLVED = new Set(["pending", "dispatched", "queued"])
 
@@ -23,7 +27,8 @@ export const retrack = Effect.fnUntraced(function*(engine: Engine) {
   const rows = yield* platformRows(engine)
   if (Option.isNone(rows)) return 0
   const known = new Set<string>()
-  for (const d of yield* engine.store.list) {
+  // The platform's list shows its 50 newest rows: the newest of ours cover them.
+  for (const { delegation: d } of yield* readRetried(engine.store.list(engine.workspaceId, KNOWN_WINDOW))) {
     known.add(d.id)
     if (d.platformDelegationId !== undefined) known.add(d.platformDelegationId)
   }
@@ -39,8 +44,12 @@ export const retrack = Effect.fnUntraced(function*(engine: Engine) {
       Option.flatMap(Option.fromNullable(own.createdAt), (text) => DateTime.make(text)),
       () => now
     )
-    yield* engine.store.insert(
-      new Delegation({
+    yield* readRetried(engine.store.create({
+      origin: engine.workspaceId,
+      task: "",
+      owner: engine.replicaId,
+      leaseMillis: engine.leaseMillis,
+      delegation: new Delegation({
         id: DelegationId.make(platformId, { disableValidation: true }),
         workspaceId: own.targetId ?? "",
         // The list keeps no task text.
@@ -52,7 +61,7 @@ export const retrack = Effect.fnUntraced(function*(engine: Engine) {
         createdAt: DateTime.toUtc(createdAt),
         updatedAt: now
       }, { disableValidation: true })
-    )
+    }))
     tracked++
   }
   if (tracked > 0) yield* Effect.logInfo(`tracking ${tracked} platform delegation(s) again after a restart`)

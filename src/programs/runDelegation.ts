@@ -7,6 +7,7 @@ import { Effect, Metric, Option } from "effect"
 import type { Tracer } from "effect"
 import { traceparentOf } from "../internal/tracing.js"
 import type { Delegation } from "../services/Delegations.js"
+import { DelegationUnresolved } from "../services/Delegations.js"
 import { PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { DelegationInput, Engine } from "./engine.js"
@@ -24,9 +25,13 @@ import { settleAnswer } from "./settleAnswer.js"
  *
  * @internal
  */
-export const runDelegation = (engine: Engine, input: DelegationInput): Effect.Effect<Option.Option<Delegation>> =>
+export const runDelegation = (
+  engine: Engine,
+  input: DelegationInput,
+  resumed?: Delegation
+): Effect.Effect<Option.Option<Delegation>> =>
   Effect.uninterruptibleMask((restore) =>
-    restore(delegateTask(engine, input)).pipe(
+    restore(delegateTask(engine, input, resumed)).pipe(
       Effect.exit,
       Effect.flatMap((exit) => recordOutcome(engine, input, exit))
     )
@@ -36,9 +41,7 @@ export const runDelegation = (engine: Engine, input: DelegationInput): Effect.Ef
  * The delegation's own work up to its outcome, in one `task_delegate` span: a child of the span
  * `delegate` was called in, and the parent of everything the work does (requests, logs).
  */
-const isPending = (delegation: Delegation): boolean => delegation.status === "pending"
-
-const delegateTask = (engine: Engine, input: DelegationInput) =>
+const delegateTask = (engine: Engine, input: DelegationInput, resumed: Delegation | undefined) =>
   Effect.useSpan(
     "task_delegate",
     {
@@ -49,16 +52,21 @@ const delegateTask = (engine: Engine, input: DelegationInput) =>
         "workspace.id": engine.workspaceId,
         "a2a.source_workspace_id": engine.workspaceId,
         "a2a.target_workspace_id": input.target,
-        "a2a.task_id": input.id
+        "a2a.task_id": input.id,
+        ...(resumed === undefined ? {} : { "a2a.resumed": true })
       }
     },
-    (span) => Effect.withParentSpan(work(engine, input, span), span)
+    (span) =>
+      Effect.withParentSpan(
+        resumed === undefined || resumed.status === "pending" ? work(engine, input, span) : resume(engine, input, span, resumed),
+        span
+      )
   )
 
 const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput, span: Tracer.Span) {
   // `delegate` returns before any of the work starts, whichever fiber the scheduler runs first.
   yield* Effect.yieldNow()
-  const started = yield* updateDelegation(engine, input.id, { status: "in_progress", traceId: span.traceId }, isPending)
+  const started = yield* updateDelegation(engine, input.id, { status: "in_progress", traceId: span.traceId }, ["pending"])
   // Cancelled before it started: nothing to do, and nothing to record.
   if (Option.isNone(started)) return yield* Effect.interrupt
   yield* Metric.increment(DelegationMetrics.started)
@@ -79,6 +87,38 @@ const work = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput,
   }
   const protocol = yield* engine.transport.protocolFor(endpoint)
   const sent = yield* sendWithRetry(engine, input, endpoint, protocol, traceparentOf(span))
+  return yield* settleAnswer(engine, input, endpoint, sent)
+})
+
+/**
+ * A delegation this replica took over from another one, resumed by what the store says: a task the
+ * peer created is followed; a request never sent is sent; one that may have reached the peer with
+ * no answer known is not sent twice (`DELEGATION_RESUME=fail`, the default) unless the host opted in
+ * to resend it with the same `messageId`. In `platform` dispatch the POST is idempotent (its key is
+ * the delegation id) and is simply made again.
+ */
+const resume = Effect.fnUntraced(function*(engine: Engine, input: DelegationInput, span: Tracer.Span, resumed: Delegation) {
+  yield* Effect.yieldNow()
+  if (engine.dispatch === "platform" || resumed.dispatch === "platform") return yield* delegateOnPlatform(engine, input)
+  const endpoint = withoutCredentials(yield* engine.discovery.resolve(input.target))
+  yield* Effect.annotateCurrentSpan("a2a.peer_url", endpoint.url)
+  const learned = yield* engine.transport.protocolFor(endpoint)
+  const protocol = resumed.protocolVersion === undefined || resumed.protocolVersion === learned.version
+    ? learned
+    : { ...learned, version: resumed.protocolVersion }
+  if (resumed.taskId !== undefined) {
+    const reply = yield* engine.transport.getTask({
+      endpoint,
+      protocol,
+      taskId: resumed.taskId,
+      requestId: `${input.id}-resume`
+    })
+    return yield* settleAnswer(engine, input, endpoint, { reply, protocol, attempt: resumed.attempts })
+  }
+  if (resumed.attempts > 0 && engine.resume === "fail") {
+    return yield* new DelegationUnresolved({ reason: "maybe-delivered", lastStatus: resumed.status })
+  }
+  const sent = yield* sendWithRetry(engine, input, endpoint, protocol, traceparentOf(span), resumed.attempts)
   return yield* settleAnswer(engine, input, endpoint, sent)
 })
 

@@ -57,10 +57,12 @@ export const sendWithRetry = Effect.fnUntraced(function*(
   input: DelegationInput,
   endpoint: PeerEndpoint,
   protocol: PeerProtocol,
-  traceparent: string
+  traceparent: string,
+  /** Attempts made before (by a replica this delegation was taken over from). */
+  before = 0
 ) {
   const target: Target = { engine, input, endpoint, traceparent }
-  const attempts = yield* Ref.make<Attempts>({ count: 0, protocol, mayFallBack: canFallBack(protocol) })
+  const attempts = yield* Ref.make<Attempts>({ count: before, protocol, mayFallBack: canFallBack(protocol) })
   return yield* sendAttempt(target, attempts).pipe(
     Effect.tapError(forgetMovedPeer(target)),
     Effect.retry({ schedule: engine.retrySchedule, while: isTransportError })

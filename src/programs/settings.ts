@@ -82,4 +82,21 @@ export interface Settings {
    * `delegate` fails at once with `Overloaded`. Unbounded when left out.
    */
   readonly maxPending?: number | undefined
+  /**
+   * This replica's id (`DELEGATION_REPLICA_ID`): the owner of the delegations it runs in the store.
+   * Two live layers must never share one; a fresh id for each built layer is the default.
+   */
+  readonly replicaId?: string | undefined
+  /**
+   * How long a replica's lease on a delegation lasts (`DELEGATION_LEASE`, 30 seconds), > 0: it is
+   * renewed every third of it, and another replica sharing the store takes the delegation over once
+   * it has expired.
+   */
+  readonly lease?: Duration.Duration | undefined
+  /**
+   * What a replica does with a delegation it took over whose request may already have reached the
+   * peer with no answer known (`DELEGATION_RESUME`): `fail` (default) ends it `failed`
+   * (`DelegationUnresolved`, `maybe-delivered`); `resend` sends it again with the same `messageId`.
+   */
+  readonly resume?: "fail" | "resend" | undefined
 }

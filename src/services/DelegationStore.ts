@@ -15,40 +15,19 @@
  *
  * @since 0.2.0
  */
-import { Context, Schema } from "effect"
+import { Context } from "effect"
 import type { DateTime, Effect, Option, Stream } from "effect"
-import type { Delegation, DelegationStatus } from "./Delegations.js"
+import type { Delegation, DelegationStatus, DelegationStoreError } from "./Delegations.js"
 
-/**
- * A store could not do what was asked: it could not be reached or answered with an error
- * (`Unavailable`, worth retrying), the replica no longer owns the delegation it wrote
- * (`LeaseLost`), or a stored row could not be read back (`Corrupt`).
- *
- * @since 0.4.0
- * @category errors
- */
-export class DelegationStoreError extends Schema.TaggedError<DelegationStoreError>(
-  "effect-a2a-delegation/DelegationStoreError"
-)("DelegationStoreError", {
-  reason: Schema.Literal("Unavailable", "LeaseLost", "Corrupt"),
-  /** The store operation (`create`, `update`, `claim`, ...). */
-  operation: Schema.String,
-  /** The delegation concerned, when there is one. */
-  id: Schema.optional(Schema.String),
-  cause: Schema.optional(Schema.Defect)
-}) {
-  override get message(): string {
-    const about = this.id === undefined ? "" : ` of ${this.id}`
-    switch (this.reason) {
-      case "Unavailable":
-        return `The delegation store is unavailable (${this.operation}${about})`
-      case "LeaseLost":
-        return `This replica no longer owns delegation ${this.id ?? ""}; another replica took it over (${this.operation})`
-      case "Corrupt":
-        return `A stored delegation could not be read (${this.operation}${about})`
-    }
-  }
-}
+export {
+  /**
+   * A store could not do what was asked (see `Delegations.DelegationStoreError`).
+   *
+   * @since 0.4.0
+   * @category errors
+   */
+  DelegationStoreError
+} from "./Delegations.js"
 
 /**
  * When and why a finished delegation left the store (see `DelegationEvicted`).

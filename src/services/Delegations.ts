@@ -120,10 +120,12 @@ export class DelegationAborted extends Schema.TaggedError<DelegationAborted>(
 }
 
 /**
- * The delegation waited on the platform and its outcome never came: still `queued` (or, in
- * `platform` dispatch, still in flight) when `DELEGATION_QUEUED_TIMEOUT` ran out (`queued-timeout`),
- * or gone from the platform's delegation list, which shows only its 50 newest rows, so that its
- * outcome can no longer be read (`out-of-window`).
+ * The delegation's outcome cannot be known: it waited on the platform and was still `queued` (or,
+ * in `platform` dispatch, still in flight) when `DELEGATION_QUEUED_TIMEOUT` ran out (`queued-timeout`),
+ * or it is gone from the platform's delegation list, which shows only its 50 newest rows
+ * (`out-of-window`); or a replica took it over from one that had sent the request with no answer
+ * known, so that the peer may have it, and it was not sent twice (`maybe-delivered`; see
+ * `DELEGATION_RESUME`).
  *
  * @since 0.3.0
  * @category errors
@@ -131,18 +133,24 @@ export class DelegationAborted extends Schema.TaggedError<DelegationAborted>(
 export class DelegationUnresolved extends Schema.TaggedError<DelegationUnresolved>(
   "effect-a2a-delegation/DelegationUnresolved"
 )("DelegationUnresolved", {
-  reason: Schema.Literal("queued-timeout", "out-of-window"),
+  reason: Schema.Literal("queued-timeout", "out-of-window", "maybe-delivered"),
   /** `DELEGATION_QUEUED_TIMEOUT` in seconds (`queued-timeout`). */
   seconds: Schema.optional(Schema.Number),
   /** The status the delegation was waiting in. */
   lastStatus: Schema.String
 }) {
   override get message(): string {
-    return this.reason === "queued-timeout"
-      ? `The queued reply never arrived: still ${this.lastStatus} on the platform after ${
-        this.seconds ?? 0
-      }s (DELEGATION_QUEUED_TIMEOUT)`
-      : `The queued reply can no longer arrive: the platform's delegation list (its 50 newest rows) no longer shows this ${this.lastStatus} delegation`
+    switch (this.reason) {
+      case "queued-timeout":
+        return `The queued reply never arrived: still ${this.lastStatus} on the platform after ${
+          this.seconds ?? 0
+        }s (DELEGATION_QUEUED_TIMEOUT)`
+      case "out-of-window":
+        return `The queued reply can no longer arrive: the platform's delegation list (its 50 newest rows) no longer shows this ${this.lastStatus} delegation`
+      case "maybe-delivered":
+        return "The replica running this delegation stopped after sending it, with no answer known: the peer may have it, " +
+          "and it is not sent a second time (DELEGATION_RESUME=resend sends it again with the same messageId)"
+    }
   }
 }
 
@@ -252,6 +260,37 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   get isWaitingOnPlatform(): boolean {
     return this.status === "queued" ||
       (this.status === "in_progress" && this.dispatch === "platform" && this.platformDelegationId !== undefined)
+  }
+}
+
+/**
+ * A store could not do what was asked: it could not be reached or answered with an error
+ * (`Unavailable`, worth retrying), the replica no longer owns the delegation it wrote
+ * (`LeaseLost`), or a stored row could not be read back (`Corrupt`).
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class DelegationStoreError extends Schema.TaggedError<DelegationStoreError>(
+  "effect-a2a-delegation/DelegationStoreError"
+)("DelegationStoreError", {
+  reason: Schema.Literal("Unavailable", "LeaseLost", "Corrupt"),
+  /** The store operation (`create`, `update`, `claim`, ...). */
+  operation: Schema.String,
+  /** The delegation concerned, when there is one. */
+  id: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message(): string {
+    const about = this.id === undefined ? "" : ` of ${this.id}`
+    switch (this.reason) {
+      case "Unavailable":
+        return `The delegation store is unavailable (${this.operation}${about})`
+      case "LeaseLost":
+        return `This replica no longer owns delegation ${this.id ?? ""}; another replica took it over (${this.operation})`
+      case "Corrupt":
+        return `A stored delegation could not be read (${this.operation}${about})`
+    }
   }
 }
 
@@ -409,11 +448,14 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
    */
   readonly delegate: (
     request: DelegateRequest
-  ) => Effect.Effect<DelegationId, AccessDenied | InvalidDelegation | Overloaded>
+  ) => Effect.Effect<DelegationId, AccessDenied | InvalidDelegation | Overloaded | DelegationStoreError>
   /** The stored delegation; one waiting on the platform is refreshed from the platform first. */
-  readonly status: (id: string) => Effect.Effect<Delegation, DelegationLookupError>
-  /** Every stored delegation, oldest first; those waiting on the platform are refreshed with one platform call. */
-  readonly list: Effect.Effect<ReadonlyArray<Delegation>>
+  readonly status: (id: string) => Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError>
+  /**
+   * This workspace's newest 1,000 stored delegations, oldest first (made by any replica sharing the
+   * store); those waiting on the platform are refreshed with one platform call.
+   */
+  readonly list: Effect.Effect<ReadonlyArray<Delegation>, DelegationStoreError>
   /**
    * Waits for the final state (`completed`, `failed` or `cancelled`), woken by the change itself. A
    * delegation waiting on the platform (`queued`, or in flight in `platform` dispatch) ends when the
@@ -422,13 +464,13 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
   readonly await: (
     id: string,
     options?: AwaitOptions
-  ) => Effect.Effect<Delegation, DelegationLookupError | AwaitTimeout>
+  ) => Effect.Effect<Delegation, DelegationLookupError | AwaitTimeout | DelegationStoreError>
   /**
    * Waits until the delegation's background work is over - `completed`, `failed`, `cancelled`,
    * `queued` on the platform, or (in `platform` dispatch) accepted by the platform - and returns it,
    * without asking the platform about it.
    */
-  readonly awaitSettled: (id: string) => Effect.Effect<Delegation, DelegationLookupError>
+  readonly awaitSettled: (id: string) => Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError>
   /**
    * Every state change of every delegation from the moment of subscribing, in order per delegation.
    * Each subscriber has a bounded buffer: one that falls more than 1,024 changes behind loses the
@@ -436,7 +478,7 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
    */
   readonly changes: Stream.Stream<Delegation>
   /** The current state of one delegation, then each change, ending after its final state. */
-  readonly watch: (id: string) => Stream.Stream<Delegation, DelegationLookupError>
+  readonly watch: (id: string) => Stream.Stream<Delegation, DelegationLookupError | DelegationStoreError>
   /**
    * Stops a delegation: interrupts its work (or takes it off the queue for a place), asks the peer
    * to cancel its task when there is one (best effort, bounded), and stores `cancelled` - unless the
@@ -444,7 +486,9 @@ export class Delegations extends Context.Tag("effect-a2a-delegation/Delegations"
    * is then stored. Cancelling a cancelled delegation returns it; a completed or failed one fails with
    * `DelegationAlreadyFinished`.
    */
-  readonly cancel: (id: string) => Effect.Effect<Delegation, DelegationLookupError | DelegationAlreadyFinished>
+  readonly cancel: (
+    id: string
+  ) => Effect.Effect<Delegation, DelegationLookupError | DelegationAlreadyFinished | DelegationStoreError>
   /** Delegations whose own work is not over: running, or waiting for a place. */
   readonly running: Effect.Effect<number>
 }>() {}

@@ -51,14 +51,22 @@ export const make: Effect.Effect<Changes, never, Scope.Scope> = Effect.gen(funct
  * @internal
  */
 export const observe = (store: DelegationStore["Type"], changes: Changes): DelegationStore["Type"] => ({
-  get: store.get,
-  list: store.list,
-  markRead: store.markRead,
-  evicted: store.evicted,
-  insert: (delegation) => Effect.zipRight(store.insert(delegation), announce(changes, delegation)),
-  update: (id, f) =>
-    Effect.tap(store.update(id, f), (written) => Option.isSome(written) ? announce(changes, written.value) : Effect.void)
+  ...store,
+  create: (delegation) =>
+    Effect.tap(store.create(delegation), (created) =>
+      created._tag === "Created" ? announce(changes, created.stored.delegation) : Effect.void),
+  update: (id, change, guard) =>
+    Effect.tap(store.update(id, change, guard), (written) =>
+      Option.isSome(written) ? announce(changes, written.value.delegation) : Effect.void)
 })
+
+/**
+ * Announces a state written by another replica (seen by polling or a store's `written` feed).
+ *
+ * @internal
+ */
+export const announceRemote = (changes: Changes, delegation: Delegation): Effect.Effect<void> =>
+  announce(changes, delegation)
 
 /**
  * True once the delegation's own work is over: final, queued on the platform, or (in `platform`

@@ -14,7 +14,7 @@
  *
  * @internal
  */
-import { DateTime, Deferred, Duration, Effect, Exit, Fiber, FiberMap, MutableHashMap, MutableHashSet, Option, PubSub, Queue, Stream } from "effect"
+import { DateTime, Deferred, Duration, Effect, Exit, Fiber, FiberMap, MutableHashMap, MutableHashSet, MutableRef, Option, PubSub, Queue, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
 import { bestEffort } from "../../internal/bestEffort.js"
 import { currentTraceId } from "../../internal/tracing.js"
@@ -32,13 +32,13 @@ import {
   Delegations,
   Overloaded
 } from "../../services/Delegations.js"
-import type { DelegationStore } from "../../services/DelegationStore.js"
+import type { DelegationStore, DelegationStoreError, StoredDelegation } from "../../services/DelegationStore.js"
 import type { Discovery } from "../../services/Discovery.js"
 import type { PlatformMirror } from "../../services/PlatformMirror.js"
 import { Rbac } from "../../services/Rbac.js"
-import { cancelAtPeer, cancelledChange } from "../cancelDelegation.js"
+import { cancelAtPeer, cancelledChange, PEER_CANCEL_TIMEOUT } from "../cancelDelegation.js"
 import type { DelegationInput, Engine } from "../engine.js"
-import { makeEngine, taskPreview, updateDelegation } from "../engine.js"
+import { makeEngine, readRetried, taskPreview, UNFINISHED, updateDelegation } from "../engine.js"
 import { announce, interrupted } from "../recordOutcome.js"
 import { refreshQueued } from "../refreshQueued.js"
 import { retrack } from "../retrack.js"
@@ -48,7 +48,6 @@ import { copyRequest, requestedTarget, validate } from "../validate.js"
 import * as Admission from "./admission.js"
 import * as Changes from "./changes.js"
 import * as Closing from "./closing.js"
-import * as Keys from "./idempotency.js"
 import * as Reconciler from "./reconciler.js"
 
 type Fibers = FiberMap.FiberMap<string, Option.Option<Delegation>>
@@ -68,7 +67,6 @@ interface Runtime {
   readonly changes: Changes.Changes
   readonly fibers: Fibers
   readonly admission: Admission.Admission<Option.Option<Delegation>>
-  readonly keys: Keys.Keys
   readonly maxPending: number
 }
 
@@ -95,11 +93,16 @@ export const make = (
       abandonable: closing.abandonable,
       observe: (store) => Changes.observe(store, changes)
     })
-    // A restarted host follows again what it had handed to the platform.
-    if (engine.dispatch === "platform") yield* retrack(engine)
-    yield* Effect.addFinalizer(() => abortPending(engine, "the Delegations layer was closed before the delegation started"))
+    // A restarted host follows again what it had handed to the platform (a durable store has kept it).
+    if (engine.dispatch === "platform" && !engine.store.shared) yield* retrack(engine)
+    yield* Effect.addFinalizer(() =>
+      engine.store.shared
+        ? releaseAll(engine)
+        : abortPending(engine, "the Delegations layer was closed before the delegation started"))
     const fibers: Fibers = yield* FiberMap.make<string, Option.Option<Delegation>>()
     yield* Effect.addFinalizer(() => closing.start)
+    // Over a shared store, what this replica runs is released to the others, not failed.
+    if (engine.store.shared) yield* Effect.addFinalizer(() => Effect.sync(() => MutableRef.set(engine.releasing, true)))
     const limits: Admission.Limits = {
       concurrency: settings.concurrency ?? Infinity,
       perPeer: settings.perPeerConcurrency ?? Infinity,
@@ -108,7 +111,7 @@ export const make = (
     const admission = limits.concurrency === Infinity && limits.perPeer === Infinity
       ? Admission.unbounded(fibers)
       : yield* Admission.bounded(fibers, limits)
-    yield* Effect.addFinalizer(() => warnCutShort(admission))
+    yield* Effect.addFinalizer(() => warnCutShort(engine, admission))
     const reconciler = yield* Reconciler.start(engine)
     const rt: Runtime = {
       engine,
@@ -117,9 +120,9 @@ export const make = (
       changes,
       fibers,
       admission,
-      keys: yield* Keys.make,
       maxPending: limits.maxPending
     }
+    if (engine.store.shared) yield* startReplica(rt)
     return Delegations.of({
       delegate: (request) => delegate(rt, request),
       status: (id) => Effect.tap(statusOf(engine, id), (d) => markRead(engine, [d])),
@@ -154,26 +157,13 @@ const delegate = Effect.fnUntraced(function*(rt: Runtime, request: DelegateReque
     )
   )
   const valid = yield* Effect.flatMap(copy, (c) => validate(c, engine.workspaceId))
-  const key = valid.idempotencyKey
-  if (key === undefined) return yield* start(rt, valid)
-  // One at a time, so that duplicates sent at once find the delegation the first one stored.
-  return yield* rt.keys.lock.withPermits(1)(Effect.gen(function*() {
-    const existing = yield* Keys.get(rt.keys, key)
-    if (existing !== undefined && (yield* isReusable(engine, existing))) return existing
-    const id = yield* start(rt, valid)
-    yield* Keys.set(rt.keys, key, id)
-    return id
-  }))
+  return yield* start(rt, valid)
 })
 
-/** A delegation that is live, or finished other than failed or cancelled, is the answer to a repeated request. */
-const isReusable = (engine: Engine, id: string): Effect.Effect<boolean> =>
-  Effect.map(engine.store.get(id), Option.match({
-    onNone: () => false,
-    onSome: (d) => d.status !== "failed" && d.status !== "cancelled"
-  }))
-
-/** A place or a waiting slot, the `pending` row, and the start of its work. */
+/**
+ * A place or a waiting slot, the `pending` row (unless the idempotency key finds the delegation that
+ * answers for it, on any replica: the store decides, atomically), and the start of its work.
+ */
 const start = Effect.fnUntraced(function*(rt: Runtime, request: DelegateRequest) {
   const { admission, engine } = rt
   const { task, workspaceId } = request
@@ -193,9 +183,18 @@ const start = Effect.fnUntraced(function*(rt: Runtime, request: DelegateRequest)
     createdAt: now,
     updatedAt: now
   } as const
-  yield* engine.store.insert(new Delegation(delegation, { disableValidation: true })).pipe(
-    Effect.onInterrupt(() => admission.cancelReservation)
-  )
+  const created = yield* engine.store.create({
+    delegation: new Delegation(delegation, { disableValidation: true }),
+    origin: engine.workspaceId,
+    task,
+    idempotencyKey: request.idempotencyKey,
+    owner: engine.replicaId,
+    leaseMillis: engine.leaseMillis
+  }).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : admission.cancelReservation))
+  if (created._tag === "Existing") {
+    yield* admission.cancelReservation
+    return created.stored.delegation.id
+  }
   const input: DelegationInput = { id, target: workspaceId, task }
   yield* admission.start(id, workspaceId, Effect.tap(runDelegation(engine, input), rt.reconciler.notice)).pipe(
     // A closed layer (or an interrupted caller) means the work never started: do not leave it pending.
@@ -207,40 +206,47 @@ const start = Effect.fnUntraced(function*(rt: Runtime, request: DelegateRequest)
 // --- reading ----------------------------------------------------------------------------------------
 
 /** The stored delegation, or why there is none. */
-const found = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationLookupError> =>
+const found = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError> =>
   Effect.flatMap(engine.store.get(id), Option.match({
-    onSome: Effect.succeed,
+    onSome: (stored) => Effect.succeed(stored.delegation),
     onNone: () =>
-      Effect.flatMap(evictionOf(engine, id), (eviction): Effect.Effect<never, DelegationLookupError> =>
+      Effect.flatMap(engine.store.evicted(id), (eviction): Effect.Effect<never, DelegationLookupError> =>
         Option.isNone(eviction)
           ? Effect.fail(new DelegationNotFound({ id }))
           : Effect.fail(new DelegationEvicted({ id, reason: eviction.value.reason, evictedAt: eviction.value.at })))
   }))
 
-const evictionOf = (engine: Engine, id: string) =>
-  engine.store.evicted === undefined ? Effect.succeedNone : engine.store.evicted(id)
-
 /** Notes the final states handed to a reader: from now on the store may evict them. */
-const markRead = (engine: Engine, delegations: ReadonlyArray<Delegation>): Effect.Effect<void> => {
-  const { markRead } = engine.store
-  if (markRead === undefined) return Effect.void
+const markRead = (engine: Engine, delegations: ReadonlyArray<Delegation>): Effect.Effect<void, DelegationStoreError> => {
   const ids = delegations.filter((d) => d.isFinished).map((d) => d.id)
-  return ids.length === 0 ? Effect.void : markRead(ids)
+  return ids.length === 0 ? Effect.void : engine.store.markRead(ids)
 }
 
 /** The stored delegation; one waiting on the platform is asked of the platform first. */
-const statusOf = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationLookupError> =>
+const statusOf = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError> =>
   Effect.flatMap(found(engine, id), (delegation) =>
     delegation.isWaitingOnPlatform
       ? Effect.zipRight(refreshQueued(engine, [id]), found(engine, id))
       : Effect.succeed(delegation))
 
-/** Every stored delegation; those waiting on the platform are asked of the platform with one call. */
-const list = (engine: Engine): Effect.Effect<ReadonlyArray<Delegation>> =>
-  Effect.flatMap(engine.store.list, (all) => {
+/**
+ * The newest delegations of this workspace (`LIST_LIMIT`); those waiting on the platform are asked of
+ * the platform with one call.
+ */
+const list = (engine: Engine): Effect.Effect<ReadonlyArray<Delegation>, DelegationStoreError> => {
+  const read = Effect.map(engine.store.list(engine.workspaceId, LIST_LIMIT), (page) => page.map((s) => s.delegation))
+  return Effect.flatMap(read, (all) => {
     const queued = all.filter((d) => d.isWaitingOnPlatform).map((d) => d.id)
-    return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refreshQueued(engine, queued), engine.store.list)
+    return queued.length === 0 ? Effect.succeed(all) : Effect.zipRight(refreshQueued(engine, queued), read)
   })
+}
+
+/**
+ * Delegations `list` returns at most (the newest).
+ *
+ * @internal
+ */
+export const LIST_LIMIT = 1000
 
 // --- waiting ----------------------------------------------------------------------------------------
 
@@ -253,7 +259,7 @@ const waitFor = (
   rt: Runtime,
   id: string,
   done: (delegation: Delegation) => boolean
-): Effect.Effect<Delegation, DelegationLookupError> =>
+): Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError> =>
   Effect.gen(function*() {
     const now = yield* found(rt.engine, id)
     if (done(now)) return yield* afterWork(rt, now)
@@ -265,10 +271,33 @@ const waitFor = (
       if (again.isFinished) yield* Changes.settledAlready(rt.changes, again)
       return yield* afterWork(rt, again)
     }
-    const news = yield* Deferred.await(settled)
+    // Over a shared store another replica may be the one writing it: its writes are read, too.
+    const news = rt.engine.store.shared
+      ? yield* Effect.raceFirst(Deferred.await(settled), Effect.asSome(pollUntil(rt, id, done)))
+      : yield* Deferred.await(settled)
     if (Option.isNone(news)) return yield* found(rt.engine, id)
     return done(news.value) ? yield* afterWork(rt, news.value) : yield* waitFor(rt, id, done)
   })
+
+/**
+ * How often a replica reads a delegation another replica runs, while someone waits for it.
+ *
+ * @internal
+ */
+export const REMOTE_POLL = Duration.millis(500)
+
+/** The stored delegation, read every `REMOTE_POLL` until `done` holds (an unavailable store is read again). */
+const pollUntil = (
+  rt: Runtime,
+  id: string,
+  done: (delegation: Delegation) => boolean
+): Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError> =>
+  Effect.sleep(REMOTE_POLL).pipe(
+    Effect.zipRight(found(rt.engine, id)),
+    Effect.retry({ schedule: Schedule.spaced(REMOTE_POLL), while: (e) => e._tag === "DelegationStoreError" }),
+    Effect.flatMap((d) =>
+      done(d) ? Effect.as(Changes.settledAlready(rt.changes, d), d) : pollUntil(rt, id, done))
+  )
 
 /**
  * `delegation`, once its fiber has also done what follows the final write (metrics, audit, platform
@@ -289,7 +318,8 @@ const afterWork = (rt: Runtime, delegation: Delegation): Effect.Effect<Delegatio
  * platform is resolved by the layer's reconciler, which reads the platform once per round for every
  * waiting delegation; its write wakes the waiter.
  */
-const untilFinal = (rt: Runtime, id: string): Effect.Effect<Delegation, DelegationLookupError> => waitFor(rt, id, isFinal)
+const untilFinal = (rt: Runtime, id: string): Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError> =>
+  waitFor(rt, id, isFinal)
 
 const isFinal = (delegation: Delegation): boolean => delegation.isFinished
 
@@ -309,7 +339,7 @@ const awaitFinal = (rt: Runtime, id: string, options: AwaitOptions | undefined) 
  * The current state, then each change of this delegation, ending with its final state. The final
  * state also comes from a waiter, so a watcher that fell behind its buffer still ends.
  */
-const watch = (rt: Runtime, id: string): Stream.Stream<Delegation, DelegationLookupError> =>
+const watch = (rt: Runtime, id: string): Stream.Stream<Delegation, DelegationLookupError | DelegationStoreError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const subscription = yield* PubSub.subscribe(rt.changes.pubsub)
     const current = yield* found(rt.engine, id)
@@ -330,11 +360,13 @@ const watch = (rt: Runtime, id: string): Stream.Stream<Delegation, DelegationLoo
 // --- cancelling -------------------------------------------------------------------------------------
 
 const cancel = Effect.fnUntraced(function*(rt: Runtime, id: string) {
-  const before = yield* found(rt.engine, id)
+  const stored = yield* storedOf(rt.engine, id)
+  const before = stored.delegation
   if (before.status === "cancelled") return yield* Effect.as(markRead(rt.engine, [before]), before)
   if (before.status === "completed" || before.status === "failed") {
     return yield* new DelegationAlreadyFinished({ id, status: before.status })
   }
+  if (stored.owner !== undefined && stored.owner !== rt.engine.replicaId) return yield* cancelElsewhere(rt, id)
   const { cancelling } = rt.engine
   // Once begun, a cancel is seen through: a delegation must not be left without its fiber and unrecorded.
   return yield* Effect.uninterruptible(
@@ -344,6 +376,31 @@ const cancel = Effect.fnUntraced(function*(rt: Runtime, id: string) {
       () => Effect.sync(() => MutableHashSet.remove(cancelling, id))
     )
   )
+})
+
+/** The stored delegation with its owner, or why there is none. */
+const storedOf = (engine: Engine, id: string): Effect.Effect<StoredDelegation, DelegationLookupError | DelegationStoreError> =>
+  Effect.flatMap(engine.store.get(id), Option.match({
+    onSome: Effect.succeed,
+    onNone: () => Effect.flatMap(found(engine, id), () => Effect.dieMessage("unreachable: found a delegation get missed"))
+  }))
+
+/**
+ * A delegation another replica runs: the store carries the request to its owner, which stops it
+ * (see `startReplica`), or to whichever replica takes it over if the owner is gone. Waits for the
+ * outcome, at most a lease, a round of claims and the peer cancel's bound.
+ */
+const cancelElsewhere = Effect.fnUntraced(function*(rt: Runtime, id: string) {
+  const { engine } = rt
+  yield* engine.store.requestCancel(id)
+  const bound = Duration.sum(Duration.millis(engine.leaseMillis * 1.5), PEER_CANCEL_TIMEOUT)
+  const final = yield* Effect.timeoutOption(untilFinal(rt, id), bound)
+  const now = Option.isSome(final) ? final.value : yield* found(engine, id)
+  if (now.status === "completed" || now.status === "failed") {
+    return yield* new DelegationAlreadyFinished({ id, status: now.status })
+  }
+  yield* markRead(engine, [now])
+  return now
 })
 
 /** Takes it off the queue for a place or interrupts its fiber, cancels the peer's task, and records the outcome. */
@@ -359,7 +416,7 @@ const stop = Effect.fnUntraced(function*(rt: Runtime, before: Delegation) {
     Effect.exit,
     Effect.map(Exit.getOrElse(() => cancelled))
   )
-  const final = yield* updateDelegation(engine, id, change, (d) => !d.isFinished)
+  const final = yield* updateDelegation(engine, id, change, UNFINISHED)
   if (Option.isSome(final)) {
     yield* announce(engine, final.value)
     yield* markRead(engine, [final.value])
@@ -378,18 +435,111 @@ const stop = Effect.fnUntraced(function*(rt: Runtime, before: Delegation) {
 /** Fails a delegation that never started. */
 const abort = (engine: Engine, id: string, detail: string) => {
   const cause = interrupted(detail)
-  return updateDelegation(engine, id, { status: "failed", error: cause.message, cause }, (d) => d.status === "pending")
+  return updateDelegation(engine, id, { status: "failed", error: cause.message, cause }, ["pending"])
 }
 
 const abortPending = (engine: Engine, detail: string) =>
-  Effect.flatMap(engine.store.list, (all) =>
-    Effect.forEach(all.filter((d) => d.status === "pending"), (d) => abort(engine, d.id, detail), { discard: true }))
+  Effect.flatMap(readRetried(engine.store.unfinished(engine.workspaceId, engine.replicaId)), (mine) =>
+    Effect.forEach(
+      mine.filter((s) => s.delegation.status === "pending"),
+      (s) => abort(engine, s.delegation.id, detail),
+      { discard: true }
+    ))
+
+/** Over a shared store: every lease this replica holds ends now, so the other replicas take its delegations over. */
+const releaseAll = (engine: Engine) =>
+  engine.store.release(engine.replicaId).pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning("the delegations of this replica could not be released; the others take them over when their leases expire", error))
+  )
 
 // Delegations cut short by a closing layer are a common wiring mistake (a layer provided per request or per
 // chat turn), so say so once, with the fix.
-const warnCutShort = <A>(admission: Admission.Admission<A>) =>
+const warnCutShort = <A>(engine: Engine, admission: Admission.Admission<A>) =>
   Effect.flatMap(admission.size, (running) =>
-    running === 0 ? Effect.void : Effect.logWarning(
+    running === 0 ? Effect.void : engine.store.shared ?
+    Effect.logInfo(`the Delegations layer closed with ${running} delegation(s) running; they are released to the replicas sharing the store`) :
+    Effect.logWarning(
       `the Delegations layer closed with ${running} delegation(s) running; they end failed (interrupted). ` +
         "Build the layer once for the whole host (ManagedRuntime.make, Layer.launch), not per request or chat turn"
     ))
+
+// --- replicas ---------------------------------------------------------------------------------------
+
+/** Delegations one claim round takes over at most. */
+const CLAIM_BATCH = 50
+
+/** How often the owner looks for cancel requests made on other replicas. */
+const CANCEL_POLL = Duration.millis(500)
+
+/**
+ * Over a shared store, three loops in the layer's scope: the leases of what this replica runs are
+ * renewed (a delegation whose lease another replica took is stopped here); delegations whose lease
+ * expired (a replica crashed, or closed and released them) are claimed and resumed; and cancels
+ * requested on other replicas are carried out.
+ */
+const startReplica = Effect.fnUntraced(function*(rt: Runtime) {
+  const every = Duration.millis(Math.max(rt.engine.leaseMillis / 3, 10))
+  const loop = (name: string, round: Effect.Effect<void, DelegationStoreError>, spacing: Duration.Duration) =>
+    Effect.forkScoped(
+      round.pipe(
+        Effect.catchAll((error) => Effect.logWarning(`${name}: the delegation store failed; trying again`, error)),
+        Effect.repeat(Schedule.spaced(spacing)),
+        Effect.interruptible
+      )
+    )
+  yield* loop("lease renewal", renewRound(rt), every)
+  yield* loop("takeover", claimRound(rt), every)
+  yield* loop("cancel requests", cancelRound(rt), CANCEL_POLL)
+})
+
+const renewRound = Effect.fnUntraced(function*(rt: Runtime) {
+  const { engine } = rt
+  const held = new Set(yield* engine.store.renew(engine.replicaId, engine.leaseMillis))
+  for (const [id] of rt.fibers) {
+    if (held.has(id)) continue
+    const stored = yield* engine.store.get(id)
+    // Finished (its fiber is recording what follows), or gone: nothing to stop.
+    if (Option.isNone(stored) || stored.value.delegation.isFinished || stored.value.owner === engine.replicaId) continue
+    yield* Effect.logInfo("another replica took this delegation over; this one stops").pipe(
+      Effect.annotateLogs({ delegation_id: id, owner: stored.value.owner ?? "" })
+    )
+    yield* FiberMap.remove(rt.fibers, id)
+  }
+})
+
+const claimRound = Effect.fnUntraced(function*(rt: Runtime) {
+  const { engine } = rt
+  const claimed = yield* engine.store.claim({
+    origin: engine.workspaceId,
+    owner: engine.replicaId,
+    leaseMillis: engine.leaseMillis,
+    limit: CLAIM_BATCH
+  })
+  yield* Effect.forEach(claimed, (stored) => resumeClaimed(rt, stored), { discard: true })
+})
+
+/** A delegation this replica now owns: cancelled if that was asked, left to the reconciler if it waits on the platform, or resumed. */
+const resumeClaimed = Effect.fnUntraced(function*(rt: Runtime, stored: StoredDelegation) {
+  const { admission, engine } = rt
+  const { delegation } = stored
+  const { id, workspaceId: target } = delegation
+  // Its lease had lapsed here (the store was out of reach), but it still runs here.
+  if (FiberMap.unsafeHas(rt.fibers, id)) return
+  yield* Effect.logInfo("resuming a delegation taken over from another replica").pipe(
+    Effect.annotateLogs({ delegation_id: id, status: delegation.status, attempts: delegation.attempts })
+  )
+  if (stored.cancelRequested) {
+    return yield* cancel(rt, id).pipe(Effect.catchAll((error) => Effect.logDebug("a requested cancel ended", error)))
+  }
+  if (delegation.isWaitingOnPlatform) return yield* rt.reconciler.notice(Option.some(delegation))
+  if (!(yield* admission.reserve(target))) return yield* engine.store.release(engine.replicaId, [id])
+  const input: DelegationInput = { id, target, task: stored.task ?? delegation.task }
+  yield* admission.start(id, target, Effect.tap(runDelegation(engine, input, delegation), rt.reconciler.notice))
+})
+
+const cancelRound = Effect.fnUntraced(function*(rt: Runtime) {
+  const ids = yield* rt.engine.store.cancelRequests(rt.engine.replicaId)
+  yield* Effect.forEach(ids, (id) =>
+    cancel(rt, id).pipe(Effect.catchAll((error) => Effect.logDebug("a requested cancel ended", error))), { discard: true })
+})

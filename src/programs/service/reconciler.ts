@@ -10,6 +10,7 @@
 import { Cause, Clock, DateTime, Duration, Effect, Option } from "effect"
 import type { Scope } from "effect"
 import type { Delegation } from "../../services/Delegations.js"
+import type { DelegationStoreError } from "../../services/DelegationStore.js"
 import type { Engine } from "../engine.js"
 import { refreshWaiting, unresolved } from "../refreshQueued.js"
 
@@ -43,8 +44,10 @@ export const start = (engine: Engine): Effect.Effect<Reconciler, never, Scope.Sc
     const initial = Duration.toMillis(engine.reconcileInterval.initial)
     const max = Duration.toMillis(engine.reconcileInterval.max)
 
-    const round: Effect.Effect<Round> = Effect.gen(function*() {
-      const waiting = (yield* engine.store.list).filter((d) => d.isWaitingOnPlatform)
+    const round: Effect.Effect<Round, DelegationStoreError> = Effect.gen(function*() {
+      // The waiting delegations this replica owns (another replica's are that replica's to follow).
+      const mine = yield* engine.store.unfinished(engine.workspaceId, engine.replicaId)
+      const waiting = mine.map((s) => s.delegation).filter((d) => d.isWaitingOnPlatform)
       const now = yield* Clock.currentTimeMillis
       let fresh = false
       const live = new Set<string>()
