@@ -639,6 +639,20 @@ export const make = (
 const bySeq = Order.mapInput(Order.number, (row: Row) => row.seq)
 
 /**
+ * A store that could not be opened: its database unreachable (`open`) or its tables not migrated
+ * (`migrate`), as the `DelegationStoreError` `Unavailable` the rest of the library handles.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export const openError = (cause: SqlError.SqlError | Migrator.MigrationError): DelegationStoreError =>
+  new DelegationStoreError({
+    reason: "Unavailable",
+    operation: cause._tag === "MigrationError" ? "migrate" : "open",
+    cause
+  })
+
+/**
  * The store as a layer, on the host's `SqlClient`.
  *
  * @since 0.4.0

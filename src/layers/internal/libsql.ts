@@ -10,7 +10,7 @@
  *
  * @internal
  */
-import { SqlClient, SqlError } from "@effect/sql"
+import { SqlError } from "@effect/sql"
 import { LibsqlClient } from "@effect/sql-libsql"
 import * as Libsql from "@libsql/client"
 import { Context, Duration, Effect, Layer, type Scope } from "effect"
@@ -96,17 +96,3 @@ export const makeFileClient = (
     yield* client`PRAGMA journal_mode = WAL`
     return client
   })
-
-/**
- * `LibsqlClient` and `SqlClient` on `file`, as `makeFileClient` opens it.
- *
- * @internal
- */
-export const layerFile = (
-  file: string,
-  options: FileOptions
-): Layer.Layer<LibsqlClient.LibsqlClient | SqlClient.SqlClient, SqlError.SqlError> =>
-  Layer.scopedContext(
-    Effect.map(makeFileClient(file, options), (client) =>
-      Context.make(LibsqlClient.LibsqlClient, client).pipe(Context.add(SqlClient.SqlClient, client)))
-  )
