@@ -21,7 +21,7 @@ import { Delegation, DelegationId } from "../src/services/Delegations.js"
 import { DelegationStore } from "../src/services/DelegationStore.js"
 import * as PgTest from "./fixtures/postgres.js"
 import type { MakeStore, StoreOptions } from "./fixtures/storeContract.js"
-import { implementsContract, Replica, storeContract } from "./fixtures/storeContract.js"
+import { Replica, storeContract } from "./fixtures/storeContract.js"
 
 /** A fresh temp directory, removed with the scope. */
 const tempDir = Effect.acquireRelease(
@@ -55,8 +55,7 @@ const memoryStore: MakeStore = (options: StoreOptions) => selfReplica(Delegation
 
 storeContract("SQLite", sqliteStore)
 storeContract("PostgreSQL", postgresStore)
-// The memory store is being moved to this contract on main; until then it is skipped here (this guard can go).
-storeContract("memory", memoryStore, { skip: !(await implementsContract(DelegationStoreMemory.layer({ history: 1 }))) })
+storeContract("memory", memoryStore)
 
 describe("DelegationStoreSql on PostgreSQL", () => {
   it.scopedLive("written delivers the ids another client writes", () =>
