@@ -5,7 +5,7 @@
  * its delegation runs, and another finishing it; two replicas on one PostgreSQL; a database outage.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Redacted, Schedule } from "effect"
+import { Context, Duration, Effect, Layer, Redacted } from "effect"
 import { execFile, spawn } from "node:child_process"
 import type { ChildProcessWithoutNullStreams } from "node:child_process"
 import * as Fs from "node:fs/promises"
@@ -95,13 +95,12 @@ const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 const hostIn = (world: World, env: Readonly<Record<string, string>>) =>
   Effect.acquireRelease(promise(() => startHost(world, env)), (host) => Effect.sync(() => host.kill()))
 
-/** Polls `status` on `host` until `done` holds (every 100 ms, at most `within`). */
-const statusUntil = (host: Host, id: string, done: (d: any) => boolean, within: Duration.DurationInput = "20 seconds") =>
-  promise(() => host.run({ op: "status", id })).pipe(
-    Effect.map((answer) => answer.ok),
-    Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (d) => d !== undefined && done(d) }),
-    Effect.timeoutFail({ duration: within, onTimeout: () => new Error(`status of ${id} never matched`) })
-  )
+/** Polls `status` on `host` until `done` holds (every 100 ms, at most `within`), and returns that state. */
+const statusUntil = (host: Host, id: string, done: (d: any) => boolean, within: Duration.DurationInput = "20 seconds") => {
+  const poll: Effect.Effect<any> = Effect.flatMap(promise(() => host.run({ op: "status", id })), (answer) =>
+    answer.ok !== undefined && done(answer.ok) ? Effect.succeed(answer.ok) : Effect.zipRight(Effect.sleep("100 millis"), poll))
+  return poll.pipe(Effect.timeoutFail({ duration: within, onTimeout: () => new Error(`status of ${id} never matched`) }))
+}
 
 const sendsAt = (peer: { readonly requests: Effect.Effect<ReadonlyArray<{ readonly body: unknown }>> }) =>
   Effect.map(peer.requests, (all) =>
@@ -114,10 +113,11 @@ describe("hosts as processes", () => {
   it.scopedLive("SQLite: a host killed with SIGKILL mid-delegation is finished by the next host on the file, with one request at the peer", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const peer = yield* world.peer("slow-peer", { result: "task", latency: "5 seconds" })
+      const slow = crypto.randomUUID()
+      const peer = yield* world.peer(slow, { result: "task", latency: "5 seconds" })
       const store = `sqlite:${Path.join(tmp, "killed.db")}`
       const first = yield* promise(() => startHost(world, { DELEGATION_STORE: store, DELEGATION_LEASE: "2" }))
-      const { ok: id } = yield* promise(() => first.run({ op: "delegate", workspaceId: "slow-peer", task: "outlive me" }))
+      const { ok: id } = yield* promise(() => first.run({ op: "delegate", workspaceId: slow, task: "outlive me" }))
       // The peer created its task, and the host stored its id: then the host dies.
       yield* statusUntil(first, id, (d) => d.taskId !== undefined)
       first.kill()
@@ -131,8 +131,9 @@ describe("hosts as processes", () => {
   it.scopedLive("PostgreSQL: two replica processes share delegations - one idempotency key, await and cancel across them", () =>
     Effect.gen(function*() {
       const world = yield* makeWorld
-      const peer = yield* world.peer("pg-peer", { result: "task", latency: "30 seconds" })
-      const quick = yield* world.peer("quick-peer", { result: "task", latency: "1 second" })
+      const [longId, quickId] = [crypto.randomUUID(), crypto.randomUUID()]
+      const peer = yield* world.peer(longId, { result: "task", latency: "30 seconds" })
+      const quick = yield* world.peer(quickId, { result: "task", latency: "1 second" })
       const database = Context.get(yield* Layer.build(PgTest.layer), PgTest.PgTestDatabase)
       const env = { DELEGATION_STORE: Redacted.value(database.url), DELEGATION_LEASE: "3" }
       const [a, b] = yield* Effect.all([hostIn(world, { ...env, DELEGATION_REPLICA_ID: "a" }), hostIn(world, { ...env, DELEGATION_REPLICA_ID: "b" })], {
@@ -141,8 +142,8 @@ describe("hosts as processes", () => {
       // One key on both replicas at once: one delegation, one request at the peer.
       const [onA, onB] = yield* promise(() =>
         Promise.all([
-          a.run({ op: "delegate", workspaceId: "quick-peer", task: "once", idempotencyKey: "key-1" }),
-          b.run({ op: "delegate", workspaceId: "quick-peer", task: "once", idempotencyKey: "key-1" })
+          a.run({ op: "delegate", workspaceId: quickId, task: "once", idempotencyKey: "key-1" }),
+          b.run({ op: "delegate", workspaceId: quickId, task: "once", idempotencyKey: "key-1" })
         ])
       )
       expect(onB.ok).toBe(onA.ok)
@@ -151,7 +152,7 @@ describe("hosts as processes", () => {
       expect(awaited.status).toBe("completed")
       expect(yield* sendsAt(quick)).toBe(1)
       // A runs a long one; B cancels it; A stops it and cancels the peer's task.
-      const { ok: long } = yield* promise(() => a.run({ op: "delegate", workspaceId: "pg-peer", task: "long" }))
+      const { ok: long } = yield* promise(() => a.run({ op: "delegate", workspaceId: longId, task: "long" }))
       yield* statusUntil(b, long, (d) => d.taskId !== undefined)
       const cancelled = yield* promise(() => b.run({ op: "cancel", id: long }))
       expect(cancelled.ok.status).toBe("cancelled")
@@ -167,9 +168,10 @@ describe("hosts as processes", () => {
     Effect.gen(function*() {
       const server = yield* Effect.acquireRelease(promise(() => startServer()), (s) => promise(() => s.stop()))
       const world = yield* makeWorld
-      yield* world.peer("outage-peer", { result: "task", latency: "4 seconds" })
+      const outage = crypto.randomUUID()
+      yield* world.peer(outage, { result: "task", latency: "4 seconds" })
       const host = yield* hostIn(world, { DELEGATION_STORE: server.url, DELEGATION_LEASE: "3" })
-      const { ok: id } = yield* promise(() => host.run({ op: "delegate", workspaceId: "outage-peer", task: "through an outage" }))
+      const { ok: id } = yield* promise(() => host.run({ op: "delegate", workspaceId: outage, task: "through an outage" }))
       yield* statusUntil(host, id, (d) => d.taskId !== undefined)
       yield* promise(() => server.pause())
       yield* Effect.sleep("4 seconds")

@@ -159,7 +159,8 @@ export const make = (options: Options): Effect.Effect<DelegationStore["Type"]> =
         modify((state) => {
           const wanted = ids === undefined ? undefined : new Set(ids)
           const mine = unfinishedOf(state, (s) => s.owner === owner && (wanted === undefined || wanted.has(s.delegation.id)))
-          const [, next] = leased(state, mine.map((s) => s.delegation.id), (s) => ({ ...s, leaseExpiresAt: 0 }))
+          // No owner: its renewals must not take it back.
+          const [, next] = leased(state, mine.map((s) => s.delegation.id), (s) => ({ ...s, owner: undefined, leaseExpiresAt: 0 }))
           return [undefined, next]
         }),
       requestCancel: (id) =>
