@@ -47,9 +47,10 @@ const otel = [
   "@opentelemetry/sdk-trace-base",
   "@opentelemetry/sdk-metrics"
 ].map(pinned)
-/** The SQL engines, optional peers for the durable stores (no entry point uses them yet). */
+/** The SQL stores' lines: `@effect/sql` alone (`./sql`), with libSQL (`./sqlite`), with pg (`./postgres`). */
+const sql = ["@effect/sql"].map(pinned)
+const sqlLibsql = ["@effect/sql", "@effect/sql-libsql", "@libsql/client"].map(pinned)
 const sqlPg = ["@effect/sql", "@effect/sql-pg"].map(pinned)
-const sqlLibsql = ["@effect/sql", "@effect/sql-libsql"].map(pinned)
 /** TypeScript without `skipLibCheck`: Node's types, and `ws`'s for `@effect/platform-node`'s declarations. */
 const types = ["@types/node@^20", "@types/ws@^8"]
 
@@ -67,9 +68,10 @@ export const handlers = DelegationToolkitLive.layer
 `,
   "./node": `import { Delegations } from "effect-a2a-delegation"
 import { NodeDelegationsLive, NodeHttpClientPooled } from "effect-a2a-delegation/node"
+import type { DelegationStoreError } from "effect-a2a-delegation"
 import type { ConfigError } from "effect"
 import { Effect } from "effect"
-export const running: Effect.Effect<number, ConfigError.ConfigError> = Effect.flatMap(Delegations, (d) => d.running).pipe(
+export const running: Effect.Effect<number, ConfigError.ConfigError | DelegationStoreError> = Effect.flatMap(Delegations, (d) => d.running).pipe(
   Effect.provide(NodeDelegationsLive)
 )
 export const client = NodeHttpClientPooled.layer({ connections: 8 })
@@ -77,6 +79,19 @@ export const client = NodeHttpClientPooled.layer({ connections: 8 })
   "./testing": `import { LocalPeer, LocalPlatform } from "effect-a2a-delegation/testing"
 export const platform = LocalPlatform.make
 export const peer = LocalPeer.make({ behaviour: { reply: (task: string) => task } })
+`,
+  "./sql": `import { DelegationStoreSql } from "effect-a2a-delegation/sql"
+export const store = DelegationStoreSql.layer({ history: 100 })
+`,
+  "./sqlite": `import { DelegationStoreSqlite } from "effect-a2a-delegation/sqlite"
+import type { DelegationStore, DelegationStoreError } from "effect-a2a-delegation"
+import type { Layer } from "effect"
+export const store: Layer.Layer<DelegationStore, DelegationStoreError> = DelegationStoreSqlite.layer({ filename: "d.db", history: 100 })
+`,
+  "./postgres": `import { DelegationStorePg } from "effect-a2a-delegation/postgres"
+import type { DelegationStore, DelegationStoreError } from "effect-a2a-delegation"
+import type { Layer } from "effect"
+export const store: Layer.Layer<DelegationStore, DelegationStoreError> = DelegationStorePg.layer({ url: "postgres://localhost/app", history: 100 })
 `,
   "./otel": `import { OtelNode } from "effect-a2a-delegation/otel"
 import type { ConfigError, Layer } from "effect"
@@ -91,7 +106,10 @@ const exported: Readonly<Record<string, ReadonlyArray<string>>> = {
   "./ai": ["DelegationToolkit", "DelegationToolkitLive"],
   "./node": ["NodeDelegationsLive", "NodeHttpClientPooled"],
   "./testing": ["LocalPeer", "LocalPlatform"],
-  "./otel": ["OtelNode"]
+  "./otel": ["OtelNode"],
+  "./sql": ["DelegationStoreSql"],
+  "./sqlite": ["DelegationStoreSqlite", "DelegationStoreSql"],
+  "./postgres": ["DelegationStorePg", "DelegationStoreSql"]
 }
 
 const specifier = (entry: string): string => entry === "." ? manifest.name : `${manifest.name}/${entry.slice(2)}`
@@ -242,7 +260,7 @@ describe("the packed library", () => {
   })
 
   it("the README's Install section pins every package the test installs", () => {
-    for (const spec of [...core, ...ai, ...node, ...otel, ...types]) expect(install).toContain(spec)
+    for (const spec of [...core, ...ai, ...node, ...otel, ...sqlLibsql, ...sqlPg, ...types]) expect(install).toContain(spec)
     expect(install).toContain("npm pack")
   })
 
@@ -269,13 +287,17 @@ describe("the packed library", () => {
     }
     expect(loaded[`${manifest.name}/package.json`]).toHaveProperty("names", ["default"])
 
-    // The SQL engines (optional peers, for the durable stores; no entry point uses them yet) install beside
-    // the library at the ranges package.json pins, and load.
-    await npmInstall(app, sqlPg)
+    // The SQL stores, one line at a time: each entry point loads once its line is in.
+    await expectImports(app, [], [[["./sql", "./sqlite", "./postgres"], sql]])
+    await npmInstall(app, sql)
+    await expectImports(app, ["./sql"], [[["./sqlite"], sqlLibsql], [["./postgres"], sqlPg]])
+    expect(await typeCheck(app, ["./sql"])).toBe("")
     await npmInstall(app, sqlLibsql)
-    const engines = await load(app, ["@effect/sql-pg", "@effect/sql-libsql"])
-    expect(engines["@effect/sql-pg"]).toHaveProperty("names", expect.arrayContaining(["PgClient"]))
-    expect(engines["@effect/sql-libsql"]).toHaveProperty("names", expect.arrayContaining(["LibsqlClient"]))
+    await expectImports(app, ["./sqlite"], [[["./postgres"], sqlPg]])
+    expect(await typeCheck(app, ["./sqlite"])).toBe("")
+    await npmInstall(app, sqlPg)
+    await expectImports(app, ["./postgres"])
+    expect(await typeCheck(app, ["./postgres"])).toBe("")
   }, 360_000)
 
   it.concurrent("'./otel' loads and type-checks with the core's and the OpenTelemetry Install lines only", async () => {
