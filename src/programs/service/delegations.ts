@@ -491,7 +491,32 @@ const startReplica = Effect.fnUntraced(function*(rt: Runtime) {
   yield* loop("lease renewal", renewRound(rt), every)
   yield* loop("takeover", claimRound(rt), every)
   yield* loop("cancel requests", cancelRound(rt), CANCEL_POLL)
+  const written = rt.engine.store.written
+  if (written !== undefined) yield* Effect.forkScoped(wakeOnWrites(rt, written))
 })
+
+/**
+ * Wakes this replica's waiters as soon as another replica writes what they wait for (PostgreSQL
+ * `LISTEN`); the 500 ms reads of `await` stay as the fallback. A dropped feed is listened to again.
+ */
+const wakeOnWrites = (rt: Runtime, written: Stream.Stream<string, DelegationStoreError>) =>
+  written.pipe(
+    Stream.runForEach((id) =>
+      MutableHashMap.has(rt.changes.waiters, id)
+        ? rt.engine.store.get(id).pipe(
+          Effect.flatMap(Option.match({
+            onNone: () => Effect.void,
+            onSome: (stored) =>
+              Changes.isSettled(stored.delegation) ? Changes.settledAlready(rt.changes, stored.delegation) : Effect.void
+          })),
+          Effect.catchAll(() => Effect.void)
+        )
+        : Effect.void
+    ),
+    Effect.catchAll((error) => Effect.logDebug("the store's write feed stopped; listening again", error)),
+    Effect.repeat(Schedule.spaced(Duration.seconds(1))),
+    Effect.interruptible
+  )
 
 const renewRound = Effect.fnUntraced(function*(rt: Runtime) {
   const { engine } = rt
