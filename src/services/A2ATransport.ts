@@ -8,9 +8,9 @@
  * @since 0.1.0
  */
 import { Context, Schema } from "effect"
-import type { Effect } from "effect"
+import type { Effect, Stream } from "effect"
 import type { SendMetadata } from "./A2A.js"
-import { Message, ProtocolVersion, Task } from "./A2A.js"
+import { Message, ProtocolVersion, Task, TaskState } from "./A2A.js"
 import type { PeerEndpoint } from "./Discovery.js"
 
 /**
@@ -30,6 +30,12 @@ export interface PeerProtocol {
    * Only a `guess` or a `learned` version is switched on a version answer.
    */
   readonly source: "pinned" | "card" | "learned" | "guess" | "proxy"
+  /**
+   * The peer's agent card says `capabilities.streaming`: the task may be sent with
+   * `SendStreamingMessage` / `message/stream` and followed as Server-Sent Events. Unknown (no card
+   * read) counts as no.
+   */
+  readonly streaming?: boolean | undefined
 }
 
 /**
@@ -70,6 +76,56 @@ export class QueuedReply extends Schema.TaggedClass<QueuedReply>("effect-a2a-del
     message: Schema.optional(Schema.String)
   }
 ) {}
+
+/**
+ * A `TaskStatusUpdateEvent` of a peer's stream: the task's new state, with the text of the status
+ * message the peer attached (its progress note), if any. `final` marks the last event of the stream.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export class TaskStatusUpdate extends Schema.TaggedClass<TaskStatusUpdate>("effect-a2a-delegation/TaskStatusUpdate")(
+  "TaskStatusUpdate",
+  {
+    taskId: Schema.String,
+    state: TaskState,
+    /** The text parts of the status message, joined. */
+    message: Schema.optional(Schema.String),
+    final: Schema.Boolean,
+    raw: Schema.Unknown
+  }
+) {}
+
+/**
+ * A `TaskArtifactUpdateEvent` of a peer's stream: a chunk of an artifact's text. `append` adds it to
+ * what came before for the same `artifactId` (otherwise it replaces it); `lastChunk` ends the artifact.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export class TaskArtifactUpdate extends Schema.TaggedClass<TaskArtifactUpdate>(
+  "effect-a2a-delegation/TaskArtifactUpdate"
+)(
+  "TaskArtifactUpdate",
+  {
+    taskId: Schema.String,
+    artifactId: Schema.String,
+    /** The text parts of the chunk, joined. */
+    text: Schema.String,
+    append: Schema.Boolean,
+    lastChunk: Schema.Boolean,
+    raw: Schema.Unknown
+  }
+) {}
+
+/**
+ * One event of a streaming answer (`SendStreamingMessage` / `message/stream`, `SubscribeToTask` /
+ * `tasks/resubscribe`): a `Message` (which ends it), the `Task`, a status update or an artifact chunk.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type StreamEvent = MessageReply | TaskReply | TaskStatusUpdate | TaskArtifactUpdate
 
 /**
  * Every successful reply to a send.
@@ -309,6 +365,18 @@ export class A2ATransport extends Context.Tag("effect-a2a-delegation/A2ATranspor
   readonly getTask: (request: GetTask) => Effect.Effect<TaskReply, A2AError>
   /** One `CancelTask` / `tasks/cancel` POST; the peer answers with the task (canceled, or as it is). */
   readonly cancelTask: (request: CancelTask) => Effect.Effect<TaskReply, A2AError>
+  /**
+   * One `SendStreamingMessage` / `message/stream` POST, its Server-Sent Events as a stream. It ends after
+   * a `Message` or a final state; a connection that drops (or sends nothing for the idle bound) before
+   * that fails with `A2ATransportError`. A peer that refuses to stream answers with a `JsonRpcError`
+   * before the first event. Optional: a transport without it is followed by polling.
+   */
+  readonly sendStream?: ((request: SendMessage) => Stream.Stream<StreamEvent, A2AError>) | undefined
+  /**
+   * One `SubscribeToTask` / `tasks/resubscribe` POST: the task's events from now on (the first is
+   * usually the task itself), ending as `sendStream` does. Optional, as `sendStream`.
+   */
+  readonly subscribe?: ((request: GetTask) => Stream.Stream<StreamEvent, A2AError>) | undefined
 }>() {}
 
 /**
