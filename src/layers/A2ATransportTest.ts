@@ -3,10 +3,10 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Duration, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, Duration, Effect, Layer, Ref, Stream } from "effect"
 import { DEFAULT_CAPACITY, makeProtocolChoice } from "../services/ProtocolChoice.js"
 import type { CardProtocol, ProtocolSetting, TaskState } from "../services/A2A.js"
-import type { A2AError, CancelTask, GetTask, SendMessage, SendReply } from "../services/A2ATransport.js"
+import type { A2AError, CancelTask, GetTask, SendMessage, SendReply, StreamEvent } from "../services/A2ATransport.js"
 import {
   A2ARequestError,
   A2AResponseError,
@@ -15,7 +15,9 @@ import {
   JsonRpcError,
   MessageReply,
   QueuedReply,
-  TaskReply
+  TaskArtifactUpdate,
+  TaskReply,
+  TaskStatusUpdate
 } from "../services/A2ATransport.js"
 
 /**
@@ -46,7 +48,38 @@ export class A2ATransportTest extends Context.Tag("effect-a2a-delegation/A2ATran
   readonly canceled: Effect.Effect<ReadonlyArray<CancelTask>>
   /** The peer URLs whose agent card was read (`protocol: "auto"`), in order. */
   readonly cardReads: Effect.Effect<ReadonlyArray<string>>
+  /** The streaming sends (`sendStream`). */
+  readonly streamed: Effect.Effect<ReadonlyArray<SendMessage>>
+  /** The re-subscriptions (`subscribe`). */
+  readonly subscribed: Effect.Effect<ReadonlyArray<GetTask>>
 }>() {}
+
+/**
+ * One scripted stream: its events in order, where an error ends the stream with that failure (a
+ * dropped connection, a refusal before the first event); or any `Stream`.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type StreamAnswer = ReadonlyArray<StreamEvent | A2AError> | Stream.Stream<StreamEvent, A2AError>
+
+/**
+ * Streams in order (the last one repeats), or a function of the request and its index.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type StreamScript<Req> = ReadonlyArray<StreamAnswer> | ((request: Req, index: number) => StreamAnswer)
+
+const runStream = <Req>(script: StreamScript<Req>, request: Req, index: number): Stream.Stream<StreamEvent, A2AError> => {
+  const answer = typeof script === "function" ? script(request, index) : script[Math.min(index, script.length - 1)]
+  if (answer === undefined) return Stream.die(new Error("A2ATransportTest: no stream scripted"))
+  if (!Array.isArray(answer)) return answer as Stream.Stream<StreamEvent, A2AError>
+  const events = answer as ReadonlyArray<StreamEvent | A2AError>
+  const cut = events.findIndex(isA2AError)
+  const delivered = Stream.fromIterable((cut === -1 ? events : events.slice(0, cut)) as ReadonlyArray<StreamEvent>)
+  return cut === -1 ? delivered : Stream.concat(delivered, Stream.fail(events[cut] as A2AError))
+}
 
 const isA2AError = (value: unknown): value is A2AError =>
   value instanceof A2ATransportError || value instanceof A2ARequestError || value instanceof A2AResponseError ||
@@ -80,12 +113,26 @@ export interface Options {
   readonly cards?: Readonly<Record<string, CardProtocol>> | undefined
   /** In `auto`: how long a peer's version is kept (1 hour, on the `Clock`). */
   readonly timeToLive?: Duration.DurationInput | undefined
+  /**
+   * Every peer streams (its card says `capabilities.streaming`): `sendStream` answers with this script,
+   * and `subscribe` with `subscribe`. Left out, the transport has no streaming.
+   */
+  readonly sendStream?: StreamScript<SendMessage> | undefined
+  /** What `SubscribeToTask` / `tasks/resubscribe` answers (with `sendStream`). */
+  readonly subscribe?: StreamScript<GetTask> | undefined
 }
 
 // Records a request in `log` and runs the answer the script has for it.
 const answering = <Req, A>(log: Ref.Ref<Chunk.Chunk<Req>>, script: Script<Req, A>) => (request: Req) =>
   Ref.modify(log, (all) => [Chunk.size(all), Chunk.append(all, request)] as const).pipe(
     Effect.flatMap((index) => run(script, request, index))
+  )
+
+// Records a streaming request in `log` and streams the answer the script has for it.
+const streamingFrom = <Req>(log: Ref.Ref<Chunk.Chunk<Req>>, script: StreamScript<Req>) => (request: Req) =>
+  Stream.unwrap(
+    Effect.map(Ref.modify(log, (all) => [Chunk.size(all), Chunk.append(all, request)] as const), (index) =>
+      runStream(script, request, index))
   )
 
 const readAll = <A>(log: Ref.Ref<Chunk.Chunk<A>>) => Effect.map(Ref.get(log), Chunk.toReadonlyArray)
@@ -109,17 +156,29 @@ export const layer = (script: Options): Layer.Layer<A2ATransport | A2ATransportT
       capacity: DEFAULT_CAPACITY,
       timeToLive: script.timeToLive ?? Duration.hours(1)
     })
+    const streamed = yield* Ref.make(Chunk.empty<SendMessage>())
+    const subscribed = yield* Ref.make(Chunk.empty<GetTask>())
+    const streaming = script.sendStream
+    const streams = streaming === undefined ? {} : {
+      sendStream: streamingFrom(streamed, streaming),
+      subscribe: streamingFrom(subscribed, script.subscribe ?? [])
+    }
     return Context.make(A2ATransport, {
-      protocolFor: choice.protocolFor,
+      protocolFor: streaming === undefined
+        ? choice.protocolFor
+        : (endpoint) => Effect.map(choice.protocolFor(endpoint), (protocol) => ({ ...protocol, streaming: true })),
       rememberProtocol: choice.rememberProtocol,
       send: answering(sent, script.send),
       getTask: answering(polled, script.getTask ?? []),
-      cancelTask: answering(canceled, script.cancelTask ?? [])
+      cancelTask: answering(canceled, script.cancelTask ?? []),
+      ...streams
     }).pipe(Context.add(A2ATransportTest, {
       sent: readAll(sent),
       polled: readAll(polled),
       canceled: readAll(canceled),
-      cardReads: readAll(cardReads)
+      cardReads: readAll(cardReads),
+      streamed: readAll(streamed),
+      subscribed: readAll(subscribed)
     }))
   }))
 
@@ -197,3 +256,49 @@ export const versionNotSupported = (): JsonRpcError =>
     reason: "VERSION_NOT_SUPPORTED",
     protocolVersion: "0.3"
   })
+
+/**
+ * A stream's status update of task `taskId` (default `task-1`), with a progress message.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const statusUpdate = (
+  state: TaskState,
+  options: { readonly taskId?: string; readonly message?: string; readonly final?: boolean } = {}
+): TaskStatusUpdate =>
+  new TaskStatusUpdate({
+    taskId: options.taskId ?? "task-1",
+    state,
+    ...(options.message === undefined ? {} : { message: options.message }),
+    final: options.final ?? (state !== "submitted" && state !== "working"),
+    raw: { kind: "status-update", state, message: options.message }
+  })
+
+/**
+ * A stream's artifact chunk of task `taskId` (default `task-1`), appended to the artifact by default.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const artifactChunk = (
+  text: string,
+  options: { readonly taskId?: string; readonly artifactId?: string; readonly append?: boolean; readonly lastChunk?: boolean } = {}
+): TaskArtifactUpdate =>
+  new TaskArtifactUpdate({
+    taskId: options.taskId ?? "task-1",
+    artifactId: options.artifactId ?? "answer",
+    text,
+    append: options.append ?? true,
+    lastChunk: options.lastChunk ?? false,
+    raw: { kind: "artifact-update", text }
+  })
+
+/**
+ * A stream cut before its final event (a dropped connection).
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const dropped = (url = "http://peer.test"): A2ATransportError =>
+  new A2ATransportError({ url, reason: "ConnectionReset", detail: "the stream ended before its final event" })

@@ -16,7 +16,8 @@ const statusOf = (d: Delegation) => ({
   task: d.task,
   ...(d.status === "completed" ? { result: d.result ?? "" } : {}),
   ...(d.status === "completed" && d.resultIsPreview === true ? { result_is_preview: true } : {}),
-  ...(d.status === "failed" || d.status === "cancelled" ? { error: d.error ?? "" } : {})
+  ...(d.status === "failed" || d.status === "cancelled" ? { error: d.error ?? "" } : {}),
+  ...((d.status === "pending" || d.status === "in_progress") && d.progress !== undefined ? { progress: d.progress } : {})
 })
 
 const listEntryOf = (d: Delegation) => ({

@@ -260,6 +260,11 @@ export interface Options {
    * is ended `failed` (`fail`, default: the peer may have it) or sent again with the same `messageId` (`resend`).
    */
   readonly resume?: "fail" | "resend" | undefined
+  /**
+   * `DELEGATION_STREAMING`: `auto` (default) sends the task with `SendStreamingMessage` / `message/stream`
+   * to a peer whose agent card offers streaming and follows it as it happens; `off` always sends, then polls.
+   */
+  readonly streaming?: "auto" | "off" | undefined
 }
 
 /**
@@ -312,6 +317,7 @@ export const config: Config.Config<Options> = Config.all({
   replicaId: optional(Config.string("DELEGATION_REPLICA_ID")),
   lease: optional(Config.number("DELEGATION_LEASE")),
   resume: optional(Config.literal("fail", "resend")("DELEGATION_RESUME")),
+  streaming: optional(Config.literal("auto", "off")("DELEGATION_STREAMING")),
   rbac: RbacStatic.config
 }).pipe(Config.map(({ rbac, ...rest }) => ({ ...rest, roles: rbac.roles, allowedActions: rbac.allowedActions })))
 
@@ -483,6 +489,9 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
     if (options.replicaId !== undefined && options.replicaId.trim() === "") {
       return yield* invalid("DELEGATION_REPLICA_ID", "must be a non-empty id")
     }
+    if (options.streaming !== undefined && options.streaming !== "auto" && options.streaming !== "off") {
+      return yield* invalid("DELEGATION_STREAMING", `must be auto or off, got ${String(options.streaming)}`)
+    }
     if (options.resume !== undefined && options.resume !== "fail" && options.resume !== "resend") {
       return yield* invalid("DELEGATION_RESUME", `must be fail or resend, got ${String(options.resume)}`)
     }
@@ -573,7 +582,8 @@ const resolveOptions = (options: Options): Either.Either<ResolvedOptions, Config
       store,
       replicaId: options.replicaId,
       lease,
-      resume: options.resume
+      resume: options.resume,
+      streaming: options.streaming
     })
   })
 

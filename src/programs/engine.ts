@@ -32,7 +32,7 @@ import type { Settings } from "./settings.js"
 export type ProgramSettings = Pick<
   Settings,
   "workspaceId" | "retrySchedule" | "pollSchedule" | "timeout" | "mirrorTimeout" | "retryAfterMax" | "dispatch" | "queuedTimeout"
-  | "reconcileInterval" | "replicaId" | "lease" | "resume"
+  | "reconcileInterval" | "replicaId" | "lease" | "resume" | "streaming"
 >
 
 /**
@@ -50,6 +50,8 @@ export interface Engine {
   readonly leaseMillis: number
   /** What a replica does with a delegation it took over whose request may already have been delivered. */
   readonly resume: "fail" | "resend"
+  /** Peers that stream are followed as Server-Sent Events (`DELEGATION_STREAMING=auto`). */
+  readonly streaming: boolean
   /**
    * Set while a layer over a shared store closes: its interrupted delegations record nothing, their
    * leases are released, and another replica finishes them.
@@ -140,6 +142,7 @@ export const makeEngine = (
       replicaId: settings.replicaId ?? (yield* uuidV4),
       leaseMillis: Duration.toMillis(settings.lease ?? DEFAULT_LEASE),
       resume: settings.resume ?? "fail",
+      streaming: settings.streaming !== "off",
       releasing: MutableRef.make(false),
       following: MutableHashMap.empty(),
       cancelling: MutableHashSet.empty(),

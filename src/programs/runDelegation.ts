@@ -31,7 +31,8 @@ export const runDelegation = (
   resumed?: Delegation
 ): Effect.Effect<Option.Option<Delegation>> =>
   Effect.uninterruptibleMask((restore) =>
-    restore(delegateTask(engine, input, resumed)).pipe(
+    // The scope closes the peer's stream, if the task was sent streaming, however the work ends.
+    restore(Effect.scoped(delegateTask(engine, input, resumed))).pipe(
       Effect.exit,
       Effect.flatMap((exit) => recordOutcome(engine, input, exit))
     )

@@ -9,15 +9,18 @@
  *
  * @internal
  */
-import { Effect, Metric, Ref } from "effect"
+import { Effect, Metric, Option, Ref } from "effect"
+import type { Scope } from "effect"
 import { spanEvent } from "../internal/tracing.js"
 import type { A2AError, JsonRpcError, PeerProtocol, SendReply } from "../services/A2ATransport.js"
-import { isTransportError, isVersionMismatch } from "../services/A2ATransport.js"
+import { A2ATransportError, isTransportError, isVersionMismatch } from "../services/A2ATransport.js"
 import * as DelegationMetrics from "../services/DelegationMetrics.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
 import { canFallBack, otherVersion } from "../services/ProtocolChoice.js"
 import type { DelegationInput, Engine } from "./engine.js"
 import { updateDelegation } from "./engine.js"
+import type { EventReader } from "./followStream.js"
+import { asReply, isStreamingRefused, readEvents } from "./followStream.js"
 
 /**
  * The peer's answer, with the attempt that got it and the version (and URL) it answered in:
@@ -29,6 +32,8 @@ export interface Sent {
   readonly reply: SendReply
   readonly protocol: PeerProtocol
   readonly attempt: number
+  /** The rest of the peer's stream, when the task was sent streaming and is still running. */
+  readonly events?: EventReader | undefined
 }
 
 /** Where one delegation's attempts go; the same for each of them. */
@@ -82,14 +87,14 @@ const mayHaveMoved = (error: A2AError): boolean =>
   isTransportError(error) || (error._tag === "A2AResponseError" && error.status === 404)
 
 /** One counted attempt: a POST in the current version, and the version fallback's resend if it is due. */
-const sendAttempt = (target: Target, attempts: Ref.Ref<Attempts>): Effect.Effect<Sent, A2AError> =>
+const sendAttempt = (target: Target, attempts: Ref.Ref<Attempts>): Effect.Effect<Sent, A2AError, Scope.Scope> =>
   Effect.gen(function*() {
     const { count, mayFallBack, protocol } = yield* Ref.updateAndGet(attempts, (a) => ({ ...a, count: a.count + 1 }))
     yield* spanEvent("a2a.attempt", { "a2a.attempt": count })
     yield* Metric.increment(DelegationMetrics.attempts)
     yield* speak(target, protocol, { attempts: count })
-    return yield* post(target, protocol, `${target.input.id}-${count}`).pipe(
-      Effect.map((reply): Sent => ({ reply, protocol, attempt: count })),
+    return yield* postOrStream(target, protocol, `${target.input.id}-${count}`).pipe(
+      Effect.map(([reply, events]): Sent => ({ reply, protocol, attempt: count, events })),
       Effect.catchIf(
         (error): error is JsonRpcError => mayFallBack && isVersionMismatch(error),
         (answer) => fallBack(target, attempts, count, protocol, answer)
@@ -127,13 +132,51 @@ const speak = (target: Target, protocol: PeerProtocol, change: { readonly attemp
   )
 
 /** One `SendMessage` / `message/send` POST. The `messageId` is the delegation id on every one of them. */
-const post = ({ endpoint, engine, input, traceparent }: Target, protocol: PeerProtocol, requestId: string) =>
-  engine.transport.send({
-    endpoint,
-    protocol,
-    messageId: input.id,
-    requestId,
-    delegationId: input.id,
-    text: input.task,
-    metadata: { parent_task_id: input.id, source_workspace_id: engine.workspaceId, traceparent }
-  })
+const post = (target: Target, protocol: PeerProtocol, requestId: string) =>
+  target.engine.transport.send(sendRequest(target, protocol, requestId))
+
+const sendRequest = ({ endpoint, engine, input, traceparent }: Target, protocol: PeerProtocol, requestId: string) => ({
+  endpoint,
+  protocol,
+  messageId: input.id,
+  requestId,
+  delegationId: input.id,
+  text: input.task,
+  metadata: { parent_task_id: input.id, source_workspace_id: engine.workspaceId, traceparent }
+})
+
+/**
+ * The send of one attempt: streaming (`SendStreamingMessage` / `message/stream`) when the peer's card
+ * offers it and `DELEGATION_STREAMING` allows it, answered by the stream's first event (the rest is
+ * returned open); otherwise, or when the peer refuses to stream, a plain send. A stream that ends or
+ * drops before its first event is a transport failure of the attempt, retried as any other.
+ */
+const postOrStream = (
+  target: Target,
+  protocol: PeerProtocol,
+  requestId: string
+): Effect.Effect<readonly [SendReply, EventReader | undefined], A2AError, Scope.Scope> => {
+  const { engine } = target
+  const sendStream = engine.transport.sendStream
+  if (!engine.streaming || protocol.streaming !== true || sendStream === undefined) {
+    return Effect.map(post(target, protocol, requestId), (reply) => [reply, undefined] as const)
+  }
+  return Effect.gen(function*() {
+    const events = yield* readEvents(sendStream(sendRequest(target, protocol, requestId)))
+    const first = yield* events.next
+    if (Option.isNone(first)) {
+      return yield* new A2ATransportError({ url: protocol.url, reason: "ConnectionReset", detail: "the stream ended before its first event" })
+    }
+    const reply = asReply(first.value)
+    return [reply, reply._tag === "TaskReply" ? events : undefined] as const
+  }).pipe(
+    Effect.catchIf(isStreamingRefused, (refusal) =>
+      Effect.gen(function*() {
+        // The card promised streaming; this peer will not: plain sends from now on.
+        yield* Effect.logDebug("the peer refused to stream; sending plainly", refusal)
+        yield* engine.transport.rememberProtocol(target.endpoint, { ...protocol, streaming: false })
+        const reply = yield* post(target, { ...protocol, streaming: false }, `${requestId}-plain`)
+        return [reply, undefined] as const
+      }))
+  )
+}

@@ -99,4 +99,10 @@ export interface Settings {
    * (`DelegationUnresolved`, `maybe-delivered`); `resend` sends it again with the same `messageId`.
    */
   readonly resume?: "fail" | "resend" | undefined
+  /**
+   * Whether a peer whose agent card offers streaming is sent the task with `SendStreamingMessage` /
+   * `message/stream` and followed as it happens (`DELEGATION_STREAMING`): `auto` (default) or `off`
+   * (always send, then poll).
+   */
+  readonly streaming?: "auto" | "off" | undefined
 }

@@ -5,6 +5,7 @@
  * @internal
  */
 import { Effect } from "effect"
+import type { Scope } from "effect"
 import { answerText } from "../services/A2A.js"
 import type { MessageReply, QueuedReply, TaskReply } from "../services/A2ATransport.js"
 import type { DelegationFailure } from "../services/Delegations.js"
@@ -13,6 +14,7 @@ import type { PeerEndpoint } from "../services/Discovery.js"
 import { excerpt } from "../internal/text.js"
 import { spanEvent } from "../internal/tracing.js"
 import type { DelegationInput, Engine } from "./engine.js"
+import { followStream } from "./followStream.js"
 import { followTask, isPendingTask } from "./followTask.js"
 import type { Sent } from "./sendWithRetry.js"
 
@@ -36,8 +38,8 @@ export const settleAnswer = (
   engine: Engine,
   input: DelegationInput,
   endpoint: PeerEndpoint,
-  { attempt, protocol, reply }: Sent
-): Effect.Effect<Outcome, DelegationFailure> => {
+  { attempt, events, protocol, reply }: Sent
+): Effect.Effect<Outcome, DelegationFailure, Scope.Scope> => {
   switch (reply._tag) {
     case "QueuedReply":
       return spanEvent("a2a.queued", {
@@ -48,9 +50,14 @@ export const settleAnswer = (
     case "MessageReply":
       return fromMessage(reply)
     case "TaskReply":
-      return isPendingTask(reply)
+      if (!isPendingTask(reply)) return fromTask(reply)
+      // A task sent streaming is followed on its stream; otherwise by polling.
+      return events === undefined
         ? Effect.flatMap(followTask(engine, input, endpoint, protocol, reply), fromTask)
-        : fromTask(reply)
+        : Effect.flatMap(
+          followStream(engine, input, endpoint, protocol, reply, events),
+          (ended) => ended._tag === "MessageReply" ? fromMessage(ended) : fromTask(ended)
+        )
   }
 }
 

@@ -45,7 +45,9 @@ export const DelegationStatusResult = Schema.Struct({
   result: Schema.optional(Schema.String),
   /** True when `result` is the platform's preview (at most 300 bytes), not the whole answer. */
   result_is_preview: Schema.optional(Schema.Boolean),
-  error: Schema.optional(Schema.String)
+  error: Schema.optional(Schema.String),
+  /** While it runs, a streaming peer's latest progress note ("step 3 of 5"). */
+  progress: Schema.optional(Schema.String)
 })
 
 /**
@@ -111,7 +113,7 @@ export const CheckDelegationStatus = Tool.make("check_delegation_status", {
   description: [
     "Check the status of a delegated task, or list all delegations when task_id is empty.",
     "Status semantics, IMPORTANT:",
-    "\"pending\" / \"in_progress\": the peer is working. Wait and check again.",
+    "\"pending\" / \"in_progress\": the peer is working (`progress`, when present, is its latest note). Wait and check again.",
     "\"queued\": the platform accepted the task but the peer is busy with a prior task; the platform dispatches it",
     "when the peer is free. The outcome WILL arrive: \"completed\" with the reply, or \"failed\" if the reply cannot",
     "come back in time. Do NOT retry the delegation. Do NOT do the work yourself. Tell the user the peer is busy,",

@@ -227,6 +227,13 @@ export class Delegation extends Schema.Class<Delegation>("effect-a2a-delegation/
   protocolVersion: Schema.optional(ProtocolVersion),
   /** The peer's A2A task id, when it answered with a Task. */
   taskId: Schema.optional(Schema.String),
+  /**
+   * The text of the latest status message the peer streamed while its task runs ("step 3 of 5"), at
+   * most 2,000 characters. Streaming peers only (see the README's Streaming section).
+   */
+  progress: Schema.optional(Schema.String),
+  /** The artifact text a streaming peer has sent so far, while its task runs. */
+  partialResult: Schema.optional(Schema.String),
   /** The proxy's `queue_id` (queued only). */
   queueId: Schema.optional(Schema.String),
   /** The proxy's `queue_depth` (queued only). */
