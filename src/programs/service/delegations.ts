@@ -207,8 +207,12 @@ const start = Effect.fnUntraced(function*(rt: Runtime, request: DelegateRequest)
 
 /** The stored delegation, or why there is none. */
 const found = (engine: Engine, id: string): Effect.Effect<Delegation, DelegationLookupError | DelegationStoreError> =>
+  Effect.map(storedOf(engine, id), (stored) => stored.delegation)
+
+/** The stored delegation with what the store keeps beside it (its owner), or why there is none. */
+const storedOf = (engine: Engine, id: string): Effect.Effect<StoredDelegation, DelegationLookupError | DelegationStoreError> =>
   Effect.flatMap(engine.store.get(id), Option.match({
-    onSome: (stored) => Effect.succeed(stored.delegation),
+    onSome: Effect.succeed,
     onNone: () =>
       Effect.flatMap(engine.store.evicted(id), (eviction): Effect.Effect<never, DelegationLookupError> =>
         Option.isNone(eviction)
@@ -377,13 +381,6 @@ const cancel = Effect.fnUntraced(function*(rt: Runtime, id: string) {
     )
   )
 })
-
-/** The stored delegation with its owner, or why there is none. */
-const storedOf = (engine: Engine, id: string): Effect.Effect<StoredDelegation, DelegationLookupError | DelegationStoreError> =>
-  Effect.flatMap(engine.store.get(id), Option.match({
-    onSome: Effect.succeed,
-    onNone: () => Effect.flatMap(found(engine, id), () => Effect.dieMessage("unreachable: found a delegation get missed"))
-  }))
 
 /**
  * A delegation another replica runs: the store carries the request to its owner, which stops it
