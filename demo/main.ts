@@ -2,15 +2,17 @@
  * `npm run demo`: the whole delegation flow on one machine, over real HTTP.
  *
  * Starts a local platform (faithful to the real one: its queue drains one item per
- * heartbeat of the target, here every second) and four A2A peers in-process (fast:
- * A2A 1.0 only; legacy: v0.3 only; busy: v0.3 with capacity 1; broken), delegates a
+ * heartbeat of the target, here every second) and five A2A peers in-process (fast:
+ * A2A 1.0 only; legacy: v0.3 only; busy: v0.3 with capacity 1; broken; slow: a 4 s task), delegates a
  * scenario through `DelegationsLive` hosts, one dispatching directly (`A2A_PROTOCOL`
  * auto, so each peer gets its own version), one handing its delegations to the platform
  * (`DELEGATION_DISPATCH=platform`: a queued one comes back through the platform's list)
  * and one through the platform proxy (pinned to 0.3, since the proxy does not forward
  * `A2A-Version`: its queued delegation is delivered, but its reply never comes back, so
  * it fails at `DELEGATION_QUEUED_TIMEOUT`), and shows the delegations as a table that
- * updates while they move; its peer column names the version spoken.
+ * updates while they move; its peer column names the version spoken. One more host, a separate
+ * process on a SQLite file (demo/takeover.ts), is killed with SIGKILL while its delegation runs, and a
+ * host in this process over the same file finishes it.
  * `npm run -s demo -- --json` prints the final rows as JSON instead.
  */
 import { FileSystem, HttpBody, HttpClient } from "@effect/platform"
@@ -30,10 +32,14 @@ import {
   Layer,
   Logger,
   LogLevel,
+  Option,
+  type ParseResult,
+  Ref,
   Schema
 } from "effect"
 import * as NodePath from "node:path"
 import { colorEnabled, redraw, renderTable, screenRows, type TableRow, wrapIndented } from "./table.js"
+import * as Takeover from "./takeover.js"
 
 const jsonMode = process.argv.includes("--json")
 // `--otel` exports traces and metrics over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT, default localhost:4318).
@@ -46,6 +52,8 @@ const otlpEndpoint = Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.wi
 /** One line of the scenario: a delegation the runtime accepted, or a request it refused. */
 type Row =
   | { readonly kind: "delegation"; readonly label: string; readonly host: string; readonly id: string }
+  /** The crash scene's delegation: its id is host A's, known once that process has started it. */
+  | { readonly kind: "takeover"; readonly label: string; readonly host: string }
   | {
     readonly kind: "refused"
     readonly label: string
@@ -61,7 +69,12 @@ const FAST = "f0000000-5c4e-4d11-8a2e-0000000f0057"
 const LEGACY = "1e000000-5c4e-4d11-8a2e-00000001e6ac"
 const BUSY = "b0b0b0b0-5c4e-4d11-8a2e-00000000b05e"
 const BROKEN = "b0000000-5c4e-4d11-8a2e-0000000b0e4e"
-const names = new Map([[FAST, "fast"], [LEGACY, "legacy"], [BUSY, "busy"], [BROKEN, "broken"]])
+const SLOW = "5e0e0000-5c4e-4d11-8a2e-00000000510e"
+const names = new Map([[FAST, "fast"], [LEGACY, "legacy"], [BUSY, "busy"], [BROKEN, "broken"], [SLOW, "slow"]])
+
+// The crash scene: a short lease, so that host B takes over within the demo's time.
+const LEASE_SECONDS = 2
+const TAKEOVER_HOST = `ws-ops: ${Takeover.REPLICA_A} (child process, killed) → ${Takeover.REPLICA_B} (demo process)`
 
 const peerName = (workspaceId: string) => names.get(workspaceId) ?? (workspaceId.replace(/^ws-/, "") || "(none)")
 
@@ -71,10 +84,34 @@ const elapsed = (delegation: Delegation, now: number) => {
   return `${((end - start) / 1000).toFixed(1)}s`
 }
 
-const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegation>, now: number) =>
+/** The crash scene as the table shows it: its state, its delegation now, and when the demo started. */
+interface Scene {
+  readonly state: Takeover.Takeover
+  readonly delegation: Option.Option<Delegation>
+  readonly started: number
+}
+
+const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegation>, now: number, scene: Scene) =>
   rows.map((row): TableRow => {
     if (row.kind === "refused") {
       return { task: row.label, peer: peerName(row.workspaceId), state: row.status, tries: 0, detail: row.error }
+    }
+    if (row.kind === "takeover") {
+      const detail = Takeover.detail(scene.state, scene.delegation, LEASE_SECONDS, scene.started)
+      const d = Option.getOrUndefined(scene.delegation)
+      const state = scene.state.error !== undefined ? "failed" : d?.status ?? "pending"
+      // Who started it and who finished it is what the row is read for: room for it at 80 columns.
+      if (d === undefined) return { task: row.label, peer: peerName(SLOW), state, detail, detailLines: 3 }
+      return {
+        task: row.label,
+        peer: peerName(d.workspaceId),
+        version: d.protocolVersion,
+        state,
+        tries: d.attempts,
+        elapsed: elapsed(d, now),
+        detail,
+        detailLines: 3
+      }
     }
     const d = byId.get(row.id)
     if (d === undefined) return { task: row.label, peer: "?", state: "pending" }
@@ -169,15 +206,23 @@ const program = Effect.gen(function*() {
     behaviour: { latency: "2500 millis", reply: (task) => `report on "${task}"` }
   })
   const broken = yield* LocalPeer.make({ name: "broken", protocol: "1.0", behaviour: { drop: true } })
+  // Answers with a Task that works for 4 s: long enough to kill the host that sent it, mid-task.
+  const slow = yield* LocalPeer.make({
+    name: "slow",
+    protocol: "1.0",
+    behaviour: { result: "task", latency: "4 seconds", reply: (task) => `settled "${task}"` }
+  })
 
   const orchestratorToken = yield* platform.register({ id: "ws-orchestrator", name: "Orchestrator" })
   const schedulerToken = yield* platform.register({ id: "ws-scheduler", name: "Scheduler" })
   const internToken = yield* platform.register({ id: "ws-intern", name: "Intern" })
   const dispatcherToken = yield* platform.register({ id: "ws-dispatcher", name: "Dispatcher" })
+  const opsToken = yield* platform.register({ id: "ws-ops", name: "Ops" })
   yield* platform.register({ id: FAST, name: "fast", url: fast.url, capacity: 4 })
   yield* platform.register({ id: LEGACY, name: "legacy", url: legacy.url, capacity: 4 })
   yield* platform.register({ id: BUSY, name: "busy", url: busy.url, capacity: 1 })
   yield* platform.register({ id: BROKEN, name: "broken", url: broken.url, capacity: 4 })
+  yield* platform.register({ id: SLOW, name: "slow", url: slow.url, capacity: 4 })
 
   // --- three hosts configured through Config, as an agent would be through its environment -------
   const host = (env: Record<string, string>) =>
@@ -199,6 +244,14 @@ const program = Effect.gen(function*() {
     DELEGATION_RETRY_DELAY: "0.5",
     DELEGATION_TIMEOUT: "15"
   }
+  // Host A, a separate process on a SQLite file, goes first: it takes a few seconds to load from source.
+  const scene = yield* Takeover.start({
+    env: { ...common, WORKSPACE_ID: "ws-ops", PLATFORM_TOKEN: opsToken },
+    target: SLOW,
+    task: "reconcile the accounts",
+    lease: LEASE_SECONDS,
+    survivor: host
+  })
   // Direct dispatch, A2A_PROTOCOL auto (the default): each peer's agent card picks its version.
   const orchestrator = yield* host({ ...common, WORKSPACE_ID: "ws-orchestrator", PLATFORM_TOKEN: orchestratorToken })
   // Platform dispatch: the platform sends, queues behind a busy peer, and keeps the outcome in its list.
@@ -268,6 +321,7 @@ const program = Effect.gen(function*() {
   yield* Effect.sleep("150 millis")
   yield* delegate(dispatcher, "audit the expenses", BUSY, "audit the expenses")
   yield* delegate(orchestrator, "rebuild the index", BROKEN, "rebuild the index")
+  rows.push({ kind: "takeover", label: "reconcile the accounts", host: TAKEOVER_HOST })
   yield* delegate(intern, "intern delegates", FAST, "anything at all")
   yield* delegate(orchestrator, "bad peer id", "ws busy; rm -rf /", "whatever")
 
@@ -296,16 +350,20 @@ const program = Effect.gen(function*() {
 
   if (!jsonMode) {
     yield* say([
-      "effect-a2a-delegation demo: a platform and four A2A peers over loopback HTTP.",
+      "effect-a2a-delegation demo: a platform and five A2A peers over loopback HTTP.",
       "  fast          A2A 1.0 only, answers in 0.4 s",
       "  legacy        A2A v0.3 only, answers in 0.6 s",
       "  busy          A2A v0.3 only, capacity 1, 2.5 s per task (overflow is queued, drained on heartbeats)",
       "  broken        drops every connection",
-      "and three workspaces that delegate to them:",
+      "  slow          A2A 1.0, answers with a task that works for 4 s",
+      "and the workspaces that delegate to them:",
       "  orchestrator  directly to fast, legacy and broken, A2A_PROTOCOL=auto",
       "  scheduler     to busy by the platform (DELEGATION_DISPATCH=platform): queued, then read from its list",
       "  dispatcher    to busy through the platform proxy (DELEGATION_DISPATCH=proxy, so 0.3)",
       "  intern        a workspace whose role (read-only) may not delegate",
+      `  ops           to slow, on a SQLite file (DELEGATION_STORE=sqlite:<tmp>, DELEGATION_LEASE=${LEASE_SECONDS}): ` +
+      `host A, a separate process, is killed with SIGKILL mid-task; host B, in this process, opens the same file ` +
+      `and finishes the delegation`,
       ""
     ])
   }
@@ -313,12 +371,21 @@ const program = Effect.gen(function*() {
   const seenQueued = new Set<string>()
   const snapshot = Effect.gen(function*() {
     // Each host lists its own; each host's reconciler follows what waits on the platform.
-    const all = (yield* Effect.orDie(Effect.all([orchestrator.list, scheduler.list, dispatcher.list]))).flat()
+    const listed = (yield* Effect.orDie(Effect.all([orchestrator.list, scheduler.list, dispatcher.list]))).flat()
+    const takeover = yield* Ref.get(scene)
+    const taken = yield* Takeover.current(takeover)
+    const all = [...listed, ...Option.toArray(taken)]
     const now = yield* Clock.currentTimeMillis
     const byId = new Map(all.map((d) => [d.id as string, d]))
     for (const d of all) if (d.status === "queued") seenQueued.add(d.id)
-    yield* show(tableRows(rows, byId, now))
-    return { all, byId, settled: ids.every((id) => byId.get(id)?.isFinished === true) }
+    yield* show(tableRows(rows, byId, now, { state: takeover, delegation: taken, started }))
+    return {
+      all,
+      byId,
+      takeover,
+      taken,
+      settled: ids.every((id) => byId.get(id)?.isFinished === true) && Takeover.isOver(takeover, taken)
+    }
   })
   type Snapshot = Effect.Effect.Success<typeof snapshot>
   const watch: Effect.Effect<Snapshot> = Effect.flatMap(
@@ -326,22 +393,52 @@ const program = Effect.gen(function*() {
     (s) => (s.settled ? Effect.succeed(s) : Effect.zipRight(Effect.sleep("200 millis"), Effect.suspend(() => watch)))
   )
   const final = yield* watch.pipe(
-    Effect.timeoutFail({ duration: "18 seconds", onTimeout: () => "the scenario did not settle within 18 s" })
+    Effect.timeoutFail({ duration: "25 seconds", onTimeout: () => "the scenario did not settle within 25 s" })
   )
 
   const finishedAt = yield* Clock.currentTimeMillis
   const refused = rows.flatMap((row) => (row.kind === "refused" ? [row] : []))
+  // The crash scene, as facts: which host started it, which finished it, and what the peer received.
+  const slowRequests = yield* slow.requests
+  const killed = final.takeover.killedAt
+  const finishedByB = final.takeover.survivor !== undefined && Option.exists(final.taken, (d) => d.isFinished)
+  const takeover = {
+    store: "sqlite",
+    // Removed at exit, with its temporary directory.
+    file: final.takeover.file ?? null,
+    leaseSeconds: LEASE_SECONDS,
+    startedBy: { replica: Takeover.REPLICA_A, process: "child", pid: final.takeover.pid ?? null },
+    killed: killed === undefined ? null : { signal: "SIGKILL", atSeconds: Number(((killed - started) / 1000).toFixed(1)) },
+    finishedBy: finishedByB ? { replica: Takeover.REPLICA_B, process: "demo" } : null,
+    // The sends (SendMessage) and the task reads (GetTask) the slow peer received, for this one delegation.
+    peerSends: slowRequests.filter((r) => r.method === "SendMessage" || r.method === "message/send").length,
+    peerTaskReads: slowRequests.filter((r) => r.method === "GetTask" || r.method === "tasks/get").length,
+    ...(final.takeover.error === undefined ? {} : { error: final.takeover.error })
+  }
   if (jsonMode) {
     // Delegations and refused requests in one shape: label, host, protocolVersion, workspaceId, task, status,
     // attempts, error or result. protocolVersion is null where no request was sent.
     const encode = Schema.encode(Delegation)
+    // The crash scene's row has `takeover` too; it is there even if the scene broke before host A sent anything.
     const delegations = yield* Effect.forEach(
-      rows.flatMap((row) => (row.kind === "delegation" ? [row] : [])),
-      (row) =>
-        Effect.map(
-          encode(final.byId.get(row.id)!),
-          (d) => ({ label: row.label, host: row.host, protocolVersion: null, ...d })
-        )
+      rows.flatMap((row) => (row.kind === "refused" ? [] : [row])),
+      (row): Effect.Effect<Record<string, unknown>, ParseResult.ParseError> =>
+        row.kind === "delegation"
+          ? Effect.map(
+            encode(final.byId.get(row.id)!),
+            (d) => ({ label: row.label, host: row.host, protocolVersion: null, ...d })
+          )
+          : Effect.map(
+            Effect.transposeMapOption(final.taken, encode),
+            (d) => ({
+              label: row.label,
+              host: row.host,
+              protocolVersion: null,
+              workspaceId: SLOW,
+              ...Option.getOrElse(d, () => ({ status: "failed", attempts: 0 })),
+              takeover
+            })
+          )
     )
     yield* Console.log(JSON.stringify(
       {
@@ -400,15 +497,35 @@ const program = Effect.gen(function*() {
       `  ${d.task}: queued through the proxy; the platform delivered it but keeps no reply for it, so it ${d.status}` +
       ` at DELEGATION_QUEUED_TIMEOUT`
     ),
+    takeoverLine(final.takeover, final.taken, takeover),
     `  audit trail: ${events} events in ${auditPath}`,
     ...(exported === undefined ? [] : [exported]),
     `  the platform holds ${platformRows.length} delegation rows; peers saw fast ${
       (yield* fast.requests).length
     }, legacy ${(yield* legacy.requests).length}, busy ${(yield* busy.requests).length}, broken ${
       (yield* broken.requests).length
-    } requests`
+    }, slow ${slowRequests.length} requests`
   ])
 })
+
+/** The summary's line for the crash scene: which host started the delegation, which finished it, what the peer received. */
+const takeoverLine = (
+  scene: Takeover.Takeover,
+  taken: Option.Option<Delegation>,
+  facts: { readonly peerSends: number; readonly peerTaskReads: number; readonly killed: { readonly atSeconds: number } | null }
+) => {
+  const d = Option.getOrUndefined(taken)
+  if (scene.error !== undefined || d === undefined || facts.killed === null || scene.survivor === undefined) {
+    return `  crash scene: it broke: ${scene.error ?? "it did not get as far as host B"}`
+  }
+  const outcome = d.status === "completed" ? "completed it" : `it ended ${d.status}: ${d.error ?? ""}`
+  const sends = facts.peerSends === 1 ? "exactly one SendMessage" : `${facts.peerSends} SendMessage requests`
+  return `  ${d.task}: started by host A (${Takeover.REPLICA_A}, a separate process, pid ${scene.pid}) on a SQLite ` +
+    `file; A was killed with SIGKILL at ${facts.killed.atSeconds.toFixed(1)} s while the peer's task was working. ` +
+    `Host B (${Takeover.REPLICA_B}, in the demo's process) opened the same file, took the delegation over when A's ` +
+    `${LEASE_SECONDS} s lease lapsed, followed the peer's task and ${outcome}; the peer received ${sends} for it ` +
+    `and ${facts.peerTaskReads} GetTask reads (the file's temporary directory is removed at exit)`
+}
 
 // `npm run -s demo -- --json | head` closes the pipe early; stop quietly, as a Unix filter would.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {

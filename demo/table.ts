@@ -19,6 +19,8 @@ export interface TableRow {
   readonly detail?: string | undefined
   /** The proxy's queue depth (queued rows). */
   readonly queueDepth?: number | undefined
+  /** Lines the detail may take; by the state when absent (3 for failed, denied and invalid, 2 for queued, else 1). */
+  readonly detailLines?: number | undefined
 }
 
 export interface TableOptions {
@@ -170,8 +172,8 @@ interface Column {
 }
 
 /** Continuation lines a row's detail may take, by how much the text matters when it is cut. */
-const detailLines = (state: string): number =>
-  state === "failed" || state === "denied" || state === "invalid" ? 3 : state === "queued" ? 2 : 1
+const detailLines = (row: TableRow): number =>
+  row.detailLines ?? (row.state === "failed" || row.state === "denied" || row.state === "invalid" ? 3 : row.state === "queued" ? 2 : 1)
 
 const detailOf = (row: TableRow): string => {
   const text = sanitize(row.detail ?? "")
@@ -258,9 +260,9 @@ export const renderTable = (rows: ReadonlyArray<TableRow>, options: TableOptions
     line(Object.fromEntries(columns.map((c) => [c.key, "-".repeat(c.width)])), "-".repeat(Math.max(0, detail)))
   ]
   const budget = options.height === undefined ? Infinity : Math.max(1, Math.floor(options.height)) - header.length
-  const blocks = (limit: (state: string) => number) =>
+  const blocks = (limit: (row: TableRow) => number) =>
     rows.map((row, index) => {
-      const texts = detail > 0 ? wrap(detailOf(row), detail, limit(row.state)) : [""]
+      const texts = detail > 0 ? wrap(detailOf(row), detail, limit(row)) : [""]
       return [
         line(cellsOf(row, index), texts[0] ?? "", row.state),
         ...texts.slice(1).map((text) => line({}, text))
@@ -268,7 +270,7 @@ export const renderTable = (rows: ReadonlyArray<TableRow>, options: TableOptions
     })
   // Fewer continuation lines when the screen is short: a frame taller than the screen cannot be redrawn in place.
   let body = blocks(detailLines)
-  if (body.flat().length > budget) body = blocks((state) => Math.min(2, detailLines(state)))
+  if (body.flat().length > budget) body = blocks((row) => Math.min(2, detailLines(row)))
   if (body.flat().length > budget) body = blocks(() => 1)
   if (body.flat().length <= budget) return [...header, ...body.flat()]
   // Still too tall: whole rows while they fit, then one line saying how many are hidden.

@@ -4,6 +4,8 @@
  * colour when told so.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { Delegation, DelegationId } from "effect-a2a-delegation"
+import { DateTime, Option } from "effect"
 import {
   colorEnabled,
   peerCell,
@@ -16,6 +18,7 @@ import {
   wrap,
   wrapIndented
 } from "../demo/table.js"
+import * as Takeover from "../demo/takeover.js"
 
 const longError =
   "Transport error: HTTP 502 (failed to reach workspace agent: connect ECONNREFUSED 10.20.30.40:8000 after 3 attempts)"
@@ -198,5 +201,56 @@ describe("demo table", () => {
   it("redraws over the previous frame's rows and clears below, never from the top left corner", () => {
     expect(redraw(0, ["a", "b"])).toBe("\x1b[2Ka\n\x1b[2Kb\n\x1b[J")
     expect(redraw(3, ["a"])).toBe("\r\x1b[3A\x1b[2Ka\n\x1b[J")
+  })
+
+  it("a row may take more detail lines than its state gives (the crash scene's completed row)", () => {
+    const text = "host A (pid 4242) killed with SIGKILL at 5.5s; host B finished it (demo process, same SQLite file): " +
+      "settled \"reconcile the accounts\""
+    const row = { task: "reconcile the accounts", peer: "slow", version: "1.0", state: "completed", tries: 1, detail: text }
+    expect(readBack(renderTable([row], { width: 120, color: false }))[0]!.detail).not.toBe(text)
+    const lines = renderTable([{ ...row, detailLines: 3 }], { width: 120, color: false })
+    expect(readBack(lines)[0]!.detail).toBe(text)
+    expect(lines.length).toBeGreaterThan(3)
+    // A short screen still takes continuation lines away first.
+    expect(renderTable([{ ...row, detailLines: 3 }, ...rows], { width: 80, height: 11, color: false })).toHaveLength(11)
+  })
+})
+
+describe("the crash scene's row", () => {
+  const T0 = DateTime.unsafeMake("2026-01-01T00:00:00.000Z")
+  const started = DateTime.toEpochMillis(T0)
+  const running = new Delegation({
+    id: DelegationId.make("d-1"),
+    workspaceId: "slow",
+    task: "reconcile the accounts",
+    status: "in_progress",
+    attempts: 1,
+    taskId: "task-1",
+    createdAt: T0,
+    updatedAt: T0
+  })
+  const completed = new Delegation({ ...running, status: "completed", result: "settled" })
+  // Host B is only looked at for being there; the row never calls it.
+  const survivor = {} as NonNullable<Takeover.Takeover["survivor"]>
+
+  it("names the host that runs it, then the one that finished it after the other was killed", () => {
+    expect(Takeover.detail({}, Option.none(), 2, started)).toMatch(/^starting host A, a separate process/)
+    expect(Takeover.detail({ pid: 42, reported: running }, Option.some(running), 2, started))
+      .toMatch(/^on host A \(pid 42\)/)
+    const killed = { pid: 42, reported: running, killedAt: started + 5_500 }
+    expect(Takeover.detail(killed, Option.some(running), 2, started))
+      .toBe("host A (pid 42) killed with SIGKILL at 5.5s; host B (demo process, same SQLite file) takes it over once A's 2 s lease lapses")
+    expect(Takeover.detail({ ...killed, survivor }, Option.some(completed), 2, started))
+      .toBe("host A (pid 42) killed with SIGKILL at 5.5s; host B finished it (demo process, same SQLite file): settled")
+    expect(Takeover.isOver({ ...killed, survivor }, Option.some(running))).toBe(false)
+    expect(Takeover.isOver({ ...killed, survivor }, Option.some(completed))).toBe(true)
+    // Finished as host A last reported it, with no host B: not the scene's end.
+    expect(Takeover.isOver({ ...killed }, Option.some(completed))).toBe(false)
+  })
+
+  it("a scene that broke says why, and is over", () => {
+    const broken = { pid: 42, error: "host A exited (code 1) before the peer's task was working: boom" }
+    expect(Takeover.detail(broken, Option.none(), 2, started)).toBe(`the crash scene broke: ${broken.error}`)
+    expect(Takeover.isOver(broken, Option.none())).toBe(true)
   })
 })
