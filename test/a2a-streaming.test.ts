@@ -10,8 +10,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { A2ATransport, A2ATransportHttp, PeerEndpoint } from "effect-a2a-delegation"
 import type { A2A, A2AError, PeerProtocol } from "effect-a2a-delegation"
 import { LocalPeer } from "effect-a2a-delegation/testing"
-import { Chunk, Context, Duration, Effect, Exit, Fiber, Layer, Stream } from "effect"
+import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import type { Scope } from "effect"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 import type { PeerOptions, SdkStreamingPeer } from "./fixtures/sdkStreamingPeers.js"
 import { CHUNKS, UPDATES, v03StreamingPeer, v1StreamingPeer } from "./fixtures/sdkStreamingPeers.js"
 
@@ -162,16 +164,34 @@ describe("LocalPeer streaming, through the live transport", () => {
 
   it.scopedLive("interrupting the consumer closes the connection", () =>
     Effect.gen(function*() {
-      const peer = yield* LocalPeer.make({ behaviour: { stream: { ...script, interval: "10 seconds" } } })
+      // A bare SSE server that sends the task and then nothing, and records when its request's connection closes.
+      const closed = yield* Deferred.make<void>()
+      const server = yield* Effect.acquireRelease(
+        Effect.async<Http.Server>((resume) => {
+          const server = Http.createServer((req, res) => {
+            req.socket.on("close", () => Effect.runSync(Deferred.succeed(closed, undefined)))
+            res.writeHead(200, { "content-type": "text/event-stream" })
+            res.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id: "r-slow", result: { task: { id: "t1", status: { state: "TASK_STATE_WORKING" } } } })}\n\n`)
+          })
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) => Effect.async<void>((resume) => {
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+      )
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
       const client = yield* transport()
-      const protocol = yield* client.protocolFor(endpointOf(peer.url))
-      const fiber = yield* Effect.fork(collect(streamOf(client, peer.url, protocol, "slow")))
-      yield* Effect.sleep("200 millis")
+      const protocol: PeerProtocol = { version: "1.0", url, source: "pinned" }
+      const first = yield* Deferred.make<StreamEvent>()
+      const fiber = yield* Effect.fork(
+        Stream.runForEach(streamOf(client, url, protocol, "slow"), (event) => Deferred.succeed(first, event))
+      )
+      expect(describeEvent(yield* Deferred.await(first))).toBe("task working")
       const exit = yield* Fiber.interrupt(fiber)
       expect(Exit.isInterrupted(exit)).toBe(true)
-      // The peer saw its connection go: its pending response stream was interrupted.
-      yield* Effect.sleep("100 millis")
-      expect((yield* peer.answers).length).toBeGreaterThanOrEqual(0)
+      // The server sees its connection closed at once.
+      yield* Deferred.await(closed).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("not closed") }))
     }))
 
   it.scopedLive("maxResponseBytes bounds a stream's events together: past it, A2AResponseError TooLarge", () =>
@@ -248,6 +268,15 @@ describe("the official SDK servers, streaming", () => {
           const protocol = yield* client.protocolFor(endpointOf(peer.url))
           const error = yield* Effect.flip(collect(streamOf(client, peer.url, protocol, "drop: the report")))
           expect(error).toMatchObject({ _tag: "A2ATransportError", reason: "StreamDropped" })
+        }))
+
+      it.scopedLive("subscribe to an unknown task fails with its JsonRpcError (-32001)", () =>
+        Effect.gen(function*() {
+          const peer = yield* start()
+          const client = yield* transport({ protocol: pinned })
+          const protocol = yield* client.protocolFor(endpointOf(peer.url))
+          const error = yield* Effect.flip(collect(subscribeTo(client, peer.url, protocol, "no-such-task")))
+          expect(error).toMatchObject({ _tag: "JsonRpcError", code: -32001 })
         }))
 
       it.scopedLive("a peer without streaming answers a JsonRpcError", () =>
