@@ -37,7 +37,7 @@ const pinned = (name: string): string => {
   return `${name}@${range}`
 }
 
-const core = ["effect", "@effect/platform"].map(pinned)
+const core = ["effect", "@effect/platform", "@effect/experimental"].map(pinned)
 const ai = ["@effect/ai"].map(pinned)
 const node = ["@effect/platform-node"].map(pinned)
 const otel = [

@@ -6,29 +6,41 @@
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
-import { Duration, Effect, Either, Layer, Option, Schema } from "effect"
+import { Duration, Effect, Either, Layer, Option, Ref, Schema, Stream } from "effect"
 import { DEFAULT_CAPACITY, DEFAULT_TIME_TO_LIVE, makeProtocolChoice } from "../services/ProtocolChoice.js"
-import type { CardProtocol, ProtocolSetting, ProtocolVersion } from "../services/A2A.js"
+import type { CardProtocol, JsonRpcResponse as JsonRpcResponseType, ProtocolSetting, ProtocolVersion } from "../services/A2A.js"
 import {
   AGENT_CARD_PATH,
   cardProtocol,
+  endsStream,
   errorInfoReason,
   JsonRpcResponse,
   Message,
   messageFromV1,
   messageSendBody,
+  messageStreamBody,
+  partsFromV1Parts,
+  partsText,
   Task,
+  TaskArtifactUpdateEvent,
   taskFromV1,
   tasksCancelBody,
   tasksGetBody,
+  TaskStatusUpdateEvent,
+  taskStateFromV1,
+  tasksResubscribeBody,
   V1Message,
   V1Task,
+  V1TaskArtifactUpdateEvent,
+  V1TaskStatusUpdateEvent,
   v1CancelTaskBody,
   v1GetTaskBody,
   v1SendMessageBody,
+  v1SendStreamingMessageBody,
+  v1SubscribeToTaskBody,
   VERSION_HEADER
 } from "../services/A2A.js"
-import type { A2AError, PeerProtocol, SendReply } from "../services/A2ATransport.js"
+import type { A2AError, PeerProtocol, SendReply, StreamEvent } from "../services/A2ATransport.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
 
 import {
@@ -39,11 +51,13 @@ import {
   JsonRpcError,
   MessageReply,
   QueuedReply,
-  TaskReply
+  TaskArtifactUpdate,
+  TaskReply,
+  TaskStatusUpdate
 } from "../services/A2ATransport.js"
 import { formatStack } from "../internal/stack.js"
 import { excerpt } from "../internal/text.js"
-import { NativeRequestBounds } from "../services/RequestBounds.js"
+import { NativeRequestBounds, RequestBounds } from "../services/RequestBounds.js"
 import {
   errorText,
   field,
@@ -55,6 +69,7 @@ import {
   textWithin
 } from "./internal/http.js"
 import { boundedClient } from "./internal/nativeBounds.js"
+import { boundedBytes, sseEvents } from "./internal/sse.js"
 import { PlatformHttpClient } from "./PlatformHttpClient.js"
 
 /**
@@ -75,6 +90,13 @@ export interface Options {
    * forwards no `A2A-Version`); `1.0` or `0.3` pins the version for every peer.
    */
   readonly protocol?: ProtocolSetting | undefined
+  /**
+   * The idle bound of a stream (`sendStream`, `subscribe`): a stream that brings no event for this long
+   * fails with `A2ATransportError` (`Timeout`), and its connection is closed. Default 60 seconds. A
+   * stream has no overall deadline; `timeout` bounds only the wait for its response headers, and
+   * `maxResponseBytes` all of its events together.
+   */
+  readonly idle?: Duration.DurationInput | undefined
   /** How many peers' versions `auto` keeps (1,000) and for how long (1 hour). */
   readonly protocolCache?: {
     readonly capacity?: number | undefined
@@ -138,18 +160,7 @@ export const classifyResponse = (
   if (reply.id !== undefined && reply.id !== null && reply.id !== requestId) {
     return responseError(url, status, "IdMismatch", `sent ${requestId}, got ${String(reply.id)}`)
   }
-  if (reply.error !== undefined) {
-    const reason = errorInfoReason(reply.error.data)
-    return Effect.fail(formatStack(
-      new JsonRpcError({
-        code: reply.error.code,
-        rpcMessage: excerpt(reply.error.message, RPC_MESSAGE_EXCERPT),
-        ...(keptData(reply.error.data) ? { data: reply.error.data } : {}),
-        ...(reason === undefined ? {} : { reason }),
-        protocolVersion: version
-      })
-    ))
-  }
+  if (reply.error !== undefined) return Effect.fail(jsonRpcError(reply.error, version))
   if (!("result" in json.right)) return responseError(url, status, "EmptyReply", "")
   const result = reply.result
   if (typeof result !== "object" || result === null || Array.isArray(result)) {
@@ -157,6 +168,19 @@ export const classifyResponse = (
   }
   const answer = version === "1.0" ? v1Result(result, expect) : v03Result(result, expect)
   return Either.isRight(answer) ? Effect.succeed(answer.right) : responseError(url, status, "InvalidResult", answer.left)
+}
+
+const jsonRpcError = (error: NonNullable<JsonRpcResponseType["error"]>, version: ProtocolVersion): JsonRpcError => {
+  const reason = errorInfoReason(error.data)
+  return formatStack(
+    new JsonRpcError({
+      code: error.code,
+      rpcMessage: excerpt(error.message, RPC_MESSAGE_EXCERPT),
+      ...(keptData(error.data) ? { data: error.data } : {}),
+      ...(reason === undefined ? {} : { reason }),
+      protocolVersion: version
+    })
+  )
 }
 
 /** Characters of a JSON-RPC error message kept. */
@@ -232,7 +256,7 @@ const taskReply = (task: Task, raw: unknown) => new TaskReply({ task, raw }, { d
 const messageReply = (message: Message, raw: unknown) => new MessageReply({ message, raw }, { disableValidation: true })
 
 // A v0.3 result is a Task (`kind: "task"`) or a Message.
-const v03Result = (result: object, expect: Expected): Either.Either<SendReply, string> => {
+const v03Result = (result: object, expect: Expected): Either.Either<MessageReply | TaskReply, string> => {
   if (field(result, "kind") === "task") {
     return Either.match(decodeTask(result), {
       onLeft: () => Either.left("malformed Task"),
@@ -247,7 +271,7 @@ const v03Result = (result: object, expect: Expected): Either.Either<SendReply, s
 }
 
 // A 1.0 send result is `{"message": ...}` or `{"task": ...}`; GetTask and CancelTask return the bare Task.
-const v1Result = (result: object, expect: Expected): Either.Either<SendReply, string> => {
+const v1Result = (result: object, expect: Expected): Either.Either<MessageReply | TaskReply, string> => {
   const wrapped = expect === "send" ? field(result, "task") : result
   if (wrapped !== undefined) {
     return Either.match(decodeV1Task(wrapped), {
@@ -262,6 +286,156 @@ const v1Result = (result: object, expect: Expected): Either.Either<SendReply, st
     onRight: (decoded) => Either.right(messageReply(messageFromV1(decoded), message))
   })
 }
+
+// --- streaming ------------------------------------------------------------------------------------
+
+/**
+ * The idle bound of a stream by default: 60 seconds without an event fails it.
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const DEFAULT_STREAM_IDLE: Duration.Duration = Duration.seconds(60)
+
+const decodeStatusUpdate = Schema.decodeUnknownEither(TaskStatusUpdateEvent)
+const decodeArtifactUpdate = Schema.decodeUnknownEither(TaskArtifactUpdateEvent)
+const decodeV1StatusUpdate = Schema.decodeUnknownEither(V1TaskStatusUpdateEvent)
+const decodeV1ArtifactUpdate = Schema.decodeUnknownEither(V1TaskArtifactUpdateEvent)
+
+/**
+ * True for the event after which a stream is over: a `Message`, or a task or status update in a
+ * terminal or interrupted state (or, in v0.3, one marked `final`).
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const isFinalEvent = (event: StreamEvent): boolean => {
+  switch (event._tag) {
+    case "MessageReply":
+      return true
+    case "TaskReply":
+      return endsStream(event.task.status.state)
+    case "TaskStatusUpdate":
+      return event.final
+    case "TaskArtifactUpdate":
+      return false
+  }
+}
+
+/**
+ * Turns the `data` of one event of a stream (a JSON-RPC response with the request's id) into the
+ * event or a typed error: its `error` is a `JsonRpcError` (an `event: error` of the SDK servers has
+ * the same data); its `result` a Message, Task, status update or artifact chunk, in 1.0
+ * (`{"statusUpdate": ...}`, ...) or v0.3 (`{"kind": "status-update", ...}`, ...) terms.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const classifyStreamEvent = (
+  url: string,
+  requestId: string,
+  data: string,
+  version: ProtocolVersion
+): Effect.Effect<StreamEvent, A2AError> => {
+  const json = parseJson(data)
+  if (Either.isLeft(json)) return responseError(url, 200, "InvalidJson", "an event's data is not JSON")
+  const envelope = decodeEnvelope(json.right)
+  if (Either.isLeft(envelope) || typeof json.right !== "object" || json.right === null) {
+    return responseError(url, 200, "NotJsonRpc", "an event's data is not a JSON-RPC response")
+  }
+  const reply = envelope.right
+  if (reply.id !== undefined && reply.id !== null && reply.id !== requestId) {
+    return responseError(url, 200, "IdMismatch", `sent ${requestId}, got ${String(reply.id)}`)
+  }
+  if (reply.error !== undefined) return Effect.fail(jsonRpcError(reply.error, version))
+  if (!("result" in json.right)) return responseError(url, 200, "EmptyReply", "")
+  const result = reply.result
+  if (typeof result !== "object" || result === null || Array.isArray(result)) {
+    return responseError(url, 200, "InvalidResult", `result is ${result === null ? "null" : typeof result}`)
+  }
+  const event = version === "1.0" ? v1StreamResult(result) : v03StreamResult(result)
+  return Either.isRight(event) ? Effect.succeed(event.right) : responseError(url, 200, "InvalidResult", event.left)
+}
+
+const statusUpdate = (
+  taskId: string,
+  state: Task["status"]["state"],
+  text: string,
+  final: boolean,
+  raw: unknown
+) =>
+  new TaskStatusUpdate({ taskId, state, ...(text === "" ? {} : { message: text }), final, raw }, { disableValidation: true })
+
+const artifactUpdate = (
+  taskId: string,
+  artifactId: string,
+  text: string,
+  flags: { readonly append: boolean; readonly lastChunk: boolean },
+  raw: unknown
+) => new TaskArtifactUpdate({ taskId, artifactId, text, append: flags.append, lastChunk: flags.lastChunk, raw }, { disableValidation: true })
+
+// A v0.3 event is a Task, a Message, or an update, told apart by `kind`.
+const v03StreamResult = (result: object): Either.Either<StreamEvent, string> => {
+  switch (field(result, "kind")) {
+    case "status-update":
+      return Either.match(decodeStatusUpdate(result), {
+        onLeft: () => Either.left("malformed TaskStatusUpdateEvent"),
+        onRight: (event) =>
+          Either.right(statusUpdate(
+            event.taskId,
+            event.status.state,
+            partsText(event.status.message?.parts ?? []),
+            event.final || endsStream(event.status.state),
+            result
+          ))
+      })
+    case "artifact-update":
+      return Either.match(decodeArtifactUpdate(result), {
+        onLeft: () => Either.left("malformed TaskArtifactUpdateEvent"),
+        onRight: (event) =>
+          Either.right(artifactUpdate(event.taskId, event.artifact.artifactId, partsText(event.artifact.parts), event, result))
+      })
+    case "task":
+    case "message":
+      return v03Result(result, "send")
+    default:
+      return Either.left("expected a Task, a Message, a status-update or an artifact-update")
+  }
+}
+
+// A 1.0 event is a `StreamResponse`: one of `task`, `message`, `statusUpdate`, `artifactUpdate`.
+const v1StreamResult = (result: object): Either.Either<StreamEvent, string> => {
+  const status = field(result, "statusUpdate")
+  if (status !== undefined) {
+    return Either.match(decodeV1StatusUpdate(status), {
+      onLeft: () => Either.left("malformed statusUpdate"),
+      onRight: (event) => {
+        const state = taskStateFromV1(event.status?.state)
+        const message = event.status?.message
+        const text = message === undefined ? "" : partsText(partsFromV1Parts(message.parts))
+        return Either.right(statusUpdate(event.taskId, state, text, endsStream(state), status))
+      }
+    })
+  }
+  const artifact = field(result, "artifactUpdate")
+  if (artifact !== undefined) {
+    return Either.match(decodeV1ArtifactUpdate(artifact), {
+      onLeft: () => Either.left("malformed artifactUpdate"),
+      onRight: (event) =>
+        Either.right(
+          artifactUpdate(event.taskId, event.artifact.artifactId, partsText(partsFromV1Parts(event.artifact.parts)), event, artifact)
+        )
+    })
+  }
+  if (field(result, "task") === undefined && field(result, "message") === undefined) {
+    return Either.left("expected {\"task\"}, {\"message\"}, {\"statusUpdate\"} or {\"artifactUpdate\"}")
+  }
+  return v1Result(result, "send")
+}
+
+// A streaming answer is SSE; anything else is the JSON answer a server gives before a stream starts.
+const isEventStream = (contentType: string | undefined): boolean =>
+  contentType !== undefined && contentType.toLowerCase().split(";")[0]!.trim() === "text/event-stream"
 
 // The origin's well-known card path, or nothing for a URL that does not parse.
 const cardUrlOf = (url: string): string | undefined =>
@@ -373,6 +547,102 @@ export const make = (options: Options) =>
       )
     }
 
+    const idle = Duration.decode(options.idle ?? DEFAULT_STREAM_IDLE)
+    const maxBytes = bounded.maxBytes
+
+    // One streaming POST: its events until the final one. The wait for the response headers is bounded
+    // by `timeout`, the wait for each event by `idle`, all the events together by `maxResponseBytes`.
+    // The request carries no `RequestBounds`: a stream has no overall deadline. Ending the stream
+    // (after the final event, on a failure, or when the consumer stops) closes the connection.
+    const openStream = (
+      endpoint: PeerEndpoint,
+      protocol: PeerProtocol,
+      requestId: string,
+      body: unknown,
+      method: string
+    ): Stream.Stream<StreamEvent, A2AError> => {
+      const { url, version } = protocol
+      const via = endpoint.viaPlatform === true ? "proxy" : "peer"
+      const proxied = via === "proxy" && platform !== undefined && proxyPrefix !== undefined && url.startsWith(proxyPrefix)
+      const http = proxied ? platform.withPriority("outcome", timeout) : client
+      const target = proxied ? url.slice(proxyPrefix!.length - 1) : url
+      const request = HttpClientRequest.post(target, {
+        headers: { ...headersFor(version), accept: "text/event-stream" },
+        body: HttpBody.unsafeJson(body)
+      })
+      const tooLarge = (status: number) => () =>
+        new A2AResponseError({ url, reason: "TooLarge", status, detail: `more than ${maxBytes} bytes` })
+      const noAnswer = () =>
+        new A2ATransportError({ url, reason: "Timeout", detail: `no answer within ${Duration.format(timeout)}` })
+      // The body broke after the headers arrived: the stream dropped.
+      const broke = (error: HttpClientError.ResponseError) =>
+        Stream.fail(
+          new A2ATransportError({
+            url,
+            reason: "StreamDropped",
+            detail: `the stream dropped before its final event: ${fromHttpClientError(error).detail}`,
+            cause: error
+          })
+        )
+
+      const answer = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<StreamEvent, A2AError> => {
+        if (response.status === 200 && isEventStream(response.headers["content-type"])) {
+          const bytes = boundedBytes(Stream.catchTag(response.stream, "ResponseError", broke), maxBytes, tooLarge(200))
+          return sseEvents(bytes, maxBytes, tooLarge(200)).pipe(
+            Stream.mapEffect((event) => classifyStreamEvent(url, requestId, event.data, version))
+          )
+        }
+        // Not a stream: the JSON (or status) a server answers with before a stream starts, read whole.
+        const bytes = boundedBytes(response.stream, maxBytes, tooLarge(response.status))
+        const text = Stream.mkString(Stream.decodeText(bytes)).pipe(
+          Effect.timeoutFail({ duration: timeout, onTimeout: noAnswer }),
+          Effect.catchTag("ResponseError", (error) =>
+            Effect.fail(new A2ATransportError({ url: error.request.url, ...fromHttpClientError(error) })))
+        )
+        return Stream.unwrap(Effect.flatMap(text, (text): Effect.Effect<Stream.Stream<StreamEvent, A2AError>, A2AError> =>
+          response.status === 200
+            ? Effect.map(classifyStreamEvent(url, requestId, text, version), Stream.make)
+            : Effect.flatMap(
+              classifyResponse(url, requestId, response, text, version, "send", via),
+              // A proxy's 202 queued: nothing to stream now (the request is delivered later).
+              () => responseError(url, response.status, "UnexpectedAccepted", "a streaming request was queued")
+            )))
+      }
+
+      const events = Stream.unwrap(
+        http.execute(request).pipe(
+          Effect.timeoutFail({ duration: timeout, onTimeout: noAnswer }),
+          Effect.provideService(RequestBounds, undefined),
+          Effect.catchTags(recover),
+          Effect.map(answer)
+        )
+      ).pipe(
+        Stream.timeoutFail(
+          () => new A2ATransportError({ url, reason: "Timeout", detail: `no stream event for ${Duration.format(idle)}` }),
+          idle
+        )
+      )
+
+      // After the final event the stream ends (and the connection with it); an end before it is a drop.
+      const untilFinal = Stream.unwrap(Effect.map(Ref.make(false), (ended) =>
+        events.pipe(
+          Stream.takeUntil(isFinalEvent),
+          Stream.tap((event) => (isFinalEvent(event) ? Ref.set(ended, true) : Effect.void)),
+          Stream.concat(Stream.unwrap(Effect.map(Ref.get(ended), (done) =>
+            done
+              ? Stream.empty
+              : Stream.fail(
+                new A2ATransportError({ url, reason: "StreamDropped", detail: "the stream ended before its final event" })
+              ))))
+        )))
+
+      return Stream.withSpan(untilFinal, `A2ATransportHttp.${method}`, {
+        kind: "client",
+        captureStackTrace: false,
+        attributes: { "a2a.method": method, "a2a.protocol_version": version, "url.full": url }
+      })
+    }
+
     const choice = yield* makeProtocolChoice({
       setting: options.protocol ?? "auto",
       readCard,
@@ -411,7 +681,35 @@ export const make = (options: Options) =>
           request.protocol.version === "1.0"
             ? v1CancelTaskBody(request.requestId, request.taskId)
             : tasksCancelBody(request.requestId, request.taskId)
-        )
+        ),
+      sendStream: (request) => {
+        const fields = {
+          requestId: request.requestId,
+          messageId: request.messageId,
+          text: request.text,
+          delegationId: request.delegationId,
+          metadata: request.metadata
+        }
+        return request.protocol.version === "1.0"
+          ? openStream(request.endpoint, request.protocol, request.requestId, v1SendStreamingMessageBody(fields), "SendStreamingMessage")
+          : openStream(request.endpoint, request.protocol, request.requestId, messageStreamBody(fields), "message/stream")
+      },
+      subscribe: (request) =>
+        request.protocol.version === "1.0"
+          ? openStream(
+            request.endpoint,
+            request.protocol,
+            request.requestId,
+            v1SubscribeToTaskBody(request.requestId, request.taskId),
+            "SubscribeToTask"
+          )
+          : openStream(
+            request.endpoint,
+            request.protocol,
+            request.requestId,
+            tasksResubscribeBody(request.requestId, request.taskId),
+            "tasks/resubscribe"
+          )
     })
   })
 

@@ -523,6 +523,8 @@ export interface CardProtocol {
   readonly version: ProtocolVersion
   /** The card's 1.0 JSON-RPC URL; absent for 0.3, which is spoken at the discovered URL. */
   readonly url?: string | undefined
+  /** The card says `capabilities.streaming: true` (absent otherwise). */
+  readonly streaming?: true | undefined
 }
 
 /**
@@ -530,12 +532,19 @@ export interface CardProtocol {
  * `supportedInterfaces` is 1.0 (even when it also carries 0.3 fields): its JSON-RPC
  * interface with `protocolVersion` "1.0", else a JSON-RPC one in [0.3, 1.0). A card
  * with a top-level `url`, a `protocolVersion` in [0.3, 1.0), `preferredTransport` or
- * `additionalInterfaces` is 0.3. Anything else does not say (`undefined`).
+ * `additionalInterfaces` is 0.3. Anything else does not say (`undefined`). `streaming` is set when
+ * the card's `capabilities.streaming` is `true`.
  *
  * @since 0.2.0
  * @category utils
  */
 export const cardProtocol = (card: unknown, cardUrl: string): CardProtocol | undefined => {
+  const found = cardVersion(card, cardUrl)
+  if (found === undefined) return undefined
+  return fieldOf(fieldOf(card, "capabilities"), "streaming") === true ? { ...found, streaming: true } : found
+}
+
+const cardVersion = (card: unknown, cardUrl: string): CardProtocol | undefined => {
   if (typeof card !== "object" || card === null || Array.isArray(card)) return undefined
   const interfaces = fieldOf(card, "supportedInterfaces")
   if (Array.isArray(interfaces) && interfaces.length > 0) {
@@ -570,3 +579,186 @@ const absoluteUrl = (url: unknown, base: string): string | undefined => {
   const resolved = new URL(url, base)
   return resolved.protocol === "http:" || resolved.protocol === "https:" ? resolved.href : undefined
 }
+
+// --- streaming (SSE) ------------------------------------------------------------------------------
+
+/**
+ * An artifact as a v0.3 `artifact-update` carries it (`artifactId` and its parts).
+ *
+ * @since 0.4.0
+ * @category schemas
+ */
+export const StreamArtifact = Schema.Struct({
+  artifactId: Schema.optionalWith(Schema.String, { default: () => "" }),
+  parts: Parts
+})
+
+/**
+ * A v0.3 `TaskStatusUpdateEvent` (`kind: "status-update"`); `final` marks the last event of the stream.
+ *
+ * @since 0.4.0
+ * @category schemas
+ */
+export const TaskStatusUpdateEvent = Schema.Struct({
+  kind: Schema.Literal("status-update"),
+  taskId: Schema.String,
+  contextId: Schema.optional(Schema.String),
+  status: Schema.Struct({
+    state: TaskState,
+    message: Schema.optional(Message),
+    timestamp: Schema.optional(Schema.String)
+  }),
+  final: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+/**
+ * @since 0.4.0
+ * @category schemas
+ */
+export type TaskStatusUpdateEvent = typeof TaskStatusUpdateEvent.Type
+
+/**
+ * A v0.3 `TaskArtifactUpdateEvent` (`kind: "artifact-update"`): a chunk of an artifact.
+ *
+ * @since 0.4.0
+ * @category schemas
+ */
+export const TaskArtifactUpdateEvent = Schema.Struct({
+  kind: Schema.Literal("artifact-update"),
+  taskId: Schema.String,
+  contextId: Schema.optional(Schema.String),
+  artifact: StreamArtifact,
+  append: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  lastChunk: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+/**
+ * @since 0.4.0
+ * @category schemas
+ */
+export type TaskArtifactUpdateEvent = typeof TaskArtifactUpdateEvent.Type
+
+/**
+ * A 1.0 `TaskStatusUpdateEvent` (the `statusUpdate` of a `StreamResponse`). It has no `final`: the
+ * server closes the stream after a terminal or interrupted state.
+ *
+ * @since 0.4.0
+ * @category schemas
+ */
+export const V1TaskStatusUpdateEvent = Schema.Struct({
+  taskId: Schema.String,
+  contextId: Schema.optional(Schema.String),
+  status: Schema.optional(Schema.Struct({
+    state: Schema.optional(V1TaskState),
+    message: Schema.optional(V1Message),
+    timestamp: Schema.optional(Schema.String)
+  }))
+})
+
+/**
+ * @since 0.4.0
+ * @category schemas
+ */
+export type V1TaskStatusUpdateEvent = typeof V1TaskStatusUpdateEvent.Type
+
+/**
+ * A 1.0 `TaskArtifactUpdateEvent` (the `artifactUpdate` of a `StreamResponse`); proto3 JSON leaves
+ * out `append` and `lastChunk` when they are false.
+ *
+ * @since 0.4.0
+ * @category schemas
+ */
+export const V1TaskArtifactUpdateEvent = Schema.Struct({
+  taskId: Schema.String,
+  contextId: Schema.optional(Schema.String),
+  artifact: Schema.Struct({
+    artifactId: Schema.optionalWith(Schema.String, { default: () => "" }),
+    parts: V1Parts
+  }),
+  append: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  lastChunk: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+/**
+ * @since 0.4.0
+ * @category schemas
+ */
+export type V1TaskArtifactUpdateEvent = typeof V1TaskArtifactUpdateEvent.Type
+
+/**
+ * The joined text parts of a message or an artifact chunk (`""` when it has none).
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const partsText = (parts: ReadonlyArray<Part>): string => {
+  const texts: Array<string> = []
+  textOf(parts, texts)
+  return texts.join("")
+}
+
+/**
+ * 1.0 parts in the library's (v0.3) terms.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const partsFromV1Parts = (parts: ReadonlyArray<V1Part>): ReadonlyArray<Part> => partsFromV1(parts)
+
+/**
+ * States after which a peer closes a stream: the terminal ones and the interrupted ones
+ * (`input-required`, `auth-required`).
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const endsStream = (state: TaskState): boolean =>
+  isTerminalState(state) || state === "input-required" || state === "auth-required"
+
+/**
+ * Builds the JSON-RPC 2.0 `message/stream` body (v0.3): `message/send`'s params.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const messageStreamBody = (options: Parameters<typeof messageSendBody>[0]) => ({
+  ...messageSendBody(options),
+  method: "message/stream" as const
+})
+
+/**
+ * Builds the JSON-RPC 2.0 `tasks/resubscribe` body (v0.3).
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const tasksResubscribeBody = (requestId: string, taskId: string) => ({
+  jsonrpc: "2.0" as const,
+  id: requestId,
+  method: "tasks/resubscribe" as const,
+  params: { id: taskId }
+})
+
+/**
+ * Builds the JSON-RPC 2.0 `SendStreamingMessage` body (1.0): `SendMessage`'s params.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const v1SendStreamingMessageBody = (options: Parameters<typeof v1SendMessageBody>[0]) => ({
+  ...v1SendMessageBody(options),
+  method: "SendStreamingMessage" as const
+})
+
+/**
+ * Builds the JSON-RPC 2.0 `SubscribeToTask` body (1.0).
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const v1SubscribeToTaskBody = (requestId: string, taskId: string) => ({
+  jsonrpc: "2.0" as const,
+  id: requestId,
+  method: "SubscribeToTask" as const,
+  params: { id: taskId }
+})

@@ -137,7 +137,8 @@ export type SendReply = MessageReply | TaskReply | QueuedReply
 
 /**
  * The request did not get an answer it is safe to act on, and is safe to send
- * again: connection refused/reset, DNS, timeout, or HTTP 408/429/502/503/504.
+ * again: connection refused/reset, DNS, timeout, or HTTP 408/429/502/503/504. A stream that
+ * ended or broke before its final event is `StreamDropped`; one silent for its idle bound is `Timeout`.
  *
  * @since 0.1.0
  * @category errors
@@ -146,7 +147,7 @@ export class A2ATransportError extends Schema.TaggedError<A2ATransportError>(
   "effect-a2a-delegation/A2ATransportError"
 )("A2ATransportError", {
   url: Schema.String,
-  reason: Schema.Literal("ConnectionRefused", "ConnectionReset", "Dns", "Timeout", "Network", "Status"),
+  reason: Schema.Literal("ConnectionRefused", "ConnectionReset", "Dns", "Timeout", "Network", "Status", "StreamDropped"),
   status: Schema.optional(Schema.Int),
   /** `Retry-After`, in milliseconds, when the peer sent one. */
   retryAfterMillis: Schema.optional(Schema.Number),

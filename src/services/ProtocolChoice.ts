@@ -81,8 +81,11 @@ export const canFallBack = (protocol: PeerProtocol): boolean =>
 
 const guess = (url: string): PeerProtocol => ({ version: "1.0", url, source: "guess" })
 
+// `streaming` only when the card says so (unknown counts as no).
 const fromCard = (url: string, card: CardProtocol | undefined): PeerProtocol =>
-  card === undefined ? guess(url) : { version: card.version, url: card.url ?? url, source: "card" }
+  card === undefined
+    ? guess(url)
+    : { version: card.version, url: card.url ?? url, source: "card", ...(card.streaming === true ? { streaming: true } : {}) }
 
 // A body the proxy queues is delivered later as it was sent, so no version answer can correct it then.
 const throughProxy = (url: string): PeerProtocol => ({ version: "0.3", url, source: "proxy" })
@@ -111,7 +114,13 @@ export const makeProtocolChoice = (options: ProtocolOptions): Effect.Effect<Prot
       rememberProtocol: (endpoint, protocol) =>
         endpoint.viaPlatform === true
           ? Effect.void
-          : direct.set(endpoint.url, { version: protocol.version, url: protocol.url, source: "learned" })
+          : direct.set(endpoint.url, {
+            version: protocol.version,
+            url: protocol.url,
+            source: "learned",
+            // What the card said about streaming stays true of the peer.
+            ...(protocol.streaming === true ? { streaming: true } : {})
+          })
     })
   )
 }

@@ -4,14 +4,16 @@
  * dropped connections. It speaks A2A 1.0 (`SendMessage`, `GetTask`, `CancelTask`),
  * v0.3 (`message/send`, `tasks/get`, `tasks/cancel`), or both as a compatible peer,
  * serves a matching agent card, and answers requests in a version it does not speak
- * as the official `@a2a-js/sdk` servers do.
+ * as the official `@a2a-js/sdk` servers do. With `stream` in its behaviour it also streams
+ * (`SendStreamingMessage` / `message/stream`, `SubscribeToTask` / `tasks/resubscribe` as
+ * Server-Sent Events) and says so in its card.
  *
  * @since 0.1.0
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpServer, HttpServerError } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import { Chunk, Clock, Duration, Effect, Either, HashMap, Option, Ref, Schema } from "effect"
+import { Chunk, Clock, Duration, Effect, Either, HashMap, Option, Ref, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Http from "node:http"
 import type { ProtocolVersion } from "../services/A2A.js"
@@ -41,6 +43,32 @@ export interface Behaviour {
   readonly status?: number | undefined
   /** Close the connection without answering. */
   readonly drop?: boolean | undefined
+  /**
+   * Stream: the card says `capabilities.streaming: true`, and a streaming send gets the task
+   * (`submitted`), then one `working` status update per `updates` text (the text is its message),
+   * one artifact chunk per `chunks` text (appended to the first; the last is `lastChunk`), then the
+   * `completed` status (the answer is the chunks joined), one event every `interval` (default 20 ms).
+   * A plain send (or `GetTask`) sees the same task on the same timeline. Without it, the streaming
+   * methods are answered "unsupported operation" (-32004), as the SDK servers answer them.
+   */
+  readonly stream?: StreamScript | undefined
+}
+
+/**
+ * What a streaming peer sends, and when.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface StreamScript {
+  readonly updates?: ReadonlyArray<string> | undefined
+  readonly chunks?: ReadonlyArray<string> | undefined
+  readonly interval?: Duration.DurationInput | undefined
+  /**
+   * Drop the connection (close the socket mid-response) after this many events of a stream, once
+   * for the whole peer: the next stream (a resubscribe) runs to its end.
+   */
+  readonly dropAfter?: number | undefined
 }
 
 /**
@@ -135,8 +163,20 @@ const decodeV1Message = Schema.decodeUnknownOption(V1Message)
 
 /** The methods of each version, by what they do. */
 const METHODS = {
-  "1.0": { send: "SendMessage", get: "GetTask", cancel: "CancelTask" },
-  "0.3": { send: "message/send", get: "tasks/get", cancel: "tasks/cancel" }
+  "1.0": {
+    send: "SendMessage",
+    get: "GetTask",
+    cancel: "CancelTask",
+    stream: "SendStreamingMessage",
+    subscribe: "SubscribeToTask"
+  },
+  "0.3": {
+    send: "message/send",
+    get: "tasks/get",
+    cancel: "tasks/cancel",
+    stream: "message/stream",
+    subscribe: "tasks/resubscribe"
+  }
 } as const
 
 type Answer = { readonly result: unknown } | { readonly error: unknown }
@@ -187,15 +227,26 @@ const taskText = (version: ProtocolVersion, message: unknown): string => {
   return Option.match(decoded, { onNone: () => "", onSome: (m) => answerText(m) ?? "" })
 }
 
-type TaskState = "working" | "completed" | "canceled"
+type TaskState = "submitted" | "working" | "completed" | "canceled"
 
 interface PeerTask {
   readonly doneAt: number
   readonly text: string
   readonly canceled: boolean
+  /** A streaming task: its scripted events, the i-th (0-based) at `startedAt + (i + 1) * interval`. */
+  readonly script?: {
+    readonly startedAt: number
+    readonly interval: number
+    readonly events: ReadonlyArray<ScriptedEvent>
+  } | undefined
 }
 
+type ScriptedEvent =
+  | { readonly _tag: "status"; readonly state: TaskState; readonly text?: string | undefined }
+  | { readonly _tag: "chunk"; readonly text: string; readonly append: boolean; readonly lastChunk: boolean }
+
 const V1_STATE: Readonly<Record<TaskState, string>> = {
+  submitted: "TASK_STATE_SUBMITTED",
   working: "TASK_STATE_WORKING",
   completed: "TASK_STATE_COMPLETED",
   canceled: "TASK_STATE_CANCELED"
@@ -237,7 +288,81 @@ const jsonOf = (response: HttpServerResponse.HttpServerResponse): unknown =>
     : undefined
 
 const stateOf = (task: PeerTask, now: number): TaskState =>
-  task.canceled ? "canceled" : now >= task.doneAt ? "completed" : "working"
+  task.canceled
+    ? "canceled"
+    : now >= task.doneAt
+    ? "completed"
+    : task.script !== undefined && now < task.script.startedAt + task.script.interval
+    ? "submitted"
+    : "working"
+
+const DEFAULT_STREAM_INTERVAL = 20
+
+// The scripted events of a streaming task: the updates, the chunks, the completion.
+const scriptOf = (stream: StreamScript): ReadonlyArray<ScriptedEvent> => {
+  const chunks = stream.chunks ?? []
+  return [
+    ...(stream.updates ?? []).map((text): ScriptedEvent => ({ _tag: "status", state: "working", text })),
+    ...chunks.map((text, i): ScriptedEvent => ({ _tag: "chunk", text, append: i > 0, lastChunk: i === chunks.length - 1 })),
+    { _tag: "status", state: "completed" }
+  ]
+}
+
+// One scripted event as each version writes it (1.0: a `StreamResponse`; v0.3: an event with `kind`).
+const eventJson = (version: ProtocolVersion, id: string, event: ScriptedEvent, n: number): unknown => {
+  const contextId = `ctx-${id}`
+  if (event._tag === "chunk") {
+    const artifactId = `${id}-answer`
+    return version === "1.0"
+      ? {
+        artifactUpdate: {
+          taskId: id,
+          contextId,
+          artifact: { artifactId, parts: [{ text: event.text, mediaType: "text/plain" }] },
+          ...(event.append ? { append: true } : {}),
+          ...(event.lastChunk ? { lastChunk: true } : {})
+        }
+      }
+      : {
+        kind: "artifact-update",
+        taskId: id,
+        contextId,
+        artifact: { artifactId, parts: [{ kind: "text", text: event.text }] },
+        append: event.append,
+        lastChunk: event.lastChunk
+      }
+  }
+  const messageId = `${id}-status-${n}`
+  if (version === "1.0") {
+    return {
+      statusUpdate: {
+        taskId: id,
+        contextId,
+        status: {
+          state: V1_STATE[event.state],
+          ...(event.text === undefined
+            ? {}
+            : { message: { messageId, contextId, taskId: id, role: "ROLE_AGENT", parts: [{ text: event.text, mediaType: "text/plain" }] } })
+        }
+      }
+    }
+  }
+  return {
+    kind: "status-update",
+    taskId: id,
+    contextId,
+    status: {
+      state: event.state,
+      ...(event.text === undefined
+        ? {}
+        : { message: { kind: "message", messageId, contextId, taskId: id, role: "agent", parts: [{ kind: "text", text: event.text }] } })
+    },
+    final: event.state === "completed" || event.state === "canceled"
+  }
+}
+
+const sseFrame = (id: unknown, result: unknown): Uint8Array =>
+  new TextEncoder().encode(`data: ${JSON.stringify({ jsonrpc: "2.0", id: id ?? null, result })}\n\n`)
 
 /**
  * Starts a peer on 127.0.0.1 (port 0) for the current scope.
@@ -256,6 +381,8 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
     const requests = yield* Ref.make(Chunk.empty<PeerRequest>())
     const cardRequests = yield* Ref.make(Chunk.empty<PeerRequest>())
     const answers = yield* Ref.make(Chunk.empty<PeerAnswer>())
+    // Whether a stream was already dropped (`dropAfter` drops one, once).
+    const dropped = yield* Ref.make(false)
 
     // Beyond `capacity`, nothing is taken; the check and the count are one step.
     const enter = (capacity: number | undefined) =>
@@ -273,6 +400,97 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
           const id = `task-${HashMap.size(all) + 1}`
           return [id, HashMap.set(all, id, { doneAt: now + Duration.toMillis(latency ?? 0), text, canceled: false })]
         }))
+
+    // A streaming task: its events on a timeline from now; done with the last one.
+    const newStreamingTask = (stream: StreamScript) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(tasks, (all) => {
+          const id = `task-${HashMap.size(all) + 1}`
+          const events = scriptOf(stream)
+          const interval = stream.interval === undefined ? DEFAULT_STREAM_INTERVAL : Duration.toMillis(stream.interval)
+          const task: PeerTask = {
+            doneAt: now + events.length * interval,
+            text: (stream.chunks ?? []).join(""),
+            canceled: false,
+            script: { startedAt: now, interval, events }
+          }
+          return [id, HashMap.set(all, id, task)]
+        }))
+
+    // Whether the peer streams now: its behaviour for the next send has `stream`.
+    const streamsNow = Effect.flatMap(Ref.get(behaviourOf), (behaviour) =>
+      Effect.map(Ref.get(sends), (n) => behaviour(n).stream !== undefined))
+
+    const unsupported = (version: ProtocolVersion, method: string) =>
+      rpcError(version, -32004, `Unsupported operation: ${method} requires streaming capability.`, "UNSUPPORTED_OPERATION")
+
+    // The events of a task from now on, as SSE: the task as it is, then its remaining events at their
+    // times (a canceled task ends with its canceled status). `dropAfter` (once) closes the socket
+    // after that many events.
+    const streamTask = (
+      version: ProtocolVersion,
+      call: RpcRequest,
+      request: HttpServerRequest.HttpServerRequest,
+      id: string,
+      dropAfter: number | undefined
+    ) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const task = Option.getOrThrow(HashMap.get(yield* Ref.get(tasks), id))
+        const state = stateOf(task, now)
+        const first = sseFrame(call.id, sendResult(version, "task", taskJson(version, id, state, task.text)))
+        const timeline = task.script === undefined
+          ? [{ at: task.doneAt, n: 1, event: { _tag: "status", state: "completed" } as ScriptedEvent }]
+          : task.script.events.map((event, i) => ({ at: task.script!.startedAt + (i + 1) * task.script!.interval, n: i + 1, event }))
+        const remaining = state === "completed" || state === "canceled" ? [] : timeline.filter(({ at }) => at > now)
+        const events = Stream.fromIterable(remaining).pipe(
+          Stream.mapEffect(({ at, event, n }) =>
+            Effect.gen(function*() {
+              const wait = at - (yield* Clock.currentTimeMillis)
+              if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+              const current = Option.getOrThrow(HashMap.get(yield* Ref.get(tasks), id))
+              const sent: ScriptedEvent = current.canceled ? { _tag: "status", state: "canceled" } : event
+              return { sent, frame: sseFrame(call.id, eventJson(version, id, sent, n)) }
+            })
+          ),
+          Stream.takeUntil(({ sent }) => sent._tag === "status" && (sent.state === "completed" || sent.state === "canceled")),
+          Stream.map(({ frame }) => frame)
+        )
+        const all = Stream.concat(Stream.make(first), events)
+        const drop = dropAfter !== undefined && 1 + remaining.length > dropAfter &&
+          !(yield* Ref.getAndSet(dropped, true))
+        const body = drop
+          ? Stream.concat(
+            Stream.take(all, dropAfter),
+            // Let the last frame reach the socket, then close it mid-response.
+            Stream.drain(Stream.fromEffect(Effect.zipRight(
+              Effect.sleep(Duration.millis(20)),
+              Effect.sync(() => NodeHttpServerRequest.toIncomingMessage(request).socket.destroy())
+            )))
+          )
+          : all
+        return HttpServerResponse.stream(body, { contentType: "text/event-stream", headers: { "cache-control": "no-cache" } })
+      })
+
+    const sendStreaming = (version: ProtocolVersion, call: RpcRequest, request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
+        const index = yield* Ref.getAndUpdate(sends, (n) => n + 1)
+        const behaviour = (yield* Ref.get(behaviourOf))(index)
+        const stream = behaviour.stream
+        if (stream === undefined) return rpc(call.id, unsupported(version, call.method))
+        const id = yield* newStreamingTask(stream)
+        return yield* streamTask(version, call, request, id, stream.dropAfter)
+      })
+
+    const subscribe = (version: ProtocolVersion, call: RpcRequest, request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
+        const id = call.params?.id ?? ""
+        const task = HashMap.get(yield* Ref.get(tasks), id)
+        if (Option.isNone(task)) return rpc(call.id, taskNotFound(version, id))
+        if (task.value.script === undefined && !(yield* streamsNow)) return rpc(call.id, unsupported(version, call.method))
+        const behaviour = (yield* Ref.get(behaviourOf))(yield* Ref.get(sends))
+        return yield* streamTask(version, call, request, id, behaviour.stream?.dropAfter)
+      })
 
     const taskNotFound = (version: ProtocolVersion, id: string) =>
       rpcError(version, -32001, `Task not found: ${id}`, "TASK_NOT_FOUND")
@@ -306,6 +524,10 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
       Effect.gen(function*() {
         const asked = taskText(version, call.params?.message)
         const text = behaviour.reply?.(asked) ?? `done: ${asked}`
+        if (behaviour.stream !== undefined) {
+          const id = yield* newStreamingTask(behaviour.stream)
+          return rpc(call.id, { result: sendResult(version, "task", taskJson(version, id, "submitted", "")) })
+        }
         if (behaviour.result === "task") {
           const id = yield* newTask(behaviour.latency, text)
           return rpc(call.id, { result: sendResult(version, "task", taskJson(version, id, "working", text)) })
@@ -342,6 +564,10 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
           return getTask(version, call)
         case methods.cancel:
           return cancelTask(version, call)
+        case methods.stream:
+          return sendStreaming(version, call, request)
+        case methods.subscribe:
+          return subscribe(version, call, request)
         default:
           return Effect.succeed(rpc(call.id, unknownMethod(version, call.method)))
       }
@@ -416,7 +642,8 @@ export const make = (options: Options = {}): Effect.Effect<LocalPeer, HttpServer
       const request = yield* HttpServerRequest.HttpServerRequest
       yield* Ref.update(cardRequests, Chunk.append({ method: request.method, headers: request.headers, body: undefined }))
       const { body, headers } = cardFor(request.headers[VERSION_HEADER])
-      return HttpServerResponse.unsafeJson(body, { headers })
+      const streaming = yield* streamsNow
+      return HttpServerResponse.unsafeJson({ ...body, capabilities: { ...body.capabilities, streaming } }, { headers })
     })
 
     const rpcRoutes = HttpRouter.empty.pipe(HttpRouter.post("/a2a", handle))
