@@ -20,7 +20,9 @@ export {
   JsonRpcError,
   MessageReply,
   QueuedReply,
-  TaskReply
+  TaskArtifactUpdate,
+  TaskReply,
+  TaskStatusUpdate
 } from "./services/A2ATransport.js"
 export type {
   A2AError,
@@ -28,7 +30,8 @@ export type {
   GetTask,
   PeerProtocol,
   SendMessage,
-  SendReply
+  SendReply,
+  StreamEvent
 } from "./services/A2ATransport.js"
 export { Audit } from "./services/Audit.js"
 export type { AuditEvent, AuditOutcome, AuditRecord } from "./services/Audit.js"
