@@ -2,8 +2,9 @@
  * `npm run demo`: the whole delegation flow on one machine, over real HTTP.
  *
  * Starts a local platform (faithful to the real one: its queue drains one item per
- * heartbeat of the target, here every second) and five A2A peers in-process (fast:
- * A2A 1.0 only; legacy: v0.3 only; busy: v0.3 with capacity 1; broken; slow: a 4 s task), delegates a
+ * heartbeat of the target, here every second) and six A2A peers in-process (fast:
+ * A2A 1.0 only; legacy: v0.3 only; busy: v0.3 with capacity 1; broken; slow: a 4 s task;
+ * writer: a streaming 1.0 peer, demo/streaming.ts, whose progress notes the table shows), delegates a
  * scenario through `DelegationsLive` hosts, one dispatching directly (`A2A_PROTOCOL`
  * auto, so each peer gets its own version), one handing its delegations to the platform
  * (`DELEGATION_DISPATCH=platform`: a queued one comes back through the platform's list)
@@ -39,6 +40,7 @@ import {
 } from "effect"
 import * as NodePath from "node:path"
 import { colorEnabled, redraw, renderTable, screenRows, type TableRow, wrapIndented } from "./table.js"
+import * as Streaming from "./streaming.js"
 import * as Takeover from "./takeover.js"
 
 const jsonMode = process.argv.includes("--json")
@@ -70,7 +72,15 @@ const LEGACY = "1e000000-5c4e-4d11-8a2e-00000001e6ac"
 const BUSY = "b0b0b0b0-5c4e-4d11-8a2e-00000000b05e"
 const BROKEN = "b0000000-5c4e-4d11-8a2e-0000000b0e4e"
 const SLOW = "5e0e0000-5c4e-4d11-8a2e-00000000510e"
-const names = new Map([[FAST, "fast"], [LEGACY, "legacy"], [BUSY, "busy"], [BROKEN, "broken"], [SLOW, "slow"]])
+const WRITER = Streaming.WORKSPACE
+const names = new Map([
+  [FAST, "fast"],
+  [LEGACY, "legacy"],
+  [BUSY, "busy"],
+  [BROKEN, "broken"],
+  [SLOW, "slow"],
+  [WRITER, "writer"]
+])
 
 // The crash scene: a short lease, so that host B takes over within the demo's time.
 const LEASE_SECONDS = 2
@@ -91,7 +101,13 @@ interface Scene {
   readonly started: number
 }
 
-const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegation>, now: number, scene: Scene) =>
+const tableRows = (
+  rows: ReadonlyArray<Row>,
+  byId: ReadonlyMap<string, Delegation>,
+  now: number,
+  scene: Scene,
+  writer: Streaming.Requests
+) =>
   rows.map((row): TableRow => {
     if (row.kind === "refused") {
       return { task: row.label, peer: peerName(row.workspaceId), state: row.status, tries: 0, detail: row.error }
@@ -115,6 +131,19 @@ const tableRows = (rows: ReadonlyArray<Row>, byId: ReadonlyMap<string, Delegatio
     }
     const d = byId.get(row.id)
     if (d === undefined) return { task: row.label, peer: "?", state: "pending" }
+    if (d.workspaceId === WRITER) {
+      // The streaming row: its progress note, the drop, the text so far; room for them at 80 columns.
+      return {
+        task: row.label,
+        peer: peerName(d.workspaceId),
+        version: d.protocolVersion,
+        state: d.status,
+        tries: d.attempts,
+        elapsed: elapsed(d, now),
+        detail: Streaming.detail(d, writer),
+        detailLines: 3
+      }
+    }
     return {
       task: row.label,
       peer: peerName(d.workspaceId),
@@ -186,7 +215,7 @@ const program = Effect.gen(function*() {
   const say = (lines: ReadonlyArray<string>) =>
     Console.log(lines.flatMap((line) => wrapIndented(line, width(), 4)).join("\n"))
 
-  // --- the world: one platform, four peers, each with the agent card of its version ----------------
+  // --- the world: one platform, six peers, each with the agent card of its version -----------------
   // Workspaces heartbeat every 30 s on the real platform; every second here, to keep the demo short.
   const platform = yield* LocalPlatform.make({ heartbeatEvery: "1 second" })
   const fast = yield* LocalPeer.make({
@@ -212,6 +241,8 @@ const program = Effect.gen(function*() {
     protocol: "1.0",
     behaviour: { result: "task", latency: "4 seconds", reply: (task) => `settled "${task}"` }
   })
+  // Streams (its card says so): a progress note every 1.2 s, then its text in chunks; it drops the stream once.
+  const writer = yield* LocalPeer.make({ name: "writer", protocol: "1.0", behaviour: { stream: Streaming.SCRIPT } })
 
   const orchestratorToken = yield* platform.register({ id: "ws-orchestrator", name: "Orchestrator" })
   const schedulerToken = yield* platform.register({ id: "ws-scheduler", name: "Scheduler" })
@@ -223,6 +254,7 @@ const program = Effect.gen(function*() {
   yield* platform.register({ id: BUSY, name: "busy", url: busy.url, capacity: 1 })
   yield* platform.register({ id: BROKEN, name: "broken", url: broken.url, capacity: 4 })
   yield* platform.register({ id: SLOW, name: "slow", url: slow.url, capacity: 4 })
+  yield* platform.register({ id: WRITER, name: "writer", url: writer.url, capacity: 4 })
 
   // --- three hosts configured through Config, as an agent would be through its environment -------
   const host = (env: Record<string, string>) =>
@@ -314,6 +346,7 @@ const program = Effect.gen(function*() {
   yield* delegate(orchestrator, "summarise the Q3 report", FAST, "summarise the Q3 report")
   yield* delegate(orchestrator, "translate the memo", FAST, "translate the memo to French")
   yield* delegate(orchestrator, "list open incidents", LEGACY, "list open incidents")
+  yield* delegate(orchestrator, Streaming.TASK, WRITER, Streaming.TASK)
   yield* delegate(scheduler, "audit the ledger", BUSY, "audit the ledger")
   // A moment apart, so that the ledger is the one the busy peer takes first.
   yield* Effect.sleep("150 millis")
@@ -327,14 +360,20 @@ const program = Effect.gen(function*() {
 
   // --- watch them move ------------------------------------------------------------------------------
   const ids = rows.flatMap((row) => (row.kind === "delegation" ? [row.id] : []))
+  // The streaming delegation's progress notes and partial results, as the host's `watch` emits them.
+  const streamed = rows.find((row) => row.kind === "delegation" && row.label === Streaming.TASK)
+  const writerWatch = streamed?.kind === "delegation"
+    ? yield* Streaming.watchProgress(orchestrator, streamed.id)
+    : undefined
   // A terminal gets the table redrawn in place; a log (CI, a pipe) gets it again only when a state changes.
   let lastKey = ""
   let previous: ReadonlyArray<string> = []
-  const show = (table: ReadonlyArray<TableRow>) =>
+  // `streaming` is what the streaming row shows as it runs: a log gets the table again for each change of it.
+  const show = (table: ReadonlyArray<TableRow>, streaming: string) =>
     Effect.suspend(() => {
       if (jsonMode) return Effect.void
       if (!tty) {
-        const key = table.map((row) => `${row.state}/${row.tries}`).join(",")
+        const key = `${table.map((row) => `${row.state}/${row.tries}`).join(",")}/${streaming}`
         if (key === lastKey) return Effect.void
         lastKey = key
         return Console.log(`${renderTable(table, { width: LOG_WIDTH, color: false }).join("\n")}\n`)
@@ -350,14 +389,16 @@ const program = Effect.gen(function*() {
 
   if (!jsonMode) {
     yield* say([
-      "effect-a2a-delegation demo: a platform and five A2A peers over loopback HTTP.",
+      "effect-a2a-delegation demo: a platform and six A2A peers over loopback HTTP.",
       "  fast          A2A 1.0 only, answers in 0.4 s",
       "  legacy        A2A v0.3 only, answers in 0.6 s",
       "  busy          A2A v0.3 only, capacity 1, 2.5 s per task (overflow is queued, drained on heartbeats)",
       "  broken        drops every connection",
       "  slow          A2A 1.0, answers with a task that works for 4 s",
+      `  writer        A2A 1.0, streams (its card says so): ${Streaming.SCRIPT.updates.length} progress notes 1.2 s ` +
+      `apart, then its text in ${Streaming.SCRIPT.chunks.length} chunks; it drops the stream once, mid-way`,
       "and the workspaces that delegate to them:",
-      "  orchestrator  directly to fast, legacy and broken, A2A_PROTOCOL=auto",
+      "  orchestrator  directly to fast, legacy, broken and writer, A2A_PROTOCOL=auto",
       "  scheduler     to busy by the platform (DELEGATION_DISPATCH=platform): queued, then read from its list",
       "  dispatcher    to busy through the platform proxy (DELEGATION_DISPATCH=proxy, so 0.3)",
       "  intern        a workspace whose role (read-only) may not delegate",
@@ -378,7 +419,12 @@ const program = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const byId = new Map(all.map((d) => [d.id as string, d]))
     for (const d of all) if (d.status === "queued") seenQueued.add(d.id)
-    yield* show(tableRows(rows, byId, now, { state: takeover, delegation: taken, started }))
+    const writerRequests = Streaming.requests((yield* writer.requests).map((r) => r.method))
+    const writing = all.find((d) => d.workspaceId === WRITER)
+    yield* show(
+      tableRows(rows, byId, now, { state: takeover, delegation: taken, started }, writerRequests),
+      `${writing?.progress ?? ""}/${writerRequests.resubscribes}/${writing?.partialResult?.length ?? 0}`
+    )
     return {
       all,
       byId,
@@ -398,6 +444,14 @@ const program = Effect.gen(function*() {
 
   const finishedAt = yield* Clock.currentTimeMillis
   const refused = rows.flatMap((row) => (row.kind === "refused" ? [row] : []))
+  // The streaming scene, as facts: what the host's watch saw, and what the peer received.
+  const seen = writerWatch === undefined ? { progress: [], partialResults: [] } : yield* writerWatch
+  const writerRequests = Streaming.requests((yield* writer.requests).map((r) => r.method))
+  const streaming = {
+    progressSeen: seen.progress,
+    partialResultsSeen: seen.partialResults,
+    peerMethods: writerRequests.methods
+  }
   // The crash scene, as facts: which host started it, which finished it, and what the peer received.
   const slowRequests = yield* slow.requests
   const killed = final.takeover.killedAt
@@ -420,13 +474,20 @@ const program = Effect.gen(function*() {
     // attempts, error or result. protocolVersion is null where no request was sent.
     const encode = Schema.encode(Delegation)
     // The crash scene's row has `takeover` too; it is there even if the scene broke before host A sent anything.
+    // The streaming row has `streaming`: the progress notes and partial results its watch saw, the peer's requests.
     const delegations = yield* Effect.forEach(
       rows.flatMap((row) => (row.kind === "refused" ? [] : [row])),
       (row): Effect.Effect<Record<string, unknown>, ParseResult.ParseError> =>
         row.kind === "delegation"
           ? Effect.map(
             encode(final.byId.get(row.id)!),
-            (d) => ({ label: row.label, host: row.host, protocolVersion: null, ...d })
+            (d) => ({
+              label: row.label,
+              host: row.host,
+              protocolVersion: null,
+              ...d,
+              ...(d.workspaceId === WRITER ? { streaming } : {})
+            })
           )
           : Effect.map(
             Effect.transposeMapOption(final.taken, encode),
@@ -478,7 +539,7 @@ const program = Effect.gen(function*() {
         .join("+") || "none"
     }`
   const cardsRead = (yield* fast.cardRequests).length + (yield* legacy.cardRequests).length +
-    (yield* busy.cardRequests).length + (yield* broken.cardRequests).length
+    (yield* busy.cardRequests).length + (yield* broken.cardRequests).length + (yield* writer.cardRequests).length
   yield* say([
     "",
     `Done in ${((finishedAt - started) / 1000).toFixed(1)} s: ${final.all.length} delegations, ${refused.length} refused.`,
@@ -486,7 +547,8 @@ const program = Effect.gen(function*() {
     `denied ${refused.filter((r) => r.status === "denied").length}  invalid ${
       refused.filter((r) => r.status === "invalid").length
     }`,
-    `  A2A directly, auto (${cardsRead} agent cards read): ${[FAST, LEGACY, BROKEN].map(spoken).join(", ")}`,
+    `  A2A directly, auto (${cardsRead} agent cards read): ${[FAST, LEGACY, BROKEN, WRITER].map(spoken).join(", ")}`,
+    Streaming.summary(final.all.find((d) => d.workspaceId === WRITER), seen, writerRequests),
     `  A2A through the platform proxy, pinned: ${spoken(BUSY)}`,
     ...final.all.filter((d) => d.dispatch === "platform").map((d) =>
       `  ${d.task}: sent by the platform${
@@ -504,7 +566,7 @@ const program = Effect.gen(function*() {
       (yield* fast.requests).length
     }, legacy ${(yield* legacy.requests).length}, busy ${(yield* busy.requests).length}, broken ${
       (yield* broken.requests).length
-    }, slow ${slowRequests.length} requests`
+    }, slow ${slowRequests.length}, writer ${writerRequests.methods.length} requests`
   ])
 })
 

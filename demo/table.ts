@@ -134,11 +134,20 @@ export const wrap = (text: string, width: number, maxLines = Infinity): Array<st
   return kept
 }
 
-/** Wraps a paragraph with a hanging indent, e.g. for the demo's introduction and summary. */
+/**
+ * Wraps a paragraph with a hanging indent, e.g. for the demo's introduction and summary. A line that
+ * starts with a label and two or more spaces (`  writer        A2A 1.0, streams…`) keeps them, and its
+ * continuation lines line up under the text after the label.
+ */
 export const wrapIndented = (text: string, width: number, indent: number): Array<string> => {
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ")
   // A line that fits keeps its own spacing (the summary lines up counts with two spaces).
   if (visibleWidth(clean) <= width) return [clean]
+  const label = clean.match(/^ *\S+ {2,}(?=\S)/)?.[0]
+  if (label !== undefined && visibleWidth(label) + 10 <= width) {
+    const hang = " ".repeat(visibleWidth(label))
+    return wrap(sanitize(clean.slice(label.length)), width - hang.length).map((line, i) => (i === 0 ? label : hang) + line)
+  }
   const lead = text.match(/^ */)![0]
   const first = wrap(sanitize(text), Math.max(1, width - lead.length))
   const [head = "", ...tail] = first

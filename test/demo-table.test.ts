@@ -191,6 +191,11 @@ describe("demo table", () => {
     expect(wrapIndented("  completed 5  failed 1", 80, 4)).toEqual(["  completed 5  failed 1"])
     expect(wrapIndented("  a b c d e f g h", 14, 2)).toEqual(["  a b c d e f", "    g h"])
     expect(wrapIndented("  a b c d e", 8, 2)).toEqual(["  a b c", "d e"])
+    // A label and its spaces are kept; the rest wraps under the text after them.
+    expect(wrapIndented("  writer    streams a note a second, then its text", 30, 4))
+      .toEqual(["  writer    streams a note a", "            second, then its", "            text"])
+    // Unless that leaves the text fewer than ten columns.
+    expect(wrapIndented("  writer    streams a note", 20, 2)).toEqual(["  writer streams a", "    note"])
   })
 
   it("counts the screen rows a previous frame takes, also after the terminal narrowed", () => {
