@@ -36,6 +36,7 @@ import {
   Option,
   type ParseResult,
   Ref,
+  Schedule,
   Schema
 } from "effect"
 import * as NodePath from "node:path"
@@ -348,8 +349,11 @@ const program = Effect.gen(function*() {
   yield* delegate(orchestrator, "list open incidents", LEGACY, "list open incidents")
   yield* delegate(orchestrator, Streaming.TASK, WRITER, Streaming.TASK)
   yield* delegate(scheduler, "audit the ledger", BUSY, "audit the ledger")
-  // A moment apart, so that the ledger is the one the busy peer takes first.
-  yield* Effect.sleep("150 millis")
+  // Once the busy peer works on the ledger (however loaded the machine), the next two find it busy.
+  yield* busy.active.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (active) => active > 0 }),
+    Effect.timeoutOption("5 seconds")
+  )
   yield* delegate(scheduler, "audit the payroll", BUSY, "audit the payroll")
   yield* Effect.sleep("150 millis")
   yield* delegate(dispatcher, "audit the expenses", BUSY, "audit the expenses")
