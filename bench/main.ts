@@ -49,7 +49,7 @@ import {
   PlatformMirror,
   RbacStatic
 } from "effect-a2a-delegation"
-import { execFileSync, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -98,10 +98,9 @@ const STORE_ROWS = Number(process.env.BENCH_STORE_ROWS ?? (quick ? 100_000 : 1_0
 
 // --- processes ---------------------------------------------------------------------------------------------
 
-const firstLine = (args: ReadonlyArray<string>, keepAlive: boolean, timeoutMs?: number, prefix: ReadonlyArray<string> = []) =>
+const firstLine = (args: ReadonlyArray<string>, keepAlive: boolean, timeoutMs?: number) =>
   new Promise<{ readonly line: string; readonly stop: () => void }>((resolve, reject) => {
-    const [command, ...rest] = [...prefix, process.execPath, ...args]
-    const child = spawn(command!, rest, { stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] })
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
       child.kill("SIGKILL")
       reject(new Error(`${args.join(" ")} did not finish within ${timeoutMs / 1000} s`))
@@ -126,27 +125,8 @@ const startServer = async () => {
 }
 
 // Node flags of a side's process, besides a heap large enough for every side.
-// library-sqlite: --expose-gc, for the collections round.ts forces near the descriptor limit (see there).
-const flagsOf = (side: string) =>
-  side === "library-gc64" ? ["--max-semi-space-size=64"] : side === "library-sqlite" ? ["--expose-gc"] : []
+const flagsOf = (side: string) => side === "library-gc64" ? ["--max-semi-space-size=64"] : []
 
-/**
- * The SQLite store's client (`@libsql/client` 0.12) leaves the connection of each transaction open until it
- * is garbage-collected: two descriptors per delegation or so. Under a limit of 20,000 a round at N = 10,000
- * runs out of descriptors at about 10,700 delegations and stalls (round.ts reports it). So its rounds run
- * under `prlimit` with a higher limit when this process may raise it, and report the most descriptors they
- * held (`peakFds`).
- */
-const FD_LIMIT = 1_048_576
-const raisedFdLimit = (() => {
-  try {
-    execFileSync("prlimit", [`--nofile=${FD_LIMIT}:${FD_LIMIT}`, "true"], { stdio: "ignore" })
-    return ["prlimit", `--nofile=${FD_LIMIT}:${FD_LIMIT}`, "--"]
-  } catch {
-    return undefined
-  }
-})()
-const prefixOf = (side: string) => side === "library-sqlite" && raisedFdLimit !== undefined ? raisedFdLimit : []
 
 /** A round and how long its process took (build, warm-up, measured part and close), in seconds. */
 const round = async (side: string, n: number, port: number): Promise<RoundResult & { readonly seconds: number }> => {
@@ -162,8 +142,7 @@ const round = async (side: string, n: number, port: number): Promise<RoundResult
       String(warmUpOf(side))
     ],
     false,
-    ROUND_TIMEOUT_MS,
-    prefixOf(side)
+    ROUND_TIMEOUT_MS
   )
   return { ...(JSON.parse(line) as RoundResult), seconds: (performance.now() - start) / 1000 }
 }
@@ -266,7 +245,8 @@ const storeFigures = () =>
       for (let i = 0; i < listRuns; i++) listed = (yield* delegations.list).length
       const listMillis = (performance.now() - listStart) / listRuns
       return {
-        stored: listed,
+        stored: STORED,
+        listed,
         bytesPerDelegation: Math.round((after - before) / STORED),
         statusMicros,
         statusMicrosFew,
@@ -396,13 +376,6 @@ const main = async () => {
         `database per round, after a ${SQL_WARM_UP.toLocaleString("en")}-delegation warm-up`
     )
     log(typeof pg === "string" ? `PostgreSQL: skipped: ${pg}` : `PostgreSQL: ${pg.origin}`)
-    log(
-      raisedFdLimit === undefined
-        ? `library-sqlite: its client leaves a connection (and its descriptors) open per transaction until GC; ` +
-          `a round near its descriptor limit forces a collection (counted below)`
-        : `library-sqlite: rounds under a descriptor limit of ${FD_LIMIT.toLocaleString("en")} (prlimit): ` +
-          `its client leaves a connection open per transaction until GC`
-    )
   }
   const sqlNotes: Array<string> = []
   const results: Record<string, unknown> = {}
@@ -465,7 +438,6 @@ const main = async () => {
       const sqlite = optional("library-sqlite")
       const postgres = optional("library-postgres")
       const peakFds = (side: string) => Math.max(0, ...rounds[side]!.map((x) => x.peakFds ?? 0))
-      const forcedGcs = (side: string) => rounds[side]!.map((x) => x.forcedGcs ?? 0)
       const postgresServerCpu = rounds["library-postgres"]!.flatMap((x) =>
         x.serverCpuMicros === undefined ? [] : [x.serverCpuMicros]
       )
@@ -508,7 +480,6 @@ const main = async () => {
               ...sqlite,
               of_memory: +(sqlite.per_second / library.per_second).toFixed(3),
               peak_fds: peakFds("library-sqlite"),
-              forced_gcs: forcedGcs("library-sqlite"),
               seconds: seconds["library-sqlite"]
             }
           }),
@@ -568,9 +539,6 @@ const main = async () => {
             `(library); rounds took ${seconds[name]!.map((x) => `${x.toFixed(0)} s`).join(", ")} ` +
             `(warm-up ${SQL_WARM_UP.toLocaleString("en")} included); at most ${peakFds(name).toLocaleString("en")} ` +
             `open descriptors (memory store: ${peakFds("library").toLocaleString("en")})` +
-            (forcedGcs(name).some((x) => x > 0)
-              ? `; collections forced near the descriptor limit, by round: ${forcedGcs(name).join(", ")}`
-              : "") +
             (name === "library-postgres" && postgresServerCpu.length > 0
               ? `; the PostgreSQL server's own CPU ${Math.round(median(postgresServerCpu))} µs/deleg (not in the CPU column)`
               : "")
@@ -592,7 +560,7 @@ const main = async () => {
     `store: ${store.stored.toLocaleString("en")} finished delegations retain ${store.bytesPerDelegation} bytes each${
       store.gcExposed ? "" : " (run with --expose-gc for exact figures)"
     }; status(id) ${store.statusMicros.toFixed(2)} µs (${store.statusMicrosFew.toFixed(2)} µs over 1% of the ids); ` +
-      `list ${store.listMillis.toFixed(1)} ms`
+      `list ${store.listMillis.toFixed(1)} ms (its newest ${store.listed.toLocaleString("en")})`
   )
   let opsResults: ReadonlyArray<StoreOpsResult> = []
   try {

@@ -185,33 +185,12 @@ const openFds = () => {
 }
 let peakFds = openFds()
 
-/** This process's limit of open file descriptors (the soft one), from /proc; undefined when unknown. */
-const fdLimit = (() => {
-  try {
-    const line = Fs.readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"))
-    const soft = Number(line?.slice("Max open files".length).trim().split(/\s+/)[0])
-    return Number.isFinite(soft) ? soft : undefined
-  } catch {
-    return undefined
-  }
-})()
-
 /**
- * Garbage collections forced because the process neared its descriptor limit. `@libsql/client` 0.12 leaves
- * the connection of each transaction open until it is collected (about two descriptors per delegation);
- * under a limit of 20,000 a SQLite round at N = 10,000 runs out at some 10,700 delegations, its next
- * connection fails to open, and the round stalls. The SQLite side runs with `--expose-gc` (bench/main.ts):
- * past 70 % of the limit it collects, which closes the connections no longer referenced, and counts it.
+ * `@libsql/client` 0.12 leaves the connection of each transaction open until it is garbage-collected (about
+ * two descriptors per delegation on the SQLite side): the most seen shows it.
  */
-let forcedGcs = 0
 setInterval(() => {
-  const fds = openFds()
-  peakFds = Math.max(peakFds, fds)
-  const gc = (globalThis as { gc?: () => void }).gc
-  if (gc !== undefined && fdLimit !== undefined && fds > 0.7 * fdLimit) {
-    gc()
-    forcedGcs++
-  }
+  peakFds = Math.max(peakFds, openFds())
 }, 1000).unref()
 
 /** How far the library side got: delegations started and awaited, in the current part (warm-up or measured). */
@@ -546,7 +525,6 @@ const main = async () => {
     result = {
       ...summary(outcome),
       peakFds: Math.max(peakFds, openFds()),
-      ...(forcedGcs === 0 ? {} : { forcedGcs }),
       ...(outcome.serverCpu === undefined ? {} : { serverCpuMicros: outcome.serverCpu / n }),
       runningAfter: outcome.runningAfter,
       handlesBefore: outcome.handlesBefore,

@@ -17,8 +17,6 @@ export interface RoundResult {
   readonly serverCpuMicros?: number
   /** Library sides: the most file descriptors the process had open (sampled every second). */
   readonly peakFds?: number
-  /** Garbage collections the round forced because it neared its descriptor limit (library-sqlite; see round.ts). */
-  readonly forcedGcs?: number
   /** Library sides: delegations still running once all were awaited (the FiberMap's size). */
   readonly runningAfter?: number
   /** Library sides: active handles before the layer was built and after it was closed. */
