@@ -21,14 +21,23 @@
  * - effect-http and engine (N = 10,000, two rounds), which split the library's cost: the
  *   floor's five requests through `HttpClient` over the recommended client with its spans
  *   and no engine, and the live core over in-process services that answer at once.
+ * - library-sqlite and library-postgres (two rounds at each N, after a warm-up of 1,000): the library
+ *   side with `DELEGATION_STORE` on a SQLite file of the round's own and on a fresh PostgreSQL database
+ *   (the server at `BENCH_DATABASE_URL` or `DELEGATION_TEST_DATABASE_URL`, else a throwaway server this
+ *   run starts and stops, see pgServer.ts; without PostgreSQL the side is skipped with a note).
  * Every side but the engine also reports its requests per measured delegation (platform and peer, and
  * by route), which the server counts and each round reads before and after its measured part.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the
- * time of `status(id)` and `list` at that size.
+ * time of `status(id)` and `list` at that size; and the SQL stores' operations at 1,000,000 rows
+ * (storeOps.ts; `BENCH_STORE_ROWS` sets another size).
  *
- * `npm run bench -- --json` prints one JSON object instead of the report.
+ * `npm run bench -- --json` prints one JSON object instead of the report; `-- --no-sql` leaves out the
+ * SQL sides and the SQL store operations.
  */
-import { Context, Duration, Effect, Layer, Logger, LogLevel } from "effect"
+import { SqlClient } from "@effect/sql"
+import { LibsqlClient } from "@effect/sql-libsql"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import {
   A2ATransport,
   A2ATransportTest,
@@ -41,13 +50,20 @@ import {
   RbacStatic
 } from "effect-a2a-delegation"
 import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Os from "node:os"
+import * as Path from "node:path"
 import * as Readline from "node:readline"
+import { pathToFileURL } from "node:url"
+import { freshDatabase, pgServer } from "./pgServer.js"
 import type { RoundResult } from "./shared.js"
 import { PEER, PEER_ROUTES, PLATFORM_ROUTES, POOL, ROUTES, SELF } from "./shared.js"
+import type { StoreOpsReport } from "./storeOps.js"
+import { storeOps } from "./storeOps.js"
 
 const jsonOutput = process.argv.includes("--json")
 const quick = process.argv.includes("--quick")
+const withSql = !process.argv.includes("--no-sql")
 const log = (line: string) => {
   if (!jsonOutput) console.log(line)
 }
@@ -57,25 +73,44 @@ const ROUNDS: Record<number, number> = { 1_000: quick ? 2 : 4, 10_000: 5 }
 // Delegations each round runs before it measures: a host runs for hours, so both sides are measured
 // with their code optimised by the JIT, not while it is still being compiled.
 const WARM_UP = 5_000
+// The SQL sides run some 10 times slower than the memory one: a warm-up of 5,000 would take longer than
+// their measured part at N = 1,000, and a round at N = 10,000 over 3 minutes. 1,000 delegations compile
+// the same code.
+const SQL_WARM_UP = 1_000
+const SQL_SIDES = ["library-sqlite", "library-postgres"] as const
+const isSql = (side: string) => (SQL_SIDES as ReadonlyArray<string>).includes(side)
+const warmUpOf = (side: string) => isSql(side) ? SQL_WARM_UP : WARM_UP
+// A round that has not printed its line by then is killed and left out (reported as such).
+const ROUND_TIMEOUT_MS = 10 * 60_000
 // The variants run in two rounds only (the stock undici client at N = 1,000; at N = 10,000 the library
 // without its concurrency bound, with Effect timeouts and with a larger young generation, and the two
 // references), to keep a full run short.
-const sidesFor = (n: number, round: number) =>
+// The SQL sides run in two rounds at each N, beside the memory store's library side of the same rounds.
+const sidesFor = (n: number, round: number, sql: ReadonlyArray<string>): ReadonlyArray<string> =>
   round >= 2
-    ? ["floor", "library"] as const
+    ? ["floor", "library"]
     : n === 1_000
-    ? ["floor", "library", "library-undici"] as const
-    : ["floor", "library", "library-unbounded", "library-effect-timeout", "library-gc64", "effect-http", "engine"] as const
+    ? ["floor", "library", "library-undici", ...sql]
+    : ["floor", "library", "library-unbounded", "library-effect-timeout", "library-gc64", "effect-http", "engine", ...sql]
 const STORED = quick ? 20_000 : 100_000
+// Rows of the SQL stores' tables for their operations' latency (storeOps.ts).
+const STORE_ROWS = Number(process.env.BENCH_STORE_ROWS ?? (quick ? 100_000 : 1_000_000))
 
 // --- processes ---------------------------------------------------------------------------------------------
 
-const firstLine = (args: ReadonlyArray<string>, keepAlive: boolean) =>
+const firstLine = (args: ReadonlyArray<string>, keepAlive: boolean, timeoutMs?: number) =>
   new Promise<{ readonly line: string; readonly stop: () => void }>((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] })
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`${args.join(" ")} did not finish within ${timeoutMs / 1000} s`))
+    }, timeoutMs)
     child.once("error", reject)
-    child.once("exit", (code) => {
-      if (code !== 0 && !keepAlive) reject(new Error(`${args.join(" ")} exited with ${code}`))
+    // "close", not "exit": by then the child's output has been read, its line (if any) handed on.
+    child.once("close", (code) => {
+      clearTimeout(timer)
+      // Once the line is in, a later rejection is ignored.
+      if (!keepAlive) reject(new Error(`${args.join(" ")} exited with ${code} before printing a line`))
     })
     Readline.createInterface({ input: child.stdout! }).once("line", (line) =>
       resolve({ line, stop: () => child.kill("SIGTERM") })
@@ -92,12 +127,24 @@ const startServer = async () => {
 // Node flags of a side's process, besides a heap large enough for every side.
 const flagsOf = (side: string) => side === "library-gc64" ? ["--max-semi-space-size=64"] : []
 
-const round = async (side: string, n: number, port: number): Promise<RoundResult> => {
+
+/** A round and how long its process took (build, warm-up, measured part and close), in seconds. */
+const round = async (side: string, n: number, port: number): Promise<RoundResult & { readonly seconds: number }> => {
+  const start = performance.now()
   const { line } = await firstLine(
-    ["--max-old-space-size=4096", ...flagsOf(side), here("./round.js"), side, String(n), String(port), String(WARM_UP)],
-    false
+    [
+      "--max-old-space-size=4096",
+      ...flagsOf(side),
+      here("./round.js"),
+      side,
+      String(n),
+      String(port),
+      String(warmUpOf(side))
+    ],
+    false,
+    ROUND_TIMEOUT_MS
   )
-  return JSON.parse(line) as RoundResult
+  return { ...(JSON.parse(line) as RoundResult), seconds: (performance.now() - start) / 1000 }
 }
 
 const median = (values: ReadonlyArray<number>) => {
@@ -198,7 +245,8 @@ const storeFigures = () =>
       for (let i = 0; i < listRuns; i++) listed = (yield* delegations.list).length
       const listMillis = (performance.now() - listStart) / listRuns
       return {
-        stored: listed,
+        stored: STORED,
+        listed,
         bytesPerDelegation: Math.round((after - before) / STORED),
         statusMicros,
         statusMicrosFew,
@@ -234,8 +282,83 @@ const logRequestsByRoute = (
 
 // --- the run -----------------------------------------------------------------------------------------------------
 
+// --- the SQL stores' operations at size ---------------------------------------------------------------------
+
+/** A SQLite client on a file, in WAL mode as the library's SQLite store opens it. */
+const sqliteClient = (filename: string): Layer.Layer<SqlClient.SqlClient, unknown> =>
+  Layer.tap(
+    LibsqlClient.layer({ url: pathToFileURL(filename).href }),
+    (context) => Context.get(context, SqlClient.SqlClient)`PRAGMA journal_mode = WAL`
+  )
+
+type StoreOpsResult = StoreOpsReport | { readonly dialect: string; readonly skipped: string }
+
+/** storeOps.ts on a SQLite file in a fresh temp directory (removed after) and on a fresh PostgreSQL database (dropped after). */
+const sqlStoreOps = async (rows: number, pgUrl: string | undefined, pgNote: string | undefined) => {
+  const results: Array<StoreOpsResult> = []
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "delegation-bench-storeops-"))
+  try {
+    results.push(await storeOps({ client: sqliteClient(Path.join(dir, "delegations.db")), rows }))
+  } catch (error) {
+    results.push({ dialect: "sqlite", skipped: String(error) })
+  } finally {
+    Fs.rmSync(dir, { recursive: true, force: true })
+  }
+  if (pgUrl === undefined) {
+    results.push({ dialect: "postgres", skipped: pgNote ?? "no PostgreSQL" })
+  } else {
+    try {
+      const database = await freshDatabase(pgUrl)
+      try {
+        results.push(await storeOps({ client: PgClient.layer({ url: Redacted.make(database.url) }), rows }))
+      } finally {
+        await database.drop()
+      }
+    } catch (error) {
+      results.push({ dialect: "postgres", skipped: String(error) })
+    }
+  }
+  return results
+}
+
+const OPERATIONS = ["get", "update", "finish", "list", "claim"] as const
+
+const logStoreOps = (rows: number, results: ReadonlyArray<StoreOpsResult>) => {
+  log("")
+  log(
+    `SQL store operations at ${rows.toLocaleString("en")} rows (storeOps.ts: 10,000 finished, the rest unfinished, ` +
+      `1% with an expired lease; 200 calls each, one at a time), ms p50 / p95:`
+  )
+  log(`  ${"".padEnd(10)} ${"fill".padStart(8)}${OPERATIONS.map((op) => op.padStart(17)).join("")}`)
+  for (const result of results) {
+    if ("skipped" in result) {
+      log(`  ${result.dialect.padEnd(10)} skipped: ${result.skipped}`)
+      continue
+    }
+    log(
+      `  ${result.dialect.padEnd(10)} ${`${(result.fillMillis / 1000).toFixed(1)} s`.padStart(8)}${
+        OPERATIONS.map((op) => `${result.timings[op].p50.toFixed(2)} / ${result.timings[op].p95.toFixed(2)}`.padStart(17))
+          .join("")
+      }`
+    )
+  }
+  log(`  get: by id; update: a compare-and-set; finish: an update that finishes one (and its eviction pass);`)
+  log(`  list: a page of 50; claim: 10 expired leases`)
+}
+
+/** Stops the run's PostgreSQL server, if it started one: at the end, or when the run fails or is interrupted. */
+let stopPg: (() => Promise<void>) | undefined
+
 const main = async () => {
   const started = performance.now()
+  // PostgreSQL first: its server (when the run starts one) must be up before the rounds that use it.
+  const pg = withSql ? await pgServer() : "left out (--no-sql)"
+  const pgNote = typeof pg === "string" ? pg : undefined
+  if (typeof pg !== "string") {
+    process.env.BENCH_DATABASE_URL = pg.url
+    stopPg = pg.stop
+  }
+  const sqlSides = withSql ? SQL_SIDES.filter((side) => side !== "library-postgres" || pgNote === undefined) : []
   const server = await startServer()
   const cpus = Os.cpus()
   const machine = { cores: cpus.length, cpu: cpus[0]?.model ?? "unknown", node: process.version }
@@ -247,6 +370,14 @@ const main = async () => {
   log(`each round runs in a fresh process after a ${WARM_UP.toLocaleString("en")}-delegation warm-up; sides alternate`)
   log(`latency: floor to its fifth response; library from delegate() to the completed state (its own timestamps)`)
   log(`library: concurrency ${POOL} (delegations running at once; the others wait, pending, in order)`)
+  if (withSql) {
+    log(
+      `library-sqlite, library-postgres: the library side with DELEGATION_STORE on a fresh SQLite file / PostgreSQL ` +
+        `database per round, after a ${SQL_WARM_UP.toLocaleString("en")}-delegation warm-up`
+    )
+    log(typeof pg === "string" ? `PostgreSQL: skipped: ${pg}` : `PostgreSQL: ${pg.origin}`)
+  }
+  const sqlNotes: Array<string> = []
   const results: Record<string, unknown> = {}
   const ratios: Record<string, number> = {}
   try {
@@ -259,14 +390,28 @@ const main = async () => {
         "library-effect-timeout": [],
         "library-gc64": [],
         "effect-http": [],
-        engine: []
+        engine: [],
+        "library-sqlite": [],
+        "library-postgres": []
       }
+      const seconds: Record<string, Array<number>> = {}
       for (let r = 0; r < ROUNDS[n]!; r++) {
         // Rotate the order so that drift hits every side alike.
-        const sides = sidesFor(n, r)
+        const sides = sidesFor(n, r, sqlSides)
         for (let k = 0; k < sides.length; k++) {
           const side = sides[(r + k) % sides.length]!
-          rounds[side]!.push(await round(side, n, server.port))
+          if (!isSql(side)) {
+            rounds[side]!.push(await round(side, n, server.port))
+            continue
+          }
+          // A SQL side that fails or runs out of time is reported and left out; the run goes on.
+          try {
+            const result = await round(side, n, server.port)
+            rounds[side]!.push(result)
+            ;(seconds[side] ??= []).push(result.seconds)
+          } catch (error) {
+            sqlNotes.push(`N = ${n.toLocaleString("en")}, ${side}: round left out: ${String(error).split("\n")[0]}`)
+          }
         }
       }
       const summary = (all: ReadonlyArray<RoundResult>) => ({
@@ -290,6 +435,12 @@ const main = async () => {
       const gc64 = optional("library-gc64")
       const http = optional("effect-http")
       const engine = optional("engine")
+      const sqlite = optional("library-sqlite")
+      const postgres = optional("library-postgres")
+      const peakFds = (side: string) => Math.max(0, ...rounds[side]!.map((x) => x.peakFds ?? 0))
+      const postgresServerCpu = rounds["library-postgres"]!.flatMap((x) =>
+        x.serverCpuMicros === undefined ? [] : [x.serverCpuMicros]
+      )
       const ratioOf = (s: { readonly per_second: number } | undefined) =>
         s === undefined ? undefined : +(s.per_second / floor.per_second).toFixed(3)
       const lib = rounds["library"]!
@@ -321,7 +472,26 @@ const main = async () => {
         ...(effectTimeout === undefined ? {} : { library_effect_timeout: effectTimeout }),
         ...(gc64 === undefined ? {} : { library_gc64: gc64 }),
         ...(http === undefined ? {} : { effect_http: http }),
-        ...(engine === undefined ? {} : { engine })
+        ...(engine === undefined ? {} : { engine }),
+        ...(sqlite === undefined
+          ? {}
+          : {
+            library_sqlite: {
+              ...sqlite,
+              of_memory: +(sqlite.per_second / library.per_second).toFixed(3),
+              peak_fds: peakFds("library-sqlite"),
+              seconds: seconds["library-sqlite"]
+            }
+          }),
+        ...(postgres === undefined ? {} : {
+          library_postgres: {
+            ...postgres,
+            of_memory: +(postgres.per_second / library.per_second).toFixed(3),
+            server_cpu_us: postgresServerCpu.length === 0 ? undefined : Math.round(median(postgresServerCpu)),
+            peak_fds: peakFds("library-postgres"),
+            seconds: seconds["library-postgres"]
+          }
+        })
       }
       log("")
       log(
@@ -346,7 +516,9 @@ const main = async () => {
         ...(effectTimeout === undefined ? [] : [["library-effect-timeout", effectTimeout] as const]),
         ...(gc64 === undefined ? [] : [["library-gc64", gc64] as const]),
         ...(http === undefined ? [] : [["effect-http", http] as const]),
-        ...(engine === undefined ? [] : [["engine (no HTTP)", engine] as const])
+        ...(engine === undefined ? [] : [["engine (no HTTP)", engine] as const]),
+        ...(sqlite === undefined ? [] : [["library-sqlite", sqlite] as const]),
+        ...(postgres === undefined ? [] : [["library-postgres", postgres] as const])
       ] as const
       for (const [name, s] of rows) {
         log(
@@ -360,6 +532,18 @@ const main = async () => {
         )
       }
       logRequestsByRoute(rows, library)
+      for (const [name, s] of [["library-sqlite", sqlite], ["library-postgres", postgres]] as const) {
+        if (s === undefined) continue
+        log(
+          `  ${name}: ${s.per_second} deleg/s, ${(s.per_second / library.per_second).toFixed(3)} of the memory store's ` +
+            `(library); rounds took ${seconds[name]!.map((x) => `${x.toFixed(0)} s`).join(", ")} ` +
+            `(warm-up ${SQL_WARM_UP.toLocaleString("en")} included); at most ${peakFds(name).toLocaleString("en")} ` +
+            `open descriptors (memory store: ${peakFds("library").toLocaleString("en")})` +
+            (name === "library-postgres" && postgresServerCpu.length > 0
+              ? `; the PostgreSQL server's own CPU ${Math.round(median(postgresServerCpu))} µs/deleg (not in the CPU column)`
+              : "")
+        )
+      }
       log(
         `  library: FiberMap size after every round ${Math.max(...lib.map((x) => x.runningAfter ?? 0))}; ` +
           `active handles before/after ${lib.map((x) => `${x.handlesBefore}/${x.handlesAfter}`).join(" ")}`
@@ -368,14 +552,26 @@ const main = async () => {
   } finally {
     server.stop()
   }
+  for (const note of sqlNotes) log(note)
+  if (withSql && pgNote !== undefined) log(`library-postgres: skipped: ${pgNote}`)
   const store = await storeFigures()
   log("")
   log(
     `store: ${store.stored.toLocaleString("en")} finished delegations retain ${store.bytesPerDelegation} bytes each${
       store.gcExposed ? "" : " (run with --expose-gc for exact figures)"
     }; status(id) ${store.statusMicros.toFixed(2)} µs (${store.statusMicrosFew.toFixed(2)} µs over 1% of the ids); ` +
-      `list ${store.listMillis.toFixed(1)} ms`
+      `list ${store.listMillis.toFixed(1)} ms (its newest ${store.listed.toLocaleString("en")})`
   )
+  let opsResults: ReadonlyArray<StoreOpsResult> = []
+  try {
+    if (withSql) {
+      opsResults = await sqlStoreOps(STORE_ROWS, typeof pg === "string" ? undefined : pg.url, pgNote)
+      logStoreOps(STORE_ROWS, opsResults)
+    }
+  } finally {
+    stopPg = undefined
+    if (typeof pg !== "string") await pg.stop()
+  }
   log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`)
   if (jsonOutput) {
     console.log(JSON.stringify({
@@ -387,15 +583,23 @@ const main = async () => {
       status_us: +store.statusMicros.toFixed(3),
       list_ms: +store.listMillis.toFixed(2),
       stored: store.stored,
+      ...(withSql ? { postgres: typeof pg === "string" ? { skipped: pg } : { server: pg.origin } } : {}),
+      ...(withSql ? { store_ops: { rows: STORE_ROWS, results: opsResults } } : {}),
+      sql_notes: sqlNotes,
       seconds: Math.round((performance.now() - started) / 1000)
     }))
   }
 }
 
+process.once("SIGINT", () => {
+  void (stopPg?.() ?? Promise.resolve()).finally(() => process.exit(130))
+})
+
 main().then(
   () => process.exit(0),
-  (error: unknown) => {
+  async (error: unknown) => {
     console.error(error)
+    await stopPg?.().catch(() => undefined)
     process.exit(1)
   }
 )

@@ -13,13 +13,17 @@
  * `--max-semi-space-size=64`), and two references that split the library's cost:
  * `effect-http` (the same five requests per delegation through `HttpClient` over the
  * recommended client, with its spans, and no delegation engine) and `engine` (the live core
- * over services that answer at once in-process, with no HTTP). By hand only: `effect-http-untraced`
+ * over services that answer at once in-process, with no HTTP). `library-sqlite` and `library-postgres` are
+ * the library side with `DELEGATION_STORE` (the `store` option) on a SQLite file of the round's own (a fresh
+ * temp file, removed after) or a fresh PostgreSQL database (created on the server at `BENCH_DATABASE_URL`,
+ * dropped after). By hand only: `effect-http-untraced`
  * is `effect-http` with the tracer disabled, `library-untraced-platform` the library with the
  * platform's calls left untraced (README, Performance).
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient, Undici } from "@effect/platform-node"
-import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import type { DelegationId } from "effect-a2a-delegation"
 import {
   A2ATransport,
@@ -34,7 +38,11 @@ import {
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import { randomUUID } from "node:crypto"
+import * as Fs from "node:fs"
 import * as Http from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { freshDatabase, givenUrl } from "./pgServer.js"
 import type { RequestFigures, RoundResult, RouteCounts } from "./shared.js"
 import {
   COUNTS_PATH,
@@ -164,6 +172,30 @@ const floor = async (port: number, n: number, warmUp: number, counter: RequestCo
 
 // --- library ----------------------------------------------------------------------------------------------
 
+/** Removes the round's SQLite file when the round stalls (its normal close never runs then). */
+let removeOnStall = () => {}
+
+/** Open file descriptors of this process, sampled every second: the most seen. */
+const openFds = () => {
+  try {
+    return Fs.readdirSync("/proc/self/fd").length
+  } catch {
+    return 0
+  }
+}
+let peakFds = openFds()
+
+/**
+ * `@libsql/client` 0.12 leaves the connection of each transaction open until it is garbage-collected (about
+ * two descriptors per delegation on the SQLite side): the most seen shows it.
+ */
+setInterval(() => {
+  peakFds = Math.max(peakFds, openFds())
+}, 1000).unref()
+
+/** How far the library side got: delegations started and awaited, in the current part (warm-up or measured). */
+const progress = { part: "build", started: 0, awaited: 0 }
+
 const activeHandles = () => process.getActiveResourcesInfo().filter((name) => name !== "Timeout").length
 
 const stockUndici: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndiciWithoutDispatcher.pipe(
@@ -195,15 +227,89 @@ const liveStack = (
   port: number,
   history: number,
   client: Layer.Layer<HttpClient.HttpClient>,
-  concurrency: number | undefined
+  concurrency: number | undefined,
+  store: string | undefined
 ) =>
   DelegationsLayer.layer({
     workspaceId: SELF,
     platformUrl: `http://127.0.0.1:${port}`,
     platformToken: TOKEN,
     history,
-    concurrency
+    concurrency,
+    store
   }).pipe(Layer.provide(client))
+
+// --- the SQL stores ---------------------------------------------------------------------------------------
+
+/** CPU time (user + system, in µs) of a local PostgreSQL server: the postmaster, its reaped children and its live ones. */
+const serverCpuMicros = (postmaster: number) => {
+  const ticks = 1_000_000 / 100 // USER_HZ: 100 on Linux
+  const stat = (pid: string) => {
+    const text = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // The fields after the command's ")" : state is field 3, ppid 4, utime 14, stime 15, cutime 16, cstime 17.
+    return text.slice(text.lastIndexOf(")") + 2).split(" ")
+  }
+  const own = stat(String(postmaster))
+  let total = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])
+  for (const pid of Fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid) || pid === String(postmaster)) continue
+    try {
+      const fields = stat(pid)
+      if (Number(fields[1]) === postmaster) total += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // gone meanwhile: its time is in the postmaster's cutime/cstime now
+    }
+  }
+  return total * ticks
+}
+
+/** The postmaster's pid, when the server runs on this machine and its processes can be read (else undefined). */
+const postmasterOf = async (url: string) => {
+  try {
+    const rows = await Effect.runPromise(
+      Effect.flatMap(Layer.build(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })), (context) =>
+        Context.get(context, PgClient.PgClient)<{ pid: number }>`SELECT pg_backend_pid() AS pid`).pipe(Effect.scoped)
+    )
+    const backend = Fs.readFileSync(`/proc/${rows[0]!.pid}/stat`, "utf8")
+    const postmaster = Number(backend.slice(backend.lastIndexOf(")") + 2).split(" ")[1])
+    serverCpuMicros(postmaster)
+    return postmaster
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The `store` option of a side, made for this round: a SQLite file in a fresh temp directory, or a fresh
+ * PostgreSQL database; `close` removes it. `serverCpu` reads the PostgreSQL server's CPU time, when it is local.
+ */
+const storeFor = async (side: string): Promise<{
+  readonly store: string | undefined
+  readonly serverCpu: (() => number) | undefined
+  readonly close: () => Promise<void>
+}> => {
+  if (side === "library-sqlite") {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "delegation-bench-sqlite-"))
+    removeOnStall = () => Fs.rmSync(dir, { recursive: true, force: true })
+    return {
+      store: `sqlite:${Path.join(dir, "delegations.db")}`,
+      serverCpu: undefined,
+      close: () => Fs.promises.rm(dir, { recursive: true, force: true })
+    }
+  }
+  if (side === "library-postgres") {
+    const server = givenUrl()
+    if (server === undefined) throw new Error("library-postgres needs BENCH_DATABASE_URL (a server it may create databases on)")
+    const database = await freshDatabase(server.value)
+    const postmaster = await postmasterOf(database.url)
+    return {
+      store: database.url,
+      serverCpu: postmaster === undefined ? undefined : () => serverCpuMicros(postmaster),
+      close: database.drop
+    }
+  }
+  return { store: undefined, serverCpu: undefined, close: () => Promise.resolve() }
+}
 
 const instantReply = A2ATransportTest.message("ok")
 
@@ -245,7 +351,8 @@ const library = async <E>(
   warmUp: number,
   layer: Layer.Layer<Delegations, E>,
   counter: RequestCounter | undefined,
-  around: <A, E2>(effect: Effect.Effect<A, E2>) => Effect.Effect<A, E2> = (effect) => effect
+  around: <A, E2>(effect: Effect.Effect<A, E2>) => Effect.Effect<A, E2> = (effect) => effect,
+  serverCpu?: () => number
 ) => {
   const handlesBefore = activeHandles()
   const mark = counter === undefined ? Effect.void : Effect.promise(counter.mark)
@@ -259,16 +366,30 @@ const library = async <E>(
         Effect.gen(function*() {
           let failed = 0
           const cpu = process.cpuUsage()
+          const server = serverCpu?.()
           const start = performance.now()
           const ids: Array<DelegationId> = []
-          for (let i = 0; i < count; i++) ids.push(yield* delegations.delegate({ workspaceId: PEER, task: `task ${i}` }))
+          progress.part = latencies === undefined ? "warm-up" : "measured"
+          progress.started = 0
+          progress.awaited = 0
+          for (let i = 0; i < count; i++) {
+            ids.push(yield* delegations.delegate({ workspaceId: PEER, task: `task ${i}` }))
+            progress.started++
+          }
           for (let i = 0; i < count; i++) {
             const done = yield* delegations.await(ids[i]!)
+            progress.awaited++
             if (done.status !== "completed") failed++
             // From the delegation's own timestamps: delegate() to the completed state.
             if (latencies !== undefined) latencies[i] = DateTime.distance(done.createdAt, done.updatedAt)
           }
-          return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
+          const elapsed = performance.now() - start
+          return {
+            elapsed,
+            failed,
+            cpu: cpuMicros(cpu),
+            serverCpu: server === undefined ? undefined : serverCpu!() - server
+          }
         })
       // `await` returns once the delegation's fiber is done, its platform update and notify included, so
       // no request of a part is in flight once its last `await` has returned: the counts can be read at once.
@@ -389,18 +510,22 @@ const main = async () => {
     const history = Math.max(n, warmUp)
     // The engine makes no HTTP request: nothing to count.
     const counted = side === "engine" ? undefined : counter
+    const store = await storeFor(side)
     const outcome = await library(
       n,
       warmUp,
       side === "engine"
         ? engineAlone(history)
         // As many delegations at once as the pool has connections: the others wait their turn, pending.
-        : liveStack(port, history, clientFor(side), side === "library-unbounded" ? undefined : POOL),
+        : liveStack(port, history, clientFor(side), side === "library-unbounded" ? undefined : POOL, store.store),
       counted,
-      side === "library-untraced-platform" ? untracedPlatform(`http://127.0.0.1:${port}`) : undefined
-    )
+      side === "library-untraced-platform" ? untracedPlatform(`http://127.0.0.1:${port}`) : undefined,
+      store.serverCpu
+    ).finally(store.close)
     result = {
       ...summary(outcome),
+      peakFds: Math.max(peakFds, openFds()),
+      ...(outcome.serverCpu === undefined ? {} : { serverCpuMicros: outcome.serverCpu / n }),
       runningAfter: outcome.runningAfter,
       handlesBefore: outcome.handlesBefore,
       handlesAfter: outcome.handlesAfter,
@@ -409,6 +534,17 @@ const main = async () => {
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
 }
+
+// Node exits with code 0 when nothing is left to wait on (no socket, no timer): were the round's program
+// stuck on something that nothing will ever complete, it would end with no line and no error.
+process.once("beforeExit", () => {
+  console.error(
+    `round ${process.argv.slice(2).join(" ")}: stalled with nothing left to run in the ${progress.part} part: ` +
+      `${progress.started} delegations started, ${progress.awaited} awaited; ${openFds()} open file descriptors`
+  )
+  removeOnStall()
+  process.exit(2)
+})
 
 main().then(
   () => process.exit(0),

@@ -13,6 +13,10 @@ export interface RoundResult {
   readonly failed: number
   /** CPU time of the round's process (every thread, GC included) per measured delegation, in µs. */
   readonly cpuMicros: number
+  /** `library-postgres` on a server of this machine: the server's CPU time (every process of it) per measured delegation, in µs. */
+  readonly serverCpuMicros?: number
+  /** Library sides: the most file descriptors the process had open (sampled every second). */
+  readonly peakFds?: number
   /** Library sides: delegations still running once all were awaited (the FiberMap's size). */
   readonly runningAfter?: number
   /** Library sides: active handles before the layer was built and after it was closed. */

@@ -8,15 +8,19 @@
  * `update` (compare-and-set), a finishing `update` (its eviction pass evicts one delegation past `cap`),
  * `list` of a 50-row page, `claim` of 10 expired leases.
  *
- * Run alone: `node dist-bench/storeOps.js sqlite 100000 [file] [expired]` or
- * `node dist-bench/storeOps.js postgres 1000000 postgres://... [expired]` (the database must be empty).
+ * `memoryStoreOps` times the same operations on the memory store (`DelegationStoreMemory`), filled through
+ * its `create` (it holds no more than a process's heap: `npm run bench` uses 100,000).
+ *
+ * Run alone: `node dist-bench/storeOps.js sqlite 100000 [file] [expired]`,
+ * `node dist-bench/storeOps.js postgres 1000000 postgres://... [expired]` (the database must be empty) or
+ * `node dist-bench/storeOps.js memory 100000`.
  */
 import type { SqlError } from "@effect/sql"
 import { SqlClient } from "@effect/sql"
 import { LibsqlClient } from "@effect/sql-libsql"
 import { PgClient } from "@effect/sql-pg"
 import { Array as Arr, DateTime, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Delegation, DelegationId } from "effect-a2a-delegation"
+import { Delegation, DelegationId, DelegationStoreMemory } from "effect-a2a-delegation"
 import { DelegationStoreSql } from "effect-a2a-delegation/sql"
 import { pathToFileURL } from "node:url"
 
@@ -181,6 +185,71 @@ export const storeOps = (options: StoreOpsOptions): Promise<StoreOpsReport> => {
   return Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(options.client)))
 }
 
+/**
+ * The same fill and operations on the memory store: `rows` created one by one (the first `cap` then
+ * finished, one in `every` of the others with a lease that has run out), then timed as above.
+ */
+export const memoryStoreOps = (options: Omit<StoreOpsOptions, "client">): Promise<StoreOpsReport> => {
+  const history = options.history ?? 100
+  const cap = options.cap ?? 10_000
+  const samples = options.samples ?? 200
+  const rows = options.rows
+  const finished = Math.min(cap, rows)
+  const every = Math.max(1, Math.floor(rows / Math.max(1, options.expired ?? rows / 100)))
+  const program = Effect.gen(function*() {
+    const store = yield* DelegationStoreMemory.make({ history, cap, retention: "1 hour" })
+    const created = yield* DateTime.now
+    const [filled] = yield* Effect.timed(Effect.gen(function*() {
+      for (let i = 1; i <= rows; i++) {
+        const id = DelegationId.make(`bench-${i}`)
+        yield* store.create({
+          delegation: new Delegation({
+            id,
+            workspaceId: "peer",
+            task: "a task of the bench",
+            status: "pending",
+            attempts: 1,
+            createdAt: created,
+            updatedAt: created
+          }),
+          origin: ORIGIN,
+          task: "the whole task",
+          owner: `owner-${i % OWNERS}`,
+          leaseMillis: i > finished && i % every === 0 ? 0 : 3_600_000
+        })
+        if (i <= finished) yield* store.update(id, { status: "completed", result: "done", updatedAt: created }, {})
+      }
+    }))
+    // A lease of 0 ms runs out on the next millisecond.
+    yield* Effect.sleep("2 millis")
+    const random = (i: number, lo: number, hi: number) => lo + ((i * 7_919 + 104_729) % Math.max(1, hi - lo + 1))
+    const unfinishedId = (i: number) => `bench-${random(i, finished + 1, rows)}`
+    const now = yield* DateTime.now
+    const get = yield* timeEach(samples, (i) => store.get(`bench-${random(i, 1, rows)}`))
+    const update = yield* timeEach(samples, (i) => store.update(unfinishedId(i), { attempts: 2 + i }, {}))
+    const list = yield* timeEach(samples, () => store.list(ORIGIN, 50))
+    const claim = yield* timeEach(samples, () => store.claim({ origin: ORIGIN, owner: "claimer", leaseMillis: 60_000, limit: 10 }))
+    const finish = yield* timeEach(samples, (i) =>
+      store.update(`bench-${rows - i}`, { status: "completed", result: "done", updatedAt: now }, {}).pipe(
+        Effect.tap((written) => Option.isNone(written) ? Effect.dieMessage(`bench-${rows - i} not updated`) : Effect.void)
+      ))
+    return {
+      dialect: "memory",
+      rows,
+      finished,
+      fillMillis: Math.round(Duration.toMillis(filled)),
+      timings: {
+        get: timing(get),
+        update: timing(update),
+        finish: timing(finish),
+        list: timing(list),
+        claim: timing(claim)
+      }
+    } satisfies StoreOpsReport
+  })
+  return Effect.runPromise(program)
+}
+
 // --- run alone ----------------------------------------------------------------------------------------
 
 const clientOf = (dialect: string, target: string): Layer.Layer<SqlClient.SqlClient, SqlError.SqlError> =>
@@ -190,6 +259,10 @@ const clientOf = (dialect: string, target: string): Layer.Layer<SqlClient.SqlCli
 
 const main = async (argv: ReadonlyArray<string>) => {
   const [dialect = "sqlite", rows = "100000", target = "/tmp/delegation-store-bench.db", expired] = argv
+  if (dialect === "memory") {
+    console.log(JSON.stringify(await memoryStoreOps({ rows: Number(rows) }), null, 2))
+    return
+  }
   const report = await storeOps({
     client: clientOf(dialect, target),
     rows: Number(rows),
