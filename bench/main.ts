@@ -29,7 +29,8 @@
  * by route), which the server counts and each round reads before and after its measured part.
  * Then the store: retained heap per finished delegation at 100,000 stored, and the
  * time of `status(id)` and `list` at that size; and the SQL stores' operations at 1,000,000 rows
- * (storeOps.ts; `BENCH_STORE_ROWS` sets another size).
+ * (storeOps.ts; `BENCH_STORE_ROWS` sets another size); and streaming against polling for a 5 s peer task
+ * (streaming.ts): peer requests per delegation, and how soon the outcome is known.
  *
  * `npm run bench -- --json` prints one JSON object instead of the report; `-- --no-sql` leaves out the
  * SQL sides and the SQL store operations.
@@ -60,6 +61,10 @@ import type { RoundResult } from "./shared.js"
 import { PEER, PEER_ROUTES, PLATFORM_ROUTES, POOL, ROUTES, SELF } from "./shared.js"
 import type { StoreOpsReport } from "./storeOps.js"
 import { storeOps } from "./storeOps.js"
+import { streamingReport, streamingVsPolling } from "./streaming.js"
+
+// Delegations at once in the streaming-against-polling comparison.
+const STREAMED = 100
 
 const jsonOutput = process.argv.includes("--json")
 const quick = process.argv.includes("--quick")
@@ -572,6 +577,10 @@ const main = async () => {
     stopPg = undefined
     if (typeof pg !== "string") await pg.stop()
   }
+  log("")
+  log(`streaming against polling, ${STREAMED} delegations at once, a peer task of 5 s (streaming.ts):`)
+  const streaming = await streamingVsPolling(STREAMED)
+  for (const line of streamingReport(streaming)) log(`  ${line}`)
   log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`)
   if (jsonOutput) {
     console.log(JSON.stringify({
@@ -586,6 +595,7 @@ const main = async () => {
       ...(withSql ? { postgres: typeof pg === "string" ? { skipped: pg } : { server: pg.origin } } : {}),
       ...(withSql ? { store_ops: { rows: STORE_ROWS, results: opsResults } } : {}),
       sql_notes: sqlNotes,
+      streaming,
       seconds: Math.round((performance.now() - started) / 1000)
     }))
   }
