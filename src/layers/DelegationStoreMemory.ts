@@ -9,8 +9,9 @@
  * remembered (when and why, for `DelegationEvicted`) among the last `cap` evicted ids.
  *
  * `get` is a hash lookup; `list` walks the newest ids in creation order; eviction takes the
- * oldest finished id from a queue; the unfinished ones and idempotency keys have their own maps,
- * so no operation scans the finished history. An evicted id stays in the creation order until
+ * oldest finished id from a queue; idempotency keys have their own map. The replica queries
+ * (`unfinished`, `claim`, `renew`, ...) walk the creation order: one process holds the store, so they
+ * run at close and in the reconciler's rounds, not per delegation. An evicted id stays in the creation order until
  * the next compaction, and `list` skips it.
  *
  * One process: the store is not `shared`, so closing its `Delegations` layer ends what runs.
@@ -81,8 +82,6 @@ interface State {
   readonly byId: HashMap.HashMap<string, Entry>
   /** Every id in creation order, evicted ones included until the next compaction. */
   readonly created: Fifo.Fifo<string>
-  /** The unfinished ids, each with its creation rank (for oldest-first answers). */
-  readonly unfinished: HashMap.HashMap<string, number>
   /** `origin` + NUL + idempotency key -> id. */
   readonly keys: HashMap.HashMap<string, string>
   /** Finished ids not looked at by eviction yet, oldest finished first. */
@@ -95,21 +94,17 @@ interface State {
   readonly evictedOrder: Fifo.Fifo<string>
   /** Finished delegations stored and not read yet: `markRead` has nothing to look up at 0. */
   readonly unread: number
-  /** Delegations ever created: the next creation rank. */
-  readonly rank: number
 }
 
 const initial: State = {
   byId: HashMap.empty(),
   created: Fifo.empty(),
-  unfinished: HashMap.empty(),
   keys: HashMap.empty(),
   finished: Fifo.empty(),
   held: Fifo.empty(),
   evicted: HashMap.empty(),
   evictedOrder: Fifo.empty(),
-  unread: 0,
-  rank: 0
+  unread: 0
 }
 
 interface Limits {
@@ -165,7 +160,7 @@ export const make = (options: Options): Effect.Effect<DelegationStore["Type"]> =
         }),
       requestCancel: (id) =>
         modify((state) => {
-          if (!HashMap.has(state.unfinished, id)) return [Option.none(), state]
+          if (!Option.exists(HashMap.get(state.byId, id), (entry) => !entry.finished)) return [Option.none(), state]
           const [[stored], next] = leased(state, [id], (s) => ({ ...s, cancelRequested: true }))
           return [Option.fromNullable(stored), next]
         }),
@@ -221,20 +216,18 @@ const create = (state: State, input: NewDelegation, now: number): readonly [Crea
     ...current,
     byId: HashMap.set(current.byId, id, { stored, finished: false, read: false }),
     created: Fifo.push(current.created, id),
-    unfinished: HashMap.set(current.unfinished, id, current.rank),
-    keys: input.idempotencyKey === undefined ? current.keys : HashMap.set(current.keys, keyOf(input.origin, input.idempotencyKey), id),
-    rank: current.rank + 1
+    keys: input.idempotencyKey === undefined ? current.keys : HashMap.set(current.keys, keyOf(input.origin, input.idempotencyKey), id)
   }]
 }
 
 /** The unfinished delegations for which `keep` holds, oldest first. */
 const unfinishedOf = (state: State, keep: (stored: StoredDelegation) => boolean): Array<StoredDelegation> => {
-  const found: Array<readonly [number, StoredDelegation]> = []
-  for (const [id, rank] of state.unfinished) {
-    const { stored } = HashMap.unsafeGet(state.byId, id)
-    if (keep(stored)) found.push([rank, stored])
+  const found: Array<StoredDelegation> = []
+  for (const id of Fifo.toArray(state.created)) {
+    const entry = HashMap.get(state.byId, id)
+    if (Option.isSome(entry) && !entry.value.finished && keep(entry.value.stored)) found.push(entry.value.stored)
   }
-  return found.sort((a, b) => a[0] - b[0]).map(([, stored]) => stored)
+  return found
 }
 
 /** Rewrites these unfinished delegations' bookkeeping (owner, lease, cancel request); `bump`s their revision. */
@@ -268,10 +261,10 @@ const newest = (state: State, origin: string, limit: number): Array<StoredDelega
 const lost = Symbol("lost")
 
 const applyChange = (delegation: Delegation, change: DelegationChange): Delegation => {
-  const fields: Record<string, unknown> = { ...delegation }
-  for (const [key, value] of Object.entries(change)) {
-    if (value === undefined) delete fields[key]
-    else fields[key] = value
+  const fields: Record<string, unknown> = { ...delegation, ...change }
+  // A field given as `undefined` is cleared (rare: `platformPending` once a write lands).
+  for (const key in change) {
+    if (fields[key] === undefined) delete fields[key]
   }
   return new Delegation(fields as ConstructorParameters<typeof Delegation>[0], { disableValidation: true })
 }
@@ -301,7 +294,6 @@ const updated = (
     evictBeyond(limits, delegation.updatedAt, {
       ...state,
       byId: HashMap.set(state.byId, id, { stored, finished: true, read }),
-      unfinished: HashMap.remove(state.unfinished, id),
       finished: Fifo.push(state.finished, id),
       unread: read ? state.unread : state.unread + 1
     })

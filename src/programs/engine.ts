@@ -183,13 +183,19 @@ export const readRetried = <A>(read: Effect.Effect<A, DelegationStoreError>): Ef
  * @internal
  */
 export const writeRetried = <A>(write: Effect.Effect<A, DelegationStoreError>): Effect.Effect<A> =>
-  write.pipe(
-    Effect.retry({ schedule: storeRetry, while: (error) => error.reason === "Unavailable" }),
-    Effect.catchAll((error) =>
-      error.reason === "LeaseLost"
-        ? Effect.zipRight(Effect.logInfo("another replica took this delegation over; this one stops", error), Effect.interrupt)
-        : Effect.die(error))
-  )
+  // The schedule is only built once a write has failed: most never do.
+  Effect.catchAll(write, (error) =>
+    error.reason === "Unavailable"
+      ? Effect.catchAll(
+        Effect.retry(write, { schedule: storeRetry, while: (error) => error.reason === "Unavailable" }),
+        notWritten
+      )
+      : notWritten(error))
+
+const notWritten = (error: DelegationStoreError): Effect.Effect<never> =>
+  error.reason === "LeaseLost"
+    ? Effect.zipRight(Effect.logInfo("another replica took this delegation over; this one stops", error), Effect.interrupt)
+    : Effect.die(error)
 
 /**
  * `Retry-After` is honoured up to `retryAfterMax` (60 s by default) and never past
