@@ -54,13 +54,21 @@ export {
   PeerTaskFailed
 } from "./services/Delegations.js"
 export type { AwaitOptions, DelegateRequest, DelegationLookupError } from "./services/Delegations.js"
-export { DelegationStore, DelegationStoreError, UNFINISHED } from "./services/DelegationStore.js"
+export {
+  DEFAULT_HISTORY_CAP,
+  DEFAULT_RETENTION,
+  DelegationStore,
+  DelegationStoreError,
+  retentionLimits,
+  UNFINISHED
+} from "./services/DelegationStore.js"
 export type {
   Created,
   DelegationChange,
   Eviction,
   Guard,
   NewDelegation,
+  Retention,
   StoredDelegation
 } from "./services/DelegationStore.js"
 export { Discovery, DiscoveryError, PeerEndpoint } from "./services/Discovery.js"

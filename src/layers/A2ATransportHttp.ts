@@ -461,7 +461,14 @@ export const make = (options: Options) =>
     // credentials (never sent to a peer), and its pace, since the proxy counts against the rate limit.
     const platform = Option.getOrUndefined(yield* Effect.serviceOption(PlatformHttpClient))
     const proxyPrefix = platform === undefined ? undefined : `${platform.settings.platformUrl}/`
-    const throughPlatform = platform === undefined ? undefined : textWithin(platform.withPriority("outcome", timeout), bounded)
+    const platformClient = platform === undefined ? undefined : platform.withPriority("outcome", timeout)
+    const throughPlatform = platformClient === undefined ? undefined : textWithin(platformClient, bounded)
+    // The path on the platform of a request to its proxy; `undefined` for one that goes to the peer.
+    // Whether the proxy answers depends on the endpoint, not on the bearer settings.
+    const proxyPath = (endpoint: PeerEndpoint, url: string): string | undefined =>
+      endpoint.viaPlatform === true && proxyPrefix !== undefined && url.startsWith(proxyPrefix)
+        ? url.slice(proxyPrefix.length - 1)
+        : undefined
     // A v0.3 request has no version header (a 1.0 server reads its absence as 0.3).
     const peerHeaders = { "x-workspace-id": options.workspaceId }
     const peerHeadersV1 = { ...peerHeaders, [VERSION_HEADER]: "1.0" }
@@ -500,15 +507,14 @@ export const make = (options: Options) =>
       expect: Expected
     ): Effect.Effect<SendReply, A2AError> => {
       const { url, version } = protocol
-      // Whether the platform's proxy answers depends on the endpoint, not on the bearer settings.
       const via = endpoint.viaPlatform === true ? "proxy" : "peer"
       const handle = (response: HttpClientResponse.HttpClientResponse, text: string) =>
         classifyResponse(url, requestId, response, text, version, expect, via)
       const request = (target: string) =>
         HttpClientRequest.post(target, { headers: headersFor(version), body: HttpBody.unsafeJson(body) })
-      const sent = via === "proxy" && throughPlatform !== undefined && proxyPrefix !== undefined &&
-          url.startsWith(proxyPrefix)
-        ? throughPlatform(request(url.slice(proxyPrefix.length - 1)), handle, bounds(url))
+      const path = proxyPath(endpoint, url)
+      const sent = path !== undefined && throughPlatform !== undefined
+        ? throughPlatform(request(path), handle, bounds(url))
         : execute(request(url), handle, bounds(url))
       return Effect.catchTags(sent, recover)
     }
@@ -563,10 +569,9 @@ export const make = (options: Options) =>
     ): Stream.Stream<StreamEvent, A2AError> => {
       const { url, version } = protocol
       const via = endpoint.viaPlatform === true ? "proxy" : "peer"
-      const proxied = via === "proxy" && platform !== undefined && proxyPrefix !== undefined && url.startsWith(proxyPrefix)
-      const http = proxied ? platform.withPriority("outcome", timeout) : client
-      const target = proxied ? url.slice(proxyPrefix!.length - 1) : url
-      const request = HttpClientRequest.post(target, {
+      const path = proxyPath(endpoint, url)
+      const http = path !== undefined && platformClient !== undefined ? platformClient : client
+      const request = HttpClientRequest.post(path !== undefined && platformClient !== undefined ? path : url, {
         headers: { ...headersFor(version), accept: "text/event-stream" },
         body: HttpBody.unsafeJson(body)
       })

@@ -19,7 +19,7 @@
  *
  * @since 0.2.0
  */
-import { Array as Arr, Clock, DateTime, Duration, Effect, HashMap, Layer, Option, Ref } from "effect"
+import { Array as Arr, Clock, DateTime, Effect, HashMap, Layer, Option, Ref } from "effect"
 import * as Fifo from "../internal/fifo.js"
 import { Delegation } from "../services/Delegations.js"
 import type {
@@ -28,24 +28,16 @@ import type {
   Eviction,
   Guard,
   NewDelegation,
+  Retention,
   StoredDelegation
 } from "../services/DelegationStore.js"
-import { DelegationStore, DelegationStoreError } from "../services/DelegationStore.js"
+import { DEFAULT_HISTORY_CAP, DelegationStore, DelegationStoreError, retentionLimits } from "../services/DelegationStore.js"
 
 /**
  * @since 0.2.0
  * @category models
  */
-export interface Options {
-  /**
-   * Finished delegations kept once they have been read or `retention` has passed
-   * (`DELEGATION_HISTORY`); pending, running and queued ones are never evicted.
-   */
-  readonly history: number
-  /** How long an unread finished delegation is kept beyond `history` (`DELEGATION_RETENTION`, 1 hour). */
-  readonly retention?: Duration.DurationInput | undefined
-  /** Finished delegations kept at most, read or not (`DELEGATION_HISTORY_CAP`, 10,000; at least `history`). */
-  readonly cap?: number | undefined
+export interface Options extends Retention {
   /**
    * Treat the store as shared (as a SQL store is): layers built over the same instance act as
    * replicas of one another - leases, takeover, cancel and await across them. For tests of a
@@ -55,12 +47,12 @@ export interface Options {
 }
 
 /**
- * Default `cap`.
+ * Default `cap` (`DEFAULT_HISTORY_CAP` of the store contract).
  *
  * @since 0.3.0
  * @category constants
  */
-export const DEFAULT_CAP = 10_000
+export const DEFAULT_CAP = DEFAULT_HISTORY_CAP
 
 /**
  * Default `retention`.
@@ -68,7 +60,7 @@ export const DEFAULT_CAP = 10_000
  * @since 0.3.0
  * @category constants
  */
-export const DEFAULT_RETENTION: Duration.Duration = Duration.hours(1)
+export { DEFAULT_RETENTION } from "../services/DelegationStore.js"
 
 interface Entry {
   readonly stored: StoredDelegation
@@ -120,11 +112,7 @@ interface Limits {
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<DelegationStore["Type"]> => {
-  const limits: Limits = {
-    history: options.history,
-    cap: Math.max(options.history, options.cap ?? DEFAULT_CAP),
-    retentionMillis: Duration.toMillis(options.retention ?? DEFAULT_RETENTION)
-  }
+  const limits: Limits = { history: options.history, ...retentionLimits(options) }
   return Effect.map(Ref.make(initial), (ref) => {
     const read = <A>(f: (state: State) => A) => Effect.map(Ref.get(ref), f)
     const modify = <A>(f: (state: State, now: number) => readonly [A, State]) =>

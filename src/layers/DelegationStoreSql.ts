@@ -31,7 +31,7 @@
  */
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError, Statement } from "@effect/sql"
-import { Array as Arr, DateTime, Duration, Effect, Layer, Option, Order, Schema, Stream } from "effect"
+import { Array as Arr, DateTime, Effect, Layer, Option, Order, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import { Delegation } from "../services/Delegations.js"
 import type { DelegationStatus } from "../services/Delegations.js"
@@ -41,46 +41,22 @@ import type {
   Eviction,
   Guard,
   NewDelegation,
+  Retention,
   StoredDelegation
 } from "../services/DelegationStore.js"
-import { DelegationStore, DelegationStoreError } from "../services/DelegationStore.js"
+import { DelegationStore, DelegationStoreError, retentionLimits } from "../services/DelegationStore.js"
 
 /**
  * @since 0.4.0
  * @category models
  */
-export interface Options {
-  /**
-   * Finished delegations kept once they have been read or `retention` has passed
-   * (`DELEGATION_HISTORY`); pending, running and queued ones are never evicted.
-   */
-  readonly history: number
-  /** How long an unread finished delegation is kept beyond `history` (`DELEGATION_RETENTION`, 1 hour). */
-  readonly retention?: Duration.DurationInput | undefined
-  /** Finished delegations kept at most, read or not (`DELEGATION_HISTORY_CAP`, 10,000; at least `history`). */
-  readonly cap?: number | undefined
+export interface Options extends Retention {
   /**
    * The database's notifications on a channel (PostgreSQL `LISTEN`, e.g. `PgClient.listen`): given, the
    * store's `written` streams the ids every process writes. Left out, `written` is undefined.
    */
   readonly listen?: ((channel: string) => Stream.Stream<string, SqlError.SqlError>) | undefined
 }
-
-/**
- * Default `cap`.
- *
- * @since 0.4.0
- * @category constants
- */
-export const DEFAULT_CAP = 10_000
-
-/**
- * Default `retention`.
- *
- * @since 0.4.0
- * @category constants
- */
-export const DEFAULT_RETENTION: Duration.Duration = Duration.hours(1)
 
 /**
  * The PostgreSQL notification channel every write is announced on (its payload: the delegation id).
@@ -292,8 +268,9 @@ export const make = (
     yield* migrate.pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     const history = Math.max(0, options.history)
-    const cap = Math.max(history, options.cap ?? DEFAULT_CAP)
-    const retentionMillis = Math.round(Duration.toMillis(options.retention ?? DEFAULT_RETENTION))
+    const limits = retentionLimits({ ...options, history })
+    const cap = limits.cap
+    const retentionMillis = Math.round(limits.retentionMillis)
 
     const T = sql.literal(TABLES.delegations)
     const E = sql.literal(TABLES.evicted)

@@ -18,7 +18,7 @@ import { truncate } from "../services/PlatformMirror.js"
 import { spanEvent } from "../internal/tracing.js"
 import type { DelegationInput, Engine } from "./engine.js"
 import { updateDelegation } from "./engine.js"
-import { followTask } from "./followTask.js"
+import { followTask, isPendingState } from "./followTask.js"
 
 /**
  * The events of one open stream, one at a time.
@@ -232,9 +232,7 @@ const poll = (target: Target): Effect.Effect<Ended, A2AError | DelegationTimeout
   Effect.gen(function*() {
     const seen = yield* Ref.get(target.seen)
     const from = ended(target.taskId, seen)
-    if (!isPending(seen.state)) return from
+    if (!isPendingState(seen.state)) return from
     yield* spanEvent("a2a.stream_fallback_poll", { "a2a.task_id": target.taskId })
     return yield* followTask(target.engine, target.input, target.endpoint, target.protocol, from)
   })
-
-const isPending = (state: TaskState) => state === "submitted" || state === "working" || state === "unknown"

@@ -5,6 +5,7 @@
  * @internal
  */
 import { Duration, Effect, MutableHashMap, Option, Ref, Schedule } from "effect"
+import type { TaskState } from "../services/A2A.js"
 import type { A2AError, A2ATransportError, PeerProtocol, TaskReply } from "../services/A2ATransport.js"
 import { DelegationTimeout } from "../services/Delegations.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
@@ -16,10 +17,15 @@ import { updateDelegation } from "./engine.js"
  *
  * @internal
  */
-export const isPendingTask = (reply: TaskReply): boolean => {
-  const state = reply.task.status.state
-  return state === "submitted" || state === "working" || state === "unknown"
-}
+export const isPendingTask = (reply: TaskReply): boolean => isPendingState(reply.task.status.state)
+
+/**
+ * True for the states in which a task may still change by itself.
+ *
+ * @internal
+ */
+export const isPendingState = (state: TaskState): boolean =>
+  state === "submitted" || state === "working" || state === "unknown"
 
 /**
  * Polls the task the send created (in the version and at the URL it was created in) and returns

@@ -15,7 +15,7 @@
  *
  * @since 0.2.0
  */
-import { Context } from "effect"
+import { Context, Duration } from "effect"
 import type { DateTime, Effect, Option, Stream } from "effect"
 import type { Delegation, DelegationStatus, DelegationStoreError } from "./Delegations.js"
 
@@ -28,6 +28,53 @@ export {
    */
   DelegationStoreError
 } from "./Delegations.js"
+
+/**
+ * How long a store keeps finished delegations (the same rules in every store).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Retention {
+  /**
+   * Finished delegations kept once they have been read or `retention` has passed
+   * (`DELEGATION_HISTORY`); pending, running and queued ones are never evicted.
+   */
+  readonly history: number
+  /** How long an unread finished delegation is kept beyond `history` (`DELEGATION_RETENTION`, 1 hour). */
+  readonly retention?: Duration.DurationInput | undefined
+  /** Finished delegations kept at most, read or not (`DELEGATION_HISTORY_CAP`, 10,000; at least `history`). */
+  readonly cap?: number | undefined
+}
+
+/**
+ * Default `Retention.cap`.
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const DEFAULT_HISTORY_CAP = 10_000
+
+/**
+ * Default `Retention.retention`.
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const DEFAULT_RETENTION: Duration.Duration = Duration.hours(1)
+
+/**
+ * The cap (at least `history`) and the retention in milliseconds, with their defaults.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const retentionLimits = (
+  options: Retention
+): { readonly cap: number; readonly retentionMillis: number } => ({
+  cap: Math.max(options.history, options.cap ?? DEFAULT_HISTORY_CAP),
+  retentionMillis: Duration.toMillis(options.retention ?? DEFAULT_RETENTION)
+})
 
 /**
  * When and why a finished delegation left the store (see `DelegationEvicted`).

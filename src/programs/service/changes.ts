@@ -61,14 +61,6 @@ export const observe = (store: DelegationStore["Type"], changes: Changes): Deleg
 })
 
 /**
- * Announces a state written by another replica (seen by polling or a store's `written` feed).
- *
- * @internal
- */
-export const announceRemote = (changes: Changes, delegation: Delegation): Effect.Effect<void> =>
-  announce(changes, delegation)
-
-/**
  * True once the delegation's own work is over: final, queued on the platform, or (in `platform`
  * dispatch) accepted by the platform.
  *
