@@ -21,6 +21,7 @@ import { LibsqlClient } from "@effect/sql-libsql"
 import { PgClient } from "@effect/sql-pg"
 import { Array as Arr, DateTime, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Delegation, DelegationId, DelegationStoreMemory } from "effect-a2a-delegation"
+import type { DelegationStore } from "effect-a2a-delegation"
 import { DelegationStoreSql } from "effect-a2a-delegation/sql"
 import { pathToFileURL } from "node:url"
 
@@ -75,6 +76,33 @@ const timing = (millis: ReadonlyArray<number>): Timing => {
 }
 
 /** `samples` runs of `f(i)`, one after another; each one's milliseconds. */
+/**
+ * The timed operations, `samples` of each, on a store filled with `rows` (the first `finished` of them
+ * finished): get, update, list, claim, and a finishing update.
+ */
+const timeOperations = (store: DelegationStore["Type"], rows: number, finished: number, samples: number) =>
+  Effect.gen(function*() {
+    const random = (i: number, lo: number, hi: number) => lo + ((i * 7_919 + 104_729) % Math.max(1, hi - lo + 1))
+    const unfinishedId = (i: number) => `bench-${random(i, finished + 1, rows)}`
+    const now = yield* DateTime.now
+    const get = yield* timeEach(samples, (i) => store.get(`bench-${random(i, 1, rows)}`))
+    const update = yield* timeEach(samples, (i) => store.update(unfinishedId(i), { attempts: 2 + i }, {}))
+    const list = yield* timeEach(samples, () => store.list(ORIGIN, 50))
+    const claim = yield* timeEach(samples, () => store.claim({ origin: ORIGIN, owner: "claimer", leaseMillis: 60_000, limit: 10 }))
+    // Each finishing write is followed by its eviction pass: `cap` unread are kept, so one goes each time.
+    const finish = yield* timeEach(samples, (i) =>
+      store.update(`bench-${rows - i}`, { status: "completed", result: "done", updatedAt: now }, {}).pipe(
+        Effect.tap((written) => Option.isNone(written) ? Effect.dieMessage(`bench-${rows - i} not updated`) : Effect.void)
+      ))
+    return {
+      get: timing(get),
+      update: timing(update),
+      finish: timing(finish),
+      list: timing(list),
+      claim: timing(claim)
+    }
+  })
+
 const timeEach = <E>(samples: number, f: (i: number) => Effect.Effect<unknown, E>) =>
   Effect.forEach(Arr.range(0, samples - 1), (i) =>
     Effect.map(Effect.timed(f(i)), ([elapsed]) => Duration.toMillis(elapsed)))
@@ -156,30 +184,12 @@ export const storeOps = (options: StoreOpsOptions): Promise<StoreOpsReport> => {
         else yield* sql`ANALYZE`
       })
     )
-    const random = (i: number, lo: number, hi: number) => lo + ((i * 7_919 + 104_729) % Math.max(1, hi - lo + 1))
-    const unfinishedId = (i: number) => `bench-${random(i, finished + 1, rows)}`
-    const now = yield* DateTime.now
-    const get = yield* timeEach(samples, (i) => store.get(`bench-${random(i, 1, rows)}`))
-    const update = yield* timeEach(samples, (i) => store.update(unfinishedId(i), { attempts: 2 + i }, {}))
-    const list = yield* timeEach(samples, () => store.list(ORIGIN, 50))
-    const claim = yield* timeEach(samples, () => store.claim({ origin: ORIGIN, owner: "claimer", leaseMillis: 60_000, limit: 10 }))
-    // Each finishing write is followed by its eviction pass: `cap` unread are kept, so one goes each time.
-    const finish = yield* timeEach(samples, (i) =>
-      store.update(`bench-${rows - i}`, { status: "completed", result: "done", updatedAt: now }, {}).pipe(
-        Effect.tap((written) => Option.isNone(written) ? Effect.dieMessage(`bench-${rows - i} not updated`) : Effect.void)
-      ))
     return {
       dialect: pg ? "postgres" : "sqlite",
       rows,
       finished,
       fillMillis: Math.round(Duration.toMillis(filled)),
-      timings: {
-        get: timing(get),
-        update: timing(update),
-        finish: timing(finish),
-        list: timing(list),
-        claim: timing(claim)
-      }
+      timings: yield* timeOperations(store, rows, finished, samples)
     } satisfies StoreOpsReport
   })
   return Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(options.client)))
@@ -222,29 +232,12 @@ export const memoryStoreOps = (options: Omit<StoreOpsOptions, "client">): Promis
     }))
     // A lease of 0 ms runs out on the next millisecond.
     yield* Effect.sleep("2 millis")
-    const random = (i: number, lo: number, hi: number) => lo + ((i * 7_919 + 104_729) % Math.max(1, hi - lo + 1))
-    const unfinishedId = (i: number) => `bench-${random(i, finished + 1, rows)}`
-    const now = yield* DateTime.now
-    const get = yield* timeEach(samples, (i) => store.get(`bench-${random(i, 1, rows)}`))
-    const update = yield* timeEach(samples, (i) => store.update(unfinishedId(i), { attempts: 2 + i }, {}))
-    const list = yield* timeEach(samples, () => store.list(ORIGIN, 50))
-    const claim = yield* timeEach(samples, () => store.claim({ origin: ORIGIN, owner: "claimer", leaseMillis: 60_000, limit: 10 }))
-    const finish = yield* timeEach(samples, (i) =>
-      store.update(`bench-${rows - i}`, { status: "completed", result: "done", updatedAt: now }, {}).pipe(
-        Effect.tap((written) => Option.isNone(written) ? Effect.dieMessage(`bench-${rows - i} not updated`) : Effect.void)
-      ))
     return {
       dialect: "memory",
       rows,
       finished,
       fillMillis: Math.round(Duration.toMillis(filled)),
-      timings: {
-        get: timing(get),
-        update: timing(update),
-        finish: timing(finish),
-        list: timing(list),
-        claim: timing(claim)
-      }
+      timings: yield* timeOperations(store, rows, finished, samples)
     } satisfies StoreOpsReport
   })
   return Effect.runPromise(program)

@@ -132,27 +132,19 @@ const tableRows = (
     }
     const d = byId.get(row.id)
     if (d === undefined) return { task: row.label, peer: "?", state: "pending" }
-    if (d.workspaceId === WRITER) {
-      // The streaming row: its progress note, the drop, the text so far; room for them at 80 columns.
-      return {
-        task: row.label,
-        peer: peerName(d.workspaceId),
-        version: d.protocolVersion,
-        state: d.status,
-        tries: d.attempts,
-        elapsed: elapsed(d, now),
-        detail: Streaming.detail(d, writer),
-        detailLines: 3
-      }
-    }
-    return {
+    const common = {
       task: row.label,
       peer: peerName(d.workspaceId),
       // Set by the first request sent, so a pending row has none.
       version: d.protocolVersion,
       state: d.status,
       tries: d.attempts,
-      elapsed: elapsed(d, now),
+      elapsed: elapsed(d, now)
+    }
+    // The streaming row: its progress note, the drop, the text so far; room for them at 80 columns.
+    if (d.workspaceId === WRITER) return { ...common, detail: Streaming.detail(d, writer), detailLines: 3 }
+    return {
+      ...common,
       detail: d.status === "completed"
         ? d.result
         : d.status === "failed" || d.status === "cancelled"
