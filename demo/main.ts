@@ -602,7 +602,9 @@ program.pipe(
       )
       : Layer.empty
   )),
-  // Audit events are log lines at Info; keep the table readable.
+  // Warnings go to stderr: stdout carries only the table, or the JSON. Audit events are log lines
+  // at Info; keep the table readable.
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))),
   Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { A2ATransportTest, Delegations, DelegationsLayer, DelegationsLive, PlatformMirrorTest } from "effect-a2a-delegation"
 import type { PlatformDelegationRow } from "effect-a2a-delegation"
+import { HttpClient } from "@effect/platform"
 import { Config, ConfigError, ConfigProvider, Context, Duration, Effect, Fiber, Layer, Logger, LogLevel, Ref, TestClock } from "effect"
 import { captureLogs } from "./fixtures/e2e.js"
 import * as Http from "./fixtures/http.js"
@@ -143,8 +144,12 @@ describe("duration options", () => {
 
   it.scoped("mirrorTimeout: 7 gives a hung platform call seven seconds", () =>
     Effect.gen(function*() {
-      const hungRecord: Http.Handler = (request) =>
-        request.url.endsWith("/delegations/record") ? Effect.never : Effect.succeed(healthyNetwork(request))
+      // The first record hangs; the one sent again when the layer closes lands.
+      const hungRecord: Http.Handler = (request, previous) =>
+        request.url.endsWith("/delegations/record") &&
+          !previous.some((earlier) => earlier.url.endsWith("/delegations/record"))
+          ? Effect.never
+          : Effect.succeed(healthyNetwork(request))
       const d = yield* build({ mirrorTimeout: 7 }, hungRecord)
       const waiting = yield* started(d)
       yield* TestClock.adjust("6900 millis")
@@ -290,8 +295,76 @@ describe("logging", () => {
         Effect.provide(debug.layer),
         Effect.provide(Logger.minimumLogLevel(LogLevel.Debug))
       )
+      // Once when it failed, once more when the layer closed (its last round).
       expect(debug.lines.filter((line) => line.level === "DEBUG" && line.message.startsWith("platform record failed")))
-        .toHaveLength(1)
+        .toHaveLength(2)
+    }))
+
+  it.scoped("an owed platform write is sent again a second later while the layer is open, and the row catches up", () =>
+    Effect.gen(function*() {
+      const network = yield* Http.make((request, previous) =>
+        Effect.succeed(
+          request.url.endsWith("/delegations/record") &&
+            !previous.some((earlier) => earlier.url.endsWith("/delegations/record"))
+            ? Http.reply(503, { error: "restarting" })
+            : healthyNetwork(request)
+        )
+      )
+      const context = yield* Layer.build(
+        DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM, protocol: "0.3" }).pipe(
+          Layer.provide(Layer.succeed(HttpClient.HttpClient, network.client))
+        )
+      )
+      const d = Context.get(context, Delegations)
+      const logs = captureLogs()
+      const done = yield* Effect.flatMap(d.delegate({ workspaceId: PEER, task: "ping" }), d.await).pipe(
+        Effect.provide(logs.layer)
+      )
+      expect(done.status).toBe("completed")
+      expect(done.platformPending).toBe(true)
+      const mirrored = Effect.map(
+        network.requests,
+        (all) => all.filter((request) => request.url.includes("/delegations/")).map((request) => request.url.slice(PLATFORM.length))
+      )
+      expect(yield* mirrored).toEqual(["/workspaces/ws-me/delegations/record"])
+
+      yield* TestClock.adjust("1 second")
+      expect(yield* mirrored).toEqual([
+        "/workspaces/ws-me/delegations/record",
+        "/workspaces/ws-me/delegations/record",
+        `/workspaces/ws-me/delegations/${done.id}/update`
+      ])
+      expect((yield* d.status(done.id)).platformPending).toBeUndefined()
+    }))
+
+  it.scoped("a platform write still owed when the layer closes is sent once more, and lands: no warning", () =>
+    Effect.gen(function*() {
+      // The platform answers the first record 503 (owed, next round in a second), then recovers.
+      const network = yield* Http.make((request, previous) =>
+        Effect.succeed(
+          request.url.endsWith("/delegations/record") &&
+            !previous.some((earlier) => earlier.url.endsWith("/delegations/record"))
+            ? Http.reply(503, { error: "restarting" })
+            : healthyNetwork(request)
+        )
+      )
+      const layer = DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM, protocol: "0.3" }).pipe(
+        Layer.provide(Layer.succeed(HttpClient.HttpClient, network.client))
+      )
+      const logs = captureLogs()
+      // Closed as soon as the delegation completes, before the outbox's next round.
+      const done = yield* delegateOnce().pipe(Effect.provide(layer), Effect.provide(logs.layer))
+      expect(done.status).toBe("completed")
+      const all = yield* network.requests
+      const mirrored = all.filter((request) => request.url.includes("/delegations/"))
+      expect(mirrored.map((request) => request.url.slice(PLATFORM.length))).toEqual([
+        "/workspaces/ws-me/delegations/record",
+        "/workspaces/ws-me/delegations/record",
+        `/workspaces/ws-me/delegations/${done.id}/update`
+      ])
+      expect(logs.lines.map((line) => line.message)).toEqual([
+        "platform record failed; it is sent again until the platform acknowledges it: Platform record failed (Status HTTP 503): restarting"
+      ])
     }))
 })
 

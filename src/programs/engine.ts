@@ -108,6 +108,8 @@ export const makeEngine = (
   settings: ProgramSettings,
   options: {
     readonly abandonable?: Engine["abandonable"] | undefined
+    /** Bounds the outbox's last round at close. */
+    readonly atClose?: ((effect: Effect.Effect<void>) => Effect.Effect<void>) | undefined
     readonly observe?: ((store: DelegationStore["Type"]) => DelegationStore["Type"]) | undefined
   } = {}
 ): Effect.Effect<Engine, never, Scope.Scope | DelegationStore | Discovery | A2ATransport | PlatformMirror | Audit> =>
@@ -120,6 +122,7 @@ export const makeEngine = (
       mirror,
       warnings,
       timeout: settings.mirrorTimeout,
+      atClose: options.atClose,
       setPending: (id, pending) => setPending(store, id, pending)
     })
     return {

@@ -5,8 +5,9 @@
  * (no answer, a timeout, 408/429/5xx) is owed, and the outbox's fiber sends it again on a backoff
  * until the platform acknowledges it, in order per delegation (an update never overtakes the
  * record it updates). A write the platform rejects (400, 401, 404, ...) would be rejected again:
- * it is dropped with a warning. What is still owed when the layer closes is logged once, with
- * the count.
+ * it is dropped with a warning. When the layer closes, what is owed (a write cut short by the
+ * close among it) is sent once more, within the closing bound; what is still owed then is logged
+ * once, with the count.
  *
  * While a delegation owes a write, its stored state says so (`platformPending`).
  *
@@ -60,6 +61,8 @@ export interface OutboxOptions {
   readonly timeout?: Duration.Duration | undefined
   /** The first wait before owed writes are sent again (1 s), doubling up to `max` (30 s). */
   readonly backoff?: { readonly initial: Duration.Duration; readonly max: Duration.Duration } | undefined
+  /** Bounds the last round sent when the layer closes (the layer's closing bound); unbounded by default. */
+  readonly atClose?: ((effect: Effect.Effect<void>) => Effect.Effect<void>) | undefined
 }
 
 /** The owed writes of one delegation, oldest first; `busy` while one of them is being sent. */
@@ -172,9 +175,12 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
         return Effect.flatMap(sendHead(id, entry), (next) => (next ? Effect.as(drain(id), true) : Effect.succeed(false)))
       })
 
-    const round = Effect.flatMap(
-      Effect.forEach(Array.from(owed.keys()), drain, { concurrency: CONCURRENCY }),
-      (results) => Effect.succeed(results.some((delivered) => delivered))
+    // Suspended: the owed ids are read when the round runs, not when it is built.
+    const round = Effect.suspend(() =>
+      Effect.map(
+        Effect.forEach(Array.from(owed.keys()), drain, { concurrency: CONCURRENCY }),
+        (results) => results.some((delivered) => delivered)
+      )
     )
 
     // A round, then a wait that doubles while nothing lands; a newly owed write wakes it at the first wait.
@@ -191,15 +197,19 @@ export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope
       })
     yield* Effect.forkScoped(Effect.iterate(backoff.initial, { while: () => true, body: next }))
 
+    // A write cut short by the close (or owed, waiting for its next round) gets one more chance, one
+    // delegation at a time: a concurrent round forked from a finalizer was not cut at the bound.
+    const lastRound = Effect.suspend(() => Effect.forEach(Array.from(owed.keys()), drain, { discard: true }))
+    const atClose = options.atClose ?? ((effect: Effect.Effect<void>) => effect)
     yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
+      Effect.zipRight(atClose(lastRound), Effect.suspend(() => {
         let writes = 0
         for (const entry of owed.values()) writes += entry.writes.length
         return writes === 0 ? Effect.void : Effect.logWarning(
           `the Delegations layer closed with ${writes} platform write(s) of ${owed.size} delegation(s) not ` +
             "acknowledged by the platform; their rows on the platform are out of date"
         )
-      })
+      }))
     )
 
     // Behind an earlier write still owed: the delegation's row is now behind its state.

@@ -28,6 +28,11 @@ export interface Closing {
    * in flight when closing starts end within their own timeout (the mirror's 10 s).
    */
   readonly abandonable: <R>(effect: Effect.Effect<void, never, R>) => Effect.Effect<void, never, R>
+  /**
+   * Runs `effect` until it ends or the bound is nearly used up (not at all once it is), without
+   * counting it as an abandoned delegation: for the layer's own last work (the platform writes owed).
+   */
+  readonly bounded: (effect: Effect.Effect<void>) => Effect.Effect<void>
   /** Starts the bound; a finalizer that runs before the delegations are interrupted. */
   readonly start: Effect.Effect<void>
 }
@@ -78,5 +83,12 @@ export const make = (
           ? effect
           : Effect.raceFirst(Effect.interruptible(effect), Effect.interruptible(abandoned))
       )
-    return { abandonable, start }
+    const bounded = (effect: Effect.Effect<void>): Effect.Effect<void> =>
+      Effect.suspend(() =>
+        Option.isNone(MutableRef.get(timer))
+          ? effect
+          : Effect.flatMap(Deferred.isDone(passed), (over) =>
+            over ? Effect.void : Effect.raceFirst(Effect.interruptible(effect), Effect.interruptible(Deferred.await(passed))))
+      )
+    return { abandonable, bounded, start }
   })

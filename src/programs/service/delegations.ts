@@ -91,6 +91,7 @@ export const make = (
     const changes = yield* Changes.make
     const engine = yield* makeEngine(settings, {
       abandonable: closing.abandonable,
+      atClose: closing.bounded,
       observe: (store) => Changes.observe(store, changes)
     })
     // A restarted host follows again what it had handed to the platform (a durable store has kept it).
