@@ -19,9 +19,8 @@
  *
  * @since 0.2.0
  */
-import { Array as Arr, Clock, DateTime, Effect, HashMap, Layer, Option, Ref } from "effect"
+import { Array as Arr, DateTime, Effect, HashMap, Layer, Option, Ref } from "effect"
 import * as Fifo from "../internal/fifo.js"
-import { Delegation } from "../services/Delegations.js"
 import type {
   Created,
   DelegationChange,
@@ -31,7 +30,13 @@ import type {
   Retention,
   StoredDelegation
 } from "../services/DelegationStore.js"
-import { DEFAULT_HISTORY_CAP, DelegationStore, DelegationStoreError, retentionLimits } from "../services/DelegationStore.js"
+import {
+  applyChange,
+  DEFAULT_HISTORY_CAP,
+  DelegationStore,
+  DelegationStoreError,
+  retentionLimits
+} from "../services/DelegationStore.js"
 
 /**
  * @since 0.2.0
@@ -116,7 +121,7 @@ export const make = (options: Options): Effect.Effect<DelegationStore["Type"]> =
   return Effect.map(Ref.make(initial), (ref) => {
     const read = <A>(f: (state: State) => A) => Effect.map(Ref.get(ref), f)
     const modify = <A>(f: (state: State, now: number) => readonly [A, State]) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(ref, (state) => f(state, now)))
+      Effect.clockWith((clock) => Ref.modify(ref, (state) => f(state, clock.unsafeCurrentTimeMillis())))
     return DelegationStore.of({
       shared: options.shared ?? false,
       create: (delegation) => modify((state, now) => create(state, delegation, now)),
@@ -248,14 +253,6 @@ const newest = (state: State, origin: string, limit: number): Array<StoredDelega
 /** A write by a replica that no longer owns the delegation. */
 const lost = Symbol("lost")
 
-const applyChange = (delegation: Delegation, change: DelegationChange): Delegation => {
-  const fields: Record<string, unknown> = { ...delegation, ...change }
-  // A field given as `undefined` is cleared (rare: `platformPending` once a write lands).
-  for (const key in change) {
-    if (fields[key] === undefined) delete fields[key]
-  }
-  return new Delegation(fields as ConstructorParameters<typeof Delegation>[0], { disableValidation: true })
-}
 
 const updated = (
   limits: Limits,

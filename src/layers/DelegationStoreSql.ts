@@ -44,7 +44,7 @@ import type {
   Retention,
   StoredDelegation
 } from "../services/DelegationStore.js"
-import { DelegationStore, DelegationStoreError, retentionLimits } from "../services/DelegationStore.js"
+import { applyChange, DelegationStore, DelegationStoreError, retentionLimits } from "../services/DelegationStore.js"
 
 /**
  * @since 0.4.0
@@ -210,20 +210,6 @@ const toStored = (row: Row): StoredDelegation => ({
 
 const FINAL: ReadonlyArray<DelegationStatus> = ["completed", "failed", "cancelled"]
 const isFinal = (status: DelegationStatus) => FINAL.includes(status)
-
-/**
- * The delegation with `change` applied; a key given as `undefined` clears that optional field.
- * Not validated here: `encodeDelegation` checks every field before anything is written.
- */
-const applyChange = (before: Delegation, change: DelegationChange): Delegation => {
-  const fields: Record<string, unknown> = { ...before }
-  for (const [key, value] of Object.entries(change)) {
-    if (value === undefined) delete fields[key]
-    else fields[key] = value
-  }
-  // The keys are the Delegation's own fields (DelegationChange names no others), each of its type or left out.
-  return new Delegation(fields as ConstructorParameters<typeof Delegation>[0], true)
-}
 
 const optionalId = (id: string | undefined) => (id === undefined ? {} : { id })
 

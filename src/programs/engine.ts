@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { DateTime, Deferred, Duration, Effect, MutableHashMap, MutableHashSet, MutableRef, Option, Schedule } from "effect"
+import { Cause, DateTime, Deferred, Duration, Effect, Either, MutableHashMap, MutableHashSet, MutableRef, Option, Schedule } from "effect"
 import type { Scope } from "effect"
 import { bestEffort } from "../internal/bestEffort.js"
 import { uuidV4 } from "../internal/uuid.js"
@@ -15,7 +15,7 @@ import { A2ATransport } from "../services/A2ATransport.js"
 import type { AuditEvent } from "../services/Audit.js"
 import { Audit } from "../services/Audit.js"
 import type { Delegation, DelegationId, DelegationStatus, DispatchMode } from "../services/Delegations.js"
-import type { DelegationChange, DelegationStoreError } from "../services/DelegationStore.js"
+import type { DelegationChange, DelegationStoreError, StoredDelegation } from "../services/DelegationStore.js"
 import { DelegationStore, UNFINISHED } from "../services/DelegationStore.js"
 import { Discovery } from "../services/Discovery.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
@@ -186,14 +186,19 @@ export const readRetried = <A>(read: Effect.Effect<A, DelegationStoreError>): Ef
  * @internal
  */
 export const writeRetried = <A>(write: Effect.Effect<A, DelegationStoreError>): Effect.Effect<A> =>
-  // The schedule is only built once a write has failed: most never do.
-  Effect.catchAll(write, (error) =>
-    error.reason === "Unavailable"
-      ? Effect.catchAll(
-        Effect.retry(write, { schedule: storeRetry, while: (error) => error.reason === "Unavailable" }),
-        notWritten
-      )
-      : notWritten(error))
+  // `catchAllCause` is one Effect step when the write succeeds (`catchAll` two), on every write of
+  // every delegation; the schedule is only built once a write has failed: most never do.
+  Effect.catchAllCause(write, (cause) =>
+    Either.match(Cause.failureOrCause(cause), {
+      onLeft: (error) =>
+        error.reason === "Unavailable"
+          ? Effect.catchAll(
+            Effect.retry(write, { schedule: storeRetry, while: (error) => error.reason === "Unavailable" }),
+            notWritten
+          )
+          : notWritten(error),
+      onRight: Effect.failCause
+    }))
 
 const notWritten = (error: DelegationStoreError): Effect.Effect<never> =>
   error.reason === "LeaseLost"
@@ -253,11 +258,13 @@ export const updateDelegation = (
   id: string,
   change: DelegationChange,
   status: ReadonlyArray<DelegationStatus> = ACTIVE
-): Effect.Effect<Option.Option<Delegation>> =>
-  Effect.flatMap(DateTime.now, (updatedAt) =>
-    writeRetried(engine.store.update(id, { ...change, updatedAt }, { status, owner: engine.replicaId })).pipe(
-      Effect.map(Option.map((stored) => stored.delegation))
-    ))
+): Effect.Effect<Option.Option<StoredDelegation>> =>
+  // The clock read in place (not `DateTime.now`): a few Effect steps fewer on every write.
+  Effect.clockWith((clock) => {
+    const updatedAt = DateTime.unsafeMake(clock.unsafeCurrentTimeMillis())
+    const written = engine.store.update(id, { ...change, updatedAt }, { status, owner: engine.replicaId })
+    return writeRetried(written)
+  })
 
 /**
  * Writes a `delegation` audit event; a failing sink is logged, never an outcome.

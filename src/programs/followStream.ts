@@ -119,7 +119,7 @@ export const followStream = (
   protocol: PeerProtocol,
   first: TaskReply,
   events: EventReader
-): Effect.Effect<TaskReply | Extract<StreamEvent, { readonly _tag: "MessageReply" }>, A2AError | DelegationTimeout, Scope.Scope> =>
+): Effect.Effect<TaskReply | Extract<StreamEvent, { readonly _tag: "MessageReply" }>, A2AError | DelegationTimeout> =>
   Effect.gen(function*() {
     const taskId = first.task.id
     yield* updateDelegation(engine, input.id, { taskId })

@@ -31,8 +31,8 @@ export const recordOutcome = Effect.fnUntraced(function*(
   if (Exit.isInterrupted(exit) && MutableRef.get(engine.releasing)) return Option.none<Delegation>()
   const final = yield* updateDelegation(engine, input.id, changeOf(exit), ACTIVE)
   // A delegation handed to the platform is not over: the reconciler announces its outcome.
-  if (Option.isSome(final) && !isUnfinished(final.value)) yield* announce(engine, final.value)
-  return final
+  if (Option.isSome(final) && !isUnfinished(final.value.delegation)) yield* announce(engine, final.value.delegation)
+  return Option.map(final, (stored) => stored.delegation)
 })
 
 const changeOf = (exit: Exit.Exit<Outcome, DelegationFailure>): DelegationChange =>

@@ -125,7 +125,7 @@ const resolve = (engine: Engine, waiting: Delegation, row: PlatformDelegationRow
     Effect.gen(function*() {
       const resolved = yield* updateDelegation(engine, waiting.id, resolution(row), WAITING)
       if (Option.isNone(resolved)) return
-      const delegation = resolved.value
+      const delegation = resolved.value.delegation
       yield* Metric.increment(DelegationMetrics.finishedAs[delegation.status === "completed" ? "completed" : "failed"])
       yield* timed(waiting, delegation)
       yield* announce(engine, delegation, { mirror: false })
@@ -211,8 +211,8 @@ const unresolvedNow = Effect.fnUntraced(function*(
     WAITING)
   if (Option.isNone(failed)) return
   yield* Metric.increment(DelegationMetrics.finishedAs.failed)
-  yield* timed(waiting, failed.value)
-  yield* announce(engine, failed.value, { mirror: true })
+  yield* timed(waiting, failed.value.delegation)
+  yield* announce(engine, failed.value.delegation, { mirror: true })
 })
 
 const announce = (engine: Engine, delegation: Delegation, options: { readonly mirror: boolean }) => {

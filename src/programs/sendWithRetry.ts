@@ -9,8 +9,7 @@
  *
  * @internal
  */
-import { Effect, Metric, Option, Ref } from "effect"
-import type { Scope } from "effect"
+import { Effect, Metric, Option, Ref, Scope } from "effect"
 import { spanEvent } from "../internal/tracing.js"
 import type { A2AError, JsonRpcError, PeerProtocol, SendReply } from "../services/A2ATransport.js"
 import { A2ATransportError, isTransportError, isVersionMismatch } from "../services/A2ATransport.js"
@@ -42,6 +41,8 @@ interface Target {
   readonly input: DelegationInput
   readonly endpoint: PeerEndpoint
   readonly traceparent: string
+  /** Where a stream opened by an attempt lives: the delegation's, closed when its work ends. */
+  readonly streams: Scope.Scope
 }
 
 /** What the attempts so far leave to the next one. */
@@ -63,10 +64,11 @@ export const sendWithRetry = Effect.fnUntraced(function*(
   endpoint: PeerEndpoint,
   protocol: PeerProtocol,
   traceparent: string,
+  streams: Scope.Scope,
   /** Attempts made before (by a replica this delegation was taken over from). */
   before = 0
 ) {
-  const target: Target = { engine, input, endpoint, traceparent }
+  const target: Target = { engine, input, endpoint, traceparent, streams }
   const attempts = yield* Ref.make<Attempts>({ count: before, protocol, mayFallBack: canFallBack(protocol) })
   return yield* sendAttempt(target, attempts).pipe(
     Effect.tapError(forgetMovedPeer(target)),
@@ -87,7 +89,7 @@ const mayHaveMoved = (error: A2AError): boolean =>
   isTransportError(error) || (error._tag === "A2AResponseError" && error.status === 404)
 
 /** One counted attempt: a POST in the current version, and the version fallback's resend if it is due. */
-const sendAttempt = (target: Target, attempts: Ref.Ref<Attempts>): Effect.Effect<Sent, A2AError, Scope.Scope> =>
+const sendAttempt = (target: Target, attempts: Ref.Ref<Attempts>): Effect.Effect<Sent, A2AError> =>
   Effect.gen(function*() {
     const { count, mayFallBack, protocol } = yield* Ref.updateAndGet(attempts, (a) => ({ ...a, count: a.count + 1 }))
     yield* spanEvent("a2a.attempt", { "a2a.attempt": count })
@@ -155,14 +157,14 @@ const postOrStream = (
   target: Target,
   protocol: PeerProtocol,
   requestId: string
-): Effect.Effect<readonly [SendReply, EventReader | undefined], A2AError, Scope.Scope> => {
+): Effect.Effect<readonly [SendReply, EventReader | undefined], A2AError> => {
   const { engine } = target
   const sendStream = engine.transport.sendStream
   if (!engine.streaming || protocol.streaming !== true || sendStream === undefined) {
     return Effect.map(post(target, protocol, requestId), (reply) => [reply, undefined] as const)
   }
   return Effect.gen(function*() {
-    const events = yield* readEvents(sendStream(sendRequest(target, protocol, requestId)))
+    const events = yield* Scope.extend(readEvents(sendStream(sendRequest(target, protocol, requestId))), target.streams)
     const first = yield* events.next
     if (Option.isNone(first)) {
       return yield* new A2ATransportError({ url: protocol.url, reason: "ConnectionReset", detail: "the stream ended before its first event" })

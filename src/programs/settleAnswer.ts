@@ -5,7 +5,6 @@
  * @internal
  */
 import { Effect } from "effect"
-import type { Scope } from "effect"
 import { answerText } from "../services/A2A.js"
 import type { MessageReply, QueuedReply, TaskReply } from "../services/A2ATransport.js"
 import type { DelegationFailure } from "../services/Delegations.js"
@@ -39,7 +38,7 @@ export const settleAnswer = (
   input: DelegationInput,
   endpoint: PeerEndpoint,
   { attempt, events, protocol, reply }: Sent
-): Effect.Effect<Outcome, DelegationFailure, Scope.Scope> => {
+): Effect.Effect<Outcome, DelegationFailure> => {
   switch (reply._tag) {
     case "QueuedReply":
       return spanEvent("a2a.queued", {

@@ -416,9 +416,10 @@ const stop = Effect.fnUntraced(function*(rt: Runtime, before: Delegation) {
   )
   const final = yield* updateDelegation(engine, id, change, UNFINISHED)
   if (Option.isSome(final)) {
-    yield* announce(engine, final.value)
-    yield* markRead(engine, [final.value])
-    return final.value
+    const cancelled = final.value.delegation
+    yield* announce(engine, cancelled)
+    yield* markRead(engine, [cancelled])
+    return cancelled
   }
   // It ended by itself (or another cancel won) in the meantime.
   const now = yield* found(engine, id)
