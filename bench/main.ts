@@ -7,11 +7,16 @@
  * after a warm-up of 5,000 delegations:
  * - floor: the same five requests per delegation (record, discover, message/send,
  *   update, notify) with Node's `http` module and a keep-alive agent;
+ * - sdk: what a host would write without the library: the official `@a2a-js/sdk` 1.x
+ *   client for the peer (one `Client` per peer, from its card) and `fetch` for the
+ *   platform, over one undici agent of 256 connections (Node's default fetch runs out of
+ *   file descriptors at N = 10,000);
  * - library: N delegations through the live stack (`DelegationsLayer.layer`, as
  *   `DelegationsLive` builds it) over the recommended `NodeHttpClientPooled`, with
  *   `concurrency` equal to the pool's connections, all started with `delegate`, then
  *   each `await`ed;
- * - library-unbounded (N = 10,000, two rounds): the same without the concurrency bound;
+ * - library-unbounded (two rounds at each N): the same without the concurrency bound, which is
+ *   the default configuration;
  * - library-effect-timeout (N = 10,000, two rounds): the same with an `Effect.timeoutFail`
  *   per request instead of the client's own deadline (what the internal native bounds save);
  * - library-undici (N = 1,000, two rounds): the same over `@effect/platform-node`'s
@@ -93,10 +98,10 @@ const ROUND_TIMEOUT_MS = 10 * 60_000
 // The SQL sides run in two rounds at each N, beside the memory store's library side of the same rounds.
 const sidesFor = (n: number, round: number, sql: ReadonlyArray<string>): ReadonlyArray<string> =>
   round >= 2
-    ? ["floor", "library"]
+    ? ["floor", "sdk", "library"]
     : n === 1_000
-    ? ["floor", "library", "library-undici", ...sql]
-    : ["floor", "library", "library-unbounded", "library-effect-timeout", "library-gc64", "effect-http", "engine", ...sql]
+    ? ["floor", "sdk", "library", "library-unbounded", "library-undici", ...sql]
+    : ["floor", "sdk", "library", "library-unbounded", "library-effect-timeout", "library-gc64", "effect-http", "engine", ...sql]
 const STORED = quick ? 20_000 : 100_000
 // Rows of the SQL stores' tables for their operations' latency (storeOps.ts).
 const STORE_ROWS = Number(process.env.BENCH_STORE_ROWS ?? (quick ? 100_000 : 1_000_000))
@@ -389,6 +394,7 @@ const main = async () => {
     for (const n of SIZES) {
       const rounds: Record<string, Array<RoundResult>> = {
         floor: [],
+        sdk: [],
         library: [],
         "library-undici": [],
         "library-unbounded": [],
@@ -430,6 +436,7 @@ const main = async () => {
         requests: requestSummary(all)
       })
       const floor = summary(rounds["floor"]!)
+      const sdk = summary(rounds["sdk"]!)
       const library = summary(rounds["library"]!)
       const undici = rounds["library-undici"]!.length === 0 ? undefined : summary(rounds["library-undici"]!)
       const unbounded = rounds["library-unbounded"]!.length === 0 ? undefined : summary(rounds["library-unbounded"]!)
@@ -458,14 +465,25 @@ const main = async () => {
         ? undefined
         : +(effectTimeout.per_second / floor.per_second).toFixed(3)
       ratios[n] = ratio
+      // Against what a host would write instead (the official SDK client and fetch).
+      const ofSdk = (s: { readonly per_second: number } | undefined) =>
+        s === undefined ? undefined : +(s.per_second / sdk.per_second).toFixed(3)
       results[n] = {
         ratio,
+        ratio_sdk: ratioOf(sdk),
+        library_of_sdk: ofSdk(library),
+        library_unbounded_of_sdk: ofSdk(unbounded),
+        library_of_effect_http: http === undefined ? undefined : +(library.per_second / http.per_second).toFixed(3),
+        library_unbounded_of_effect_http: http === undefined || unbounded === undefined
+          ? undefined
+          : +(unbounded.per_second / http.per_second).toFixed(3),
         ratio_layer_undici: ratioUndici,
         ratio_unbounded: ratioUnbounded,
         ratio_effect_timeout: ratioEffectTimeout,
         ratio_gc64: ratioOf(gc64),
         ratio_effect_http: ratioOf(http),
         floor,
+        sdk,
         library: {
           ...library,
           fibermap_after: Math.max(...lib.map((x) => x.runningAfter ?? 0)),
@@ -506,8 +524,16 @@ const main = async () => {
           (ratioEffectTimeout === undefined ? "" : ` (with Effect timeouts: ${ratioEffectTimeout})`) +
           (gc64 === undefined ? "" : ` (with --max-semi-space-size=64: ${ratioOf(gc64)})`)
       )
+      log(
+        `  against the official SDK client + fetch (sdk/floor = ${ratioOf(sdk)}): library/sdk = ${ofSdk(library)}` +
+          (unbounded === undefined ? "" : `, with the defaults (library-unbounded)/sdk = ${ofSdk(unbounded)}`)
+      )
       if (http !== undefined) {
         log(`  Effect's HTTP stack alone (effect-http, no engine)/floor = ${ratioOf(http)}`)
+        log(
+          `  library/effect-http = ${+(library.per_second / http.per_second).toFixed(3)}` +
+            (unbounded === undefined ? "" : `, with the defaults ${+(unbounded.per_second / http.per_second).toFixed(3)}`)
+        )
       }
       log(
         `                          deleg/s  CPU µs/deleg   p50 ms   p99 ms   peak RSS   failed  ` +
@@ -515,6 +541,7 @@ const main = async () => {
       )
       const rows = [
         ["floor", floor],
+        ["sdk", sdk],
         ["library", library],
         ...(undici === undefined ? [] : [["library-undici", undici] as const]),
         ...(unbounded === undefined ? [] : [["library-unbounded", unbounded] as const]),

@@ -3,7 +3,8 @@
  * and no side inherits the other's heap or JIT state.
  *
  * `node round.js <side> <n> <port> [warm-up]` prints one JSON line (a `RoundResult`).
- * Sides: `floor` (node:http, keep-alive agent), `library` (the live stack over the
+ * Sides: `floor` (node:http, keep-alive agent), `sdk` (the official `@a2a-js/sdk` 1.x client for the peer
+ * and `fetch` for the platform, over one undici agent of the pool's size), `library` (the live stack over the
  * recommended `NodeHttpClientPooled`, with `concurrency` equal to the pool's connections),
  * `library-unbounded` (the same without the concurrency bound), `library-effect-timeout`
  * (the same client behind a transformation, so the live layers bound each request with
@@ -37,6 +38,14 @@ import {
   RbacStatic
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
+import type { Client } from "@a2a-js/sdk/client"
+import {
+  ClientFactory,
+  ClientFactoryOptions,
+  DefaultAgentCardResolver,
+  JsonRpcTransportFactory
+} from "@a2a-js/sdk/client"
+import { Role } from "@a2a-js/sdk"
 import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -167,6 +176,97 @@ const floor = async (port: number, n: number, warmUp: number, counter: RequestCo
   const { cpu, elapsed, failed } = await run(n, latencies)
   await counter.mark()
   agent.destroy()
+  return { elapsed, failed, latencies, cpu }
+}
+
+// --- sdk --------------------------------------------------------------------------------------------------
+
+/**
+ * What a host would write without the library: the official `@a2a-js/sdk` 1.x client for the peer (one
+ * `Client` per peer, created from its card on the first delegation to it) and `fetch` for the platform,
+ * both over one undici agent capped at the pool's connections (with Node's default fetch, N = 10,000 at
+ * once runs out of file descriptors). The same five requests per delegation as the floor, plus the card once.
+ */
+const sdk = async (port: number, n: number, warmUp: number, counter: RequestCounter) => {
+  const dispatcher = new Undici.Agent({ connections: POOL })
+  // Node's fetch takes an undici dispatcher; the DOM typing of RequestInit does not name it.
+  const fetchPooled: typeof fetch = (input, init) => fetch(input, { ...init, dispatcher } as RequestInit)
+  const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+    transports: [new JsonRpcTransportFactory({ fetchImpl: fetchPooled })],
+    cardResolver: new DefaultAgentCardResolver({ fetchImpl: fetchPooled })
+  }))
+  const clients = new Map<string, Promise<Client>>()
+  const clientFor = (peerUrl: string) => {
+    const origin = new URL(peerUrl).origin
+    let client = clients.get(origin)
+    if (client === undefined) {
+      client = factory.createFromUrl(origin)
+      clients.set(origin, client)
+    }
+    return client
+  }
+  const base = `http://127.0.0.1:${port}`
+  const platform = { authorization: `Bearer ${TOKEN}` }
+  const post = async (path: string, body: unknown) => {
+    const response = await fetchPooled(`${base}${path}`, {
+      method: "POST",
+      headers: { ...platform, "content-type": "application/json" },
+      body: JSON.stringify(body)
+    })
+    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`)
+    return response.json() as Promise<unknown>
+  }
+  const one = async (i: number) => {
+    const r = delegationRequests(randomUUID(), `task ${i}`)
+    await post(r.record.path, r.record.body)
+    const found = await fetchPooled(`${base}${r.discover.path}`, { headers: { ...platform, "x-workspace-id": SELF } })
+    const peer = (await found.json()) as { readonly url: string }
+    const client = await clientFor(peer.url)
+    const id = r.send.params.message.messageId
+    const reply = await client.sendMessage({
+      tenant: "",
+      message: {
+        messageId: id,
+        contextId: "",
+        taskId: "",
+        role: Role.ROLE_USER,
+        parts: [{ content: { $case: "text", value: `task ${i}` }, metadata: undefined, filename: "", mediaType: "text/plain" }],
+        metadata: undefined,
+        extensions: [],
+        referenceTaskIds: []
+      },
+      configuration: undefined,
+      metadata: r.send.params.metadata
+    })
+    const text = "messageId" in reply
+      ? reply.parts.map((part) => (part.content?.$case === "text" ? part.content.value : "")).join("")
+      : ""
+    const update = r.update(text)
+    await post(update.path, update.body)
+    await post(r.notify.path, r.notify.body)
+  }
+  const run = async (count: number, latencies?: Float64Array) => {
+    let failed = 0
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    await Promise.all(Array.from({ length: count }, async (_, i) => {
+      const begin = performance.now()
+      try {
+        await one(i)
+      } catch (error) {
+        if (failed++ === 0) process.stderr.write(`sdk side: ${String(error)}\n`)
+      }
+      if (latencies !== undefined) latencies[i] = performance.now() - begin
+    }))
+    return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
+  }
+  await counter.mark()
+  await run(warmUp)
+  await counter.mark()
+  const latencies = new Float64Array(n)
+  const { cpu, elapsed, failed } = await run(n, latencies)
+  await counter.mark()
+  await dispatcher.close()
   return { elapsed, failed, latencies, cpu }
 }
 
@@ -503,6 +603,8 @@ const main = async () => {
   let result: RoundResult
   if (side === "floor") {
     result = { ...summary(await floor(port, n, warmUp, counter)), requests: counter.figures(n) }
+  } else if (side === "sdk") {
+    result = { ...summary(await sdk(port, n, warmUp, counter)), requests: counter.figures(n) }
   } else if (side === "effect-http" || side === "effect-http-untraced") {
     result = { ...summary(await effectHttp(port, n, warmUp, side === "effect-http", counter)), requests: counter.figures(n) }
   } else {
