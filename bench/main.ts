@@ -40,9 +40,9 @@
  * `npm run bench -- --json` prints one JSON object instead of the report; `-- --no-sql` leaves out the
  * SQL sides and the SQL store operations.
  */
-import { SqlClient } from "@effect/sql"
-import { LibsqlClient } from "@effect/sql-libsql"
-import { PgClient } from "@effect/sql-pg"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as LibsqlClient from "@effect/sql-libsql/LibsqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import {
   A2ATransport,

@@ -7,7 +7,7 @@
  * at the end of the run. Each round and the store operations get a database of their own
  * (`freshDatabase`), dropped after.
  */
-import { PgClient } from "@effect/sql-pg"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { execFile } from "node:child_process"
 import { randomUUID } from "node:crypto"

@@ -21,9 +21,12 @@
  * is `effect-http` with the tracer disabled, `library-untraced-platform` the library with the
  * platform's calls left untraced (README, Performance).
  */
-import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
-import { NodeHttpClient, Undici } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Undici from "@effect/platform-node/Undici"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Context, DateTime, Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import type { DelegationId } from "effect-a2a-delegation"
 import {
@@ -39,13 +42,6 @@ import {
 } from "effect-a2a-delegation"
 import { NodeHttpClientPooled } from "effect-a2a-delegation/node"
 import type { Client } from "@a2a-js/sdk/client"
-import {
-  ClientFactory,
-  ClientFactoryOptions,
-  DefaultAgentCardResolver,
-  JsonRpcTransportFactory
-} from "@a2a-js/sdk/client"
-import { Role } from "@a2a-js/sdk"
 import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -188,6 +184,11 @@ const floor = async (port: number, n: number, warmUp: number, counter: RequestCo
  * once runs out of file descriptors). The same five requests per delegation as the floor, plus the card once.
  */
 const sdk = async (port: number, n: number, warmUp: number, counter: RequestCounter) => {
+  // Loaded by this side only, so that no other side's memory holds the SDK.
+  const { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory } = await import(
+    "@a2a-js/sdk/client"
+  )
+  const { Role } = await import("@a2a-js/sdk")
   const dispatcher = new Undici.Agent({ connections: POOL })
   // Node's fetch takes an undici dispatcher; the DOM typing of RequestInit does not name it.
   const fetchPooled: typeof fetch = (input, init) => fetch(input, { ...init, dispatcher } as RequestInit)

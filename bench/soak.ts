@@ -6,8 +6,8 @@
  *
  * Flags: `--n <count>`, `--client pooled|undici|both` (both), `--json` (one JSON object on stdout).
  */
-import type { HttpClient } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Context, Effect, Either, Exit, Layer, Logger, Option, Scope } from "effect"
 import type { DelegateRequest, Delegation, DelegationId } from "effect-a2a-delegation"
 import { Delegations, DelegationsLayer } from "effect-a2a-delegation"

@@ -15,10 +15,10 @@
  * `node dist-bench/storeOps.js postgres 1000000 postgres://... [expired]` (the database must be empty) or
  * `node dist-bench/storeOps.js memory 100000`.
  */
-import type { SqlError } from "@effect/sql"
-import { SqlClient } from "@effect/sql"
-import { LibsqlClient } from "@effect/sql-libsql"
-import { PgClient } from "@effect/sql-pg"
+import type * as SqlError from "@effect/sql/SqlError"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as LibsqlClient from "@effect/sql-libsql/LibsqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Array as Arr, DateTime, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Delegation, DelegationId, DelegationStoreMemory } from "effect-a2a-delegation"
 import type { DelegationStore } from "effect-a2a-delegation"

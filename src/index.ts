@@ -55,6 +55,7 @@ export {
 } from "./services/Delegations.js"
 export type { AwaitOptions, DelegateRequest, DelegationLookupError } from "./services/Delegations.js"
 export {
+  applyChange,
   DEFAULT_HISTORY_CAP,
   DEFAULT_RETENTION,
   DelegationStore,

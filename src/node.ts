@@ -3,7 +3,8 @@
  *
  * @since 0.1.0
  */
-import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import type { ConfigError } from "effect"
 import { Layer } from "effect"
 import * as DelegationsLayer from "./layers/DelegationsLayer.js"

@@ -4,8 +4,11 @@
  *
  * @since 0.1.0
  */
-import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
-import type { HttpClientError, HttpClientResponse } from "@effect/platform"
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, Either, Layer, Option, Ref, Schema, Stream } from "effect"
 import { DEFAULT_CAPACITY, DEFAULT_TIME_TO_LIVE, makeProtocolChoice } from "../services/ProtocolChoice.js"
 import type { CardProtocol, JsonRpcResponse as JsonRpcResponseType, ProtocolSetting, ProtocolVersion } from "../services/A2A.js"

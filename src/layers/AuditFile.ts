@@ -7,7 +7,8 @@
  *
  * @since 0.1.0
  */
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import { Config, DateTime, Effect, Layer, Option } from "effect"
 import type { ConfigError } from "effect"
 import { Audit, makeRecord } from "../services/Audit.js"

@@ -15,8 +15,9 @@
  *
  * @since 0.2.0
  */
-import type { HttpClient } from "@effect/platform"
-import { FileSystem, Path } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import { Config, ConfigError, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
 import { isDotSegment } from "../internal/dotSegment.js"
 import * as WaitDefaults from "../internal/waitDefaults.js"

@@ -3,8 +3,9 @@
  *
  * @since 0.1.0
  */
-import { HttpClientRequest } from "@effect/platform"
-import type { HttpClientError, HttpClientResponse } from "@effect/platform"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
 import { Discovery, DiscoveryError, isHttpUrl, PeerEndpoint, withoutUserinfo } from "../services/Discovery.js"
 

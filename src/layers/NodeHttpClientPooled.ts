@@ -15,9 +15,17 @@
  *
  * @since 0.1.0
  */
-import { Cookies, Headers, HttpClient, HttpClientError, HttpClientResponse, HttpIncomingMessage, UrlParams } from "@effect/platform"
-import type { HttpBody, HttpClientRequest } from "@effect/platform"
-import { NodeStream, Undici } from "@effect/platform-node"
+import * as Cookies from "@effect/platform/Cookies"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as UrlParams from "@effect/platform/UrlParams"
+import type * as HttpBody from "@effect/platform/HttpBody"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as Undici from "@effect/platform-node/Undici"
 import { Context, Duration, Effect, Inspectable, Layer, Option, Stream } from "effect"
 import { Readable } from "node:stream"
 import { NativeRequestBounds, RequestBounds } from "../services/RequestBounds.js"

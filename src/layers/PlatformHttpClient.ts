@@ -14,8 +14,10 @@
  *
  * @since 0.4.0
  */
-import { HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
-import type { HttpClientResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import * as Warnings from "../internal/warnings.js"

@@ -4,7 +4,10 @@
  *
  * @internal
  */
-import type { HttpClient, HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Clock, Effect, Either, Option, Redacted } from "effect"
 import { isDotSegment } from "../../internal/dotSegment.js"
 import { excerpt } from "../../internal/text.js"

@@ -18,8 +18,10 @@
  *
  * @internal
  */
-import type { HttpClientRequest } from "@effect/platform"
-import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, Option, Stream } from "effect"
 import { RequestBounds } from "../../services/RequestBounds.js"
 
