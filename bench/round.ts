@@ -109,6 +109,41 @@ const requestCounter = (port: number) => {
 
 type RequestCounter = ReturnType<typeof requestCounter>
 
+/**
+ * A side made of Promises (floor, sdk): its warm-up, then its N delegations at once with `Promise.all`,
+ * the server's counts read around each. Every request of a part has been answered once its
+ * `Promise.all` settles, so the counts can be read at once. The first failure is told on stderr.
+ */
+const promisedRounds = async (
+  one: (i: number) => Promise<void>,
+  n: number,
+  warmUp: number,
+  counter: RequestCounter
+) => {
+  const run = async (count: number, latencies?: Float64Array) => {
+    let failed = 0
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    await Promise.all(Array.from({ length: count }, async (_, i) => {
+      const begin = performance.now()
+      try {
+        await one(i)
+      } catch (error) {
+        if (failed++ === 0) process.stderr.write(`${process.argv[2]} side: ${String(error)}\n`)
+      }
+      if (latencies !== undefined) latencies[i] = performance.now() - begin
+    }))
+    return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
+  }
+  await counter.mark()
+  await run(warmUp)
+  await counter.mark()
+  const latencies = new Float64Array(n)
+  const { cpu, elapsed, failed } = await run(n, latencies)
+  await counter.mark()
+  return { elapsed, failed, latencies, cpu }
+}
+
 // --- floor ------------------------------------------------------------------------------------------------
 
 const floor = async (port: number, n: number, warmUp: number, counter: RequestCounter) => {
@@ -149,30 +184,9 @@ const floor = async (port: number, n: number, warmUp: number, counter: RequestCo
     await call("POST", update.path, platform, update.body)
     await call("POST", r.notify.path, platform, r.notify.body)
   }
-  const run = async (count: number, latencies?: Float64Array) => {
-    let failed = 0
-    const cpu = process.cpuUsage()
-    const start = performance.now()
-    await Promise.all(Array.from({ length: count }, async (_, i) => {
-      const begin = performance.now()
-      try {
-        await one(i)
-      } catch {
-        failed++
-      }
-      if (latencies !== undefined) latencies[i] = performance.now() - begin
-    }))
-    return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
-  }
-  // Every request of a part has been answered once its Promise.all settles: the counts can be read at once.
-  await counter.mark()
-  await run(warmUp)
-  await counter.mark()
-  const latencies = new Float64Array(n)
-  const { cpu, elapsed, failed } = await run(n, latencies)
-  await counter.mark()
+  const measured = await promisedRounds(one, n, warmUp, counter)
   agent.destroy()
-  return { elapsed, failed, latencies, cpu }
+  return measured
 }
 
 // --- sdk --------------------------------------------------------------------------------------------------
@@ -246,29 +260,9 @@ const sdk = async (port: number, n: number, warmUp: number, counter: RequestCoun
     await post(update.path, update.body)
     await post(r.notify.path, r.notify.body)
   }
-  const run = async (count: number, latencies?: Float64Array) => {
-    let failed = 0
-    const cpu = process.cpuUsage()
-    const start = performance.now()
-    await Promise.all(Array.from({ length: count }, async (_, i) => {
-      const begin = performance.now()
-      try {
-        await one(i)
-      } catch (error) {
-        if (failed++ === 0) process.stderr.write(`sdk side: ${String(error)}\n`)
-      }
-      if (latencies !== undefined) latencies[i] = performance.now() - begin
-    }))
-    return { elapsed: performance.now() - start, failed, cpu: cpuMicros(cpu) }
-  }
-  await counter.mark()
-  await run(warmUp)
-  await counter.mark()
-  const latencies = new Float64Array(n)
-  const { cpu, elapsed, failed } = await run(n, latencies)
-  await counter.mark()
+  const measured = await promisedRounds(one, n, warmUp, counter)
   await dispatcher.close()
-  return { elapsed, failed, latencies, cpu }
+  return measured
 }
 
 // --- library ----------------------------------------------------------------------------------------------

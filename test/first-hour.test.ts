@@ -39,6 +39,14 @@ const healthyNetwork = (request: Http.Recorded): Http.Step =>
     ? Http.reply(404, "not found")
     : Http.reply(200, { status: "ok" })
 
+/** A healthy network whose platform answers the first record 503 (owed, sent again in a second), then recovers. */
+const recordRefusedOnce: Http.Handler = (request, previous) =>
+  Effect.succeed(
+    request.url.endsWith("/delegations/record") && !previous.some((earlier) => earlier.url.endsWith("/delegations/record"))
+      ? Http.reply(503, { error: "restarting" })
+      : healthyNetwork(request)
+  )
+
 const fromEnv = (env: ReadonlyArray<readonly [string, string]>) =>
   Layer.setConfigProvider(ConfigProvider.fromMap(new Map(env)))
 
@@ -302,14 +310,7 @@ describe("logging", () => {
 
   it.scoped("an owed platform write is sent again a second later while the layer is open, and the row catches up", () =>
     Effect.gen(function*() {
-      const network = yield* Http.make((request, previous) =>
-        Effect.succeed(
-          request.url.endsWith("/delegations/record") &&
-            !previous.some((earlier) => earlier.url.endsWith("/delegations/record"))
-            ? Http.reply(503, { error: "restarting" })
-            : healthyNetwork(request)
-        )
-      )
+      const network = yield* Http.make(recordRefusedOnce)
       const context = yield* Layer.build(
         DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM, protocol: "0.3" }).pipe(
           Layer.provide(Layer.succeed(HttpClient.HttpClient, network.client))
@@ -339,15 +340,7 @@ describe("logging", () => {
 
   it.scoped("a platform write still owed when the layer closes is sent once more, and lands: no warning", () =>
     Effect.gen(function*() {
-      // The platform answers the first record 503 (owed, next round in a second), then recovers.
-      const network = yield* Http.make((request, previous) =>
-        Effect.succeed(
-          request.url.endsWith("/delegations/record") &&
-            !previous.some((earlier) => earlier.url.endsWith("/delegations/record"))
-            ? Http.reply(503, { error: "restarting" })
-            : healthyNetwork(request)
-        )
-      )
+      const network = yield* Http.make(recordRefusedOnce)
       const layer = DelegationsLayer.layer({ workspaceId: "ws-me", platformUrl: PLATFORM, protocol: "0.3" }).pipe(
         Layer.provide(Layer.succeed(HttpClient.HttpClient, network.client))
       )
