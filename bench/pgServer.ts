@@ -1,8 +1,8 @@
 /**
  * PostgreSQL for the bench's `library-postgres` side and its store operations: the server named by
  * `BENCH_DATABASE_URL` (or `DELEGATION_TEST_DATABASE_URL`) when set, else a throwaway server of the
- * bench's own, started as the tests start theirs (`test/fixtures/pgServer.ts`, copied here because
- * bench/ compiles on its own): `initdb` in a fresh temp directory (as the `postgres` OS user when running
+ * bench's own, started as the tests start theirs (`test/fixtures/pgServer.ts` calls `startThrowaway` here:
+ * bench/ compiles on its own, so the shared code lives on this side): `initdb` in a fresh temp directory (as the `postgres` OS user when running
  * as root: initdb refuses root), on a free 127.0.0.1 port, `fsync=off`, trust auth; stopped and removed
  * at the end of the run. Each round and the store operations get a database of their own
  * (`freshDatabase`), dropped after.
@@ -27,7 +27,7 @@ const run = (command: string, args: ReadonlyArray<string>) =>
 const exists = (path: string) => Fs.access(path).then(() => true, () => false)
 
 /** The directory of `initdb` and `pg_ctl`: on PATH, else Debian's /usr/lib/postgresql/<version>/bin (newest). */
-const findBinaries = async (): Promise<string | undefined> => {
+export const findBinaries = async (): Promise<string | undefined> => {
   for (const dir of (process.env.PATH ?? "").split(Path.delimiter)) {
     if (dir !== "" && await exists(Path.join(dir, "initdb")) && await exists(Path.join(dir, "pg_ctl"))) return dir
   }
@@ -58,36 +58,39 @@ export interface PgServer {
   readonly stop: () => Promise<void>
 }
 
-/** A throwaway server; `stop` stops it and removes its files. */
-const startThrowaway = async (bin: string): Promise<PgServer> => {
+/**
+ * A throwaway server from the binaries in `bin`, its files in a temp directory named from `prefix`: `stop`
+ * stops it and removes its files; `pause`/`resume` stop and start it on the same data and port (a database
+ * outage, for the tests).
+ */
+export const startThrowaway = async (bin: string, prefix: string) => {
   const root = process.getuid?.() === 0
+  // initdb refuses to run as root: run the server's commands as the `postgres` OS user, in a directory it owns.
   const asServer = (command: string, args: ReadonlyArray<string>) =>
     root ? run("runuser", ["-u", "postgres", "--", command, ...args]) : run(command, args)
   const dir = root
-    ? await run("runuser", ["-u", "postgres", "--", "mktemp", "-d", Path.join(Os.tmpdir(), "delegation-bench-pg-XXXXXX")])
-    : await Fs.mkdtemp(Path.join(Os.tmpdir(), "delegation-bench-pg-"))
+    ? await run("runuser", ["-u", "postgres", "--", "mktemp", "-d", Path.join(Os.tmpdir(), `${prefix}XXXXXX`)])
+    : await Fs.mkdtemp(Path.join(Os.tmpdir(), prefix))
   const data = Path.join(dir, "data")
+  const pause = () => asServer(Path.join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "stop"]).then(() => undefined)
   const stop = async () => {
-    await asServer(Path.join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "stop"]).catch(() => undefined)
+    await pause().catch(() => undefined)
     await Fs.rm(dir, { recursive: true, force: true })
   }
   try {
     const port = await freePort()
     await asServer(Path.join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
     // -l: the server's output goes to a file, not to a pipe this process would wait on; -w: return once it accepts connections.
-    await asServer(Path.join(bin, "pg_ctl"), [
-      "-D", data, "-l", Path.join(dir, "server.log"), "-w",
-      "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"
-    ]).catch(async (error: Error) => {
-      const log = await Fs.readFile(Path.join(dir, "server.log"), "utf8").catch(() => "")
-      throw new Error(`${error.message}\n${log}`)
-    })
-    const version = await run(Path.join(bin, "pg_ctl"), ["--version"]).catch(() => "PostgreSQL")
-    return {
-      url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-      origin: `a throwaway server of the bench's own (${version.replace(/^pg_ctl \(PostgreSQL\) /, "PostgreSQL ")}, fsync=off)`,
-      stop
-    }
+    const resume = () =>
+      asServer(Path.join(bin, "pg_ctl"), [
+        "-D", data, "-l", Path.join(dir, "server.log"), "-w",
+        "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"
+      ]).then(() => undefined, async (error: Error) => {
+        const log = await Fs.readFile(Path.join(dir, "server.log"), "utf8").catch(() => "")
+        throw new Error(`${error.message}\n${log}`)
+      })
+    await resume()
+    return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, pause, resume }
   } catch (error) {
     await stop()
     throw error
@@ -115,7 +118,12 @@ export const pgServer = async (): Promise<PgServer | string> => {
     return "PostgreSQL is not installed (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/<version>/bin) " +
       "and neither BENCH_DATABASE_URL nor DELEGATION_TEST_DATABASE_URL is set"
   }
-  return startThrowaway(bin).catch((error: unknown) =>
+  const started = startThrowaway(bin, "delegation-bench-pg-").then(async ({ stop, url }): Promise<PgServer> => {
+    const version = await run(Path.join(bin, "pg_ctl"), ["--version"]).catch(() => "PostgreSQL")
+    const named = version.replace(/^pg_ctl \(PostgreSQL\) /, "PostgreSQL ")
+    return { url, origin: `a throwaway server of the bench's own (${named}, fsync=off)`, stop }
+  })
+  return started.catch((error: unknown) =>
     `the bench's PostgreSQL server did not start: ${error instanceof Error ? error.message : String(error)}`
   )
 }

@@ -163,14 +163,23 @@ const advanceSequences = (sql: SqlClient.SqlClient, rows: number) =>
     sql`ANALYZE ${sql.literal(DelegationStoreSql.TABLES.delegations)}`
   ], { discard: true })
 
+/** The options with their defaults, and what they imply: finished rows, and one expired lease in `every`. */
+const sizesOf = (options: Omit<StoreOpsOptions, "client">) => {
+  const cap = options.cap ?? 10_000
+  const rows = options.rows
+  return {
+    history: options.history ?? 100,
+    cap,
+    samples: options.samples ?? 200,
+    rows,
+    finished: Math.min(cap, rows),
+    every: Math.max(1, Math.floor(rows / Math.max(1, options.expired ?? rows / 100)))
+  }
+}
+
 /** Fills the database behind `options.client` and times the store on it. */
 export const storeOps = (options: StoreOpsOptions): Promise<StoreOpsReport> => {
-  const history = options.history ?? 100
-  const cap = options.cap ?? 10_000
-  const samples = options.samples ?? 200
-  const rows = options.rows
-  const finished = Math.min(cap, rows)
-  const every = Math.max(1, Math.floor(rows / Math.max(1, options.expired ?? rows / 100)))
+  const { cap, every, finished, history, rows, samples } = sizesOf(options)
   const program = Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
@@ -200,12 +209,7 @@ export const storeOps = (options: StoreOpsOptions): Promise<StoreOpsReport> => {
  * finished, one in `every` of the others with a lease that has run out), then timed as above.
  */
 export const memoryStoreOps = (options: Omit<StoreOpsOptions, "client">): Promise<StoreOpsReport> => {
-  const history = options.history ?? 100
-  const cap = options.cap ?? 10_000
-  const samples = options.samples ?? 200
-  const rows = options.rows
-  const finished = Math.min(cap, rows)
-  const every = Math.max(1, Math.floor(rows / Math.max(1, options.expired ?? rows / 100)))
+  const { cap, every, finished, history, rows, samples } = sizesOf(options)
   const program = Effect.gen(function*() {
     const store = yield* DelegationStoreMemory.make({ history, cap, retention: "1 hour" })
     const created = yield* DateTime.now

@@ -43,7 +43,7 @@ import {
   v1SubscribeToTaskBody,
   VERSION_HEADER
 } from "../services/A2A.js"
-import type { A2AError, PeerProtocol, SendReply, StreamEvent } from "../services/A2ATransport.js"
+import type { A2AError, PeerProtocol, SendMessage, SendReply, StreamEvent } from "../services/A2ATransport.js"
 import type { PeerEndpoint } from "../services/Discovery.js"
 
 import {
@@ -573,8 +573,9 @@ export const make = (options: Options) =>
       const { url, version } = protocol
       const via = endpoint.viaPlatform === true ? "proxy" : "peer"
       const path = proxyPath(endpoint, url)
-      const http = path !== undefined && platformClient !== undefined ? platformClient : client
-      const request = HttpClientRequest.post(path !== undefined && platformClient !== undefined ? path : url, {
+      const viaProxy = path !== undefined && platformClient !== undefined
+      const http = viaProxy ? platformClient : client
+      const request = HttpClientRequest.post(viaProxy ? path : url, {
         headers: { ...headersFor(version), accept: "text/event-stream" },
         body: HttpBody.unsafeJson(body)
       })
@@ -662,13 +663,7 @@ export const make = (options: Options) =>
       protocolFor: choice.protocolFor,
       rememberProtocol: choice.rememberProtocol,
       send: (request) => {
-        const fields = {
-          requestId: request.requestId,
-          messageId: request.messageId,
-          text: request.text,
-          delegationId: request.delegationId,
-          metadata: request.metadata
-        }
+        const fields = messageFields(request)
         const body = request.protocol.version === "1.0" ? v1SendMessageBody(fields) : messageSendBody(fields)
         return post(request.endpoint, request.protocol, request.requestId, body, "send")
       },
@@ -691,13 +686,7 @@ export const make = (options: Options) =>
             : tasksCancelBody(request.requestId, request.taskId)
         ),
       sendStream: (request) => {
-        const fields = {
-          requestId: request.requestId,
-          messageId: request.messageId,
-          text: request.text,
-          delegationId: request.delegationId,
-          metadata: request.metadata
-        }
+        const fields = messageFields(request)
         return request.protocol.version === "1.0"
           ? openStream(request.endpoint, request.protocol, request.requestId, v1SendStreamingMessageBody(fields), "SendStreamingMessage")
           : openStream(request.endpoint, request.protocol, request.requestId, messageStreamBody(fields), "message/stream")
@@ -720,6 +709,15 @@ export const make = (options: Options) =>
           )
     })
   })
+
+/** What the body of a send, plain or streaming, is made of. */
+const messageFields = (request: SendMessage) => ({
+  requestId: request.requestId,
+  messageId: request.messageId,
+  text: request.text,
+  delegationId: request.delegationId,
+  metadata: request.metadata
+})
 
 /**
  * The live transport layer; requires the host's `HttpClient`.

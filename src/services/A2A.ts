@@ -77,6 +77,13 @@ export const TaskState = Schema.Literal(
  */
 export type TaskState = typeof TaskState.Type
 
+/** A task's status, in a `Task` and in a status update. */
+const TaskStatus = Schema.Struct({
+  state: TaskState,
+  message: Schema.optional(Message),
+  timestamp: Schema.optional(Schema.String)
+})
+
 /**
  * An A2A `Task`.
  *
@@ -87,11 +94,7 @@ export const Task = Schema.Struct({
   kind: Schema.Literal("task"),
   id: Schema.String,
   contextId: Schema.optional(Schema.String),
-  status: Schema.Struct({
-    state: TaskState,
-    message: Schema.optional(Message),
-    timestamp: Schema.optional(Schema.String)
-  }),
+  status: TaskStatus,
   artifacts: Schema.optionalWith(Schema.Array(Schema.Struct({ parts: Parts })), { default: () => [] }),
   /** Tolerated for symmetry with Message; v0.3 tasks carry text in artifacts. */
   parts: Parts
@@ -335,6 +338,13 @@ export const V1TaskState = Schema.Union(
  */
 export type V1TaskState = typeof V1TaskState.Type
 
+/** A 1.0 task's status, in a `Task` and in a status update; proto3 JSON may leave out its state. */
+const V1TaskStatus = Schema.Struct({
+  state: Schema.optional(V1TaskState),
+  message: Schema.optional(V1Message),
+  timestamp: Schema.optional(Schema.String)
+})
+
 /**
  * A 1.0 `Task`. Proto3 JSON leaves out empty fields, so a state at its default
  * (`TASK_STATE_UNSPECIFIED`) may be missing, and so may `artifacts`.
@@ -345,11 +355,7 @@ export type V1TaskState = typeof V1TaskState.Type
 export const V1Task = Schema.Struct({
   id: Schema.String,
   contextId: Schema.optional(Schema.String),
-  status: Schema.optional(Schema.Struct({
-    state: Schema.optional(V1TaskState),
-    message: Schema.optional(V1Message),
-    timestamp: Schema.optional(Schema.String)
-  })),
+  status: Schema.optional(V1TaskStatus),
   artifacts: Schema.optionalWith(Schema.Array(Schema.Struct({ parts: V1Parts })), { default: () => [] })
 })
 
@@ -603,11 +609,7 @@ export const TaskStatusUpdateEvent = Schema.Struct({
   kind: Schema.Literal("status-update"),
   taskId: Schema.String,
   contextId: Schema.optional(Schema.String),
-  status: Schema.Struct({
-    state: TaskState,
-    message: Schema.optional(Message),
-    timestamp: Schema.optional(Schema.String)
-  }),
+  status: TaskStatus,
   final: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 
@@ -648,11 +650,7 @@ export type TaskArtifactUpdateEvent = typeof TaskArtifactUpdateEvent.Type
 export const V1TaskStatusUpdateEvent = Schema.Struct({
   taskId: Schema.String,
   contextId: Schema.optional(Schema.String),
-  status: Schema.optional(Schema.Struct({
-    state: Schema.optional(V1TaskState),
-    message: Schema.optional(V1Message),
-    timestamp: Schema.optional(Schema.String)
-  }))
+  status: Schema.optional(V1TaskStatus)
 })
 
 /**
